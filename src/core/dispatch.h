@@ -1,0 +1,45 @@
+// Eager dispatch: infer -> allocate -> kernel, and the hook through which
+// transforms (autodiff, graph tracing) intercept every primitive.
+#pragma once
+
+#include <initializer_list>
+#include <span>
+
+#include "tessera/backend.h"
+#include "tessera/primitives.h"
+
+namespace tessera::detail {
+
+/// A transform layer that sees every primitive call made while it is active (JAX-style
+/// interpreter stack). process() computes the outputs, usually by calling execute() and
+/// recording what it needs.
+class Interpreter {
+ public:
+  virtual ~Interpreter() = default;
+  virtual void process(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) = 0;
+};
+/// The innermost active interpreter of this thread, or nullptr (plain eager).
+TESSERA_API Interpreter*& current_interpreter();
+
+/// Runs shape inference (validation) only.
+TESSERA_API MetaList infer(OpId op, std::span<const Tensor> in, const Attrs& attrs);
+/// Evaluates a primitive now on its device, bypassing interpreters. out.size() == num_outputs.
+TESSERA_API void execute(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out);
+/// The entry point of every op: through the interpreter stack, else execute().
+TESSERA_API void dispatch(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out);
+inline Tensor dispatch1(OpId op, std::span<const Tensor> in, const Attrs& attrs) {
+  Tensor out;
+  dispatch(op, in, attrs, std::span<Tensor>(&out, 1));
+  return out;
+}
+inline Tensor dispatch1(OpId op, std::initializer_list<Tensor> in, const Attrs& attrs = NoAttrs{}) {
+  return dispatch1(op, std::span<const Tensor>(in.begin(), in.size()), attrs);
+}
+
+/// A new contiguous tensor with uninitialized data.
+TESSERA_API Tensor alloc_tensor(std::span<const int64_t> shape, DType dtype, Device device);
+/// The view that a View-category primitive produces (no data movement, except Reshape of
+/// non-viewable strides, which copies).
+Tensor make_view(OpId op, const Tensor& x, const Attrs& attrs);
+
+}  // namespace tessera::detail

@@ -5,6 +5,7 @@
 // Conventions used below:
 //  - "broadcast" means NumPy broadcasting of the input shapes.
 //  - Binary ops promote dtypes with promote_types (dtype.h); scalars are weak.
+//  - Integer arithmetic wraps on overflow (two's complement), like NumPy and PyTorch.
 //  - Ops marked "float" compute in a floating type: integral and bool inputs
 //    are first cast to float32.
 //  - Axes may be negative (counted from the end). An out-of-range axis throws
@@ -110,8 +111,9 @@ TESSERA_API Tensor ceil(const Tensor& x);
 /// Rounds half to even (like NumPy and PyTorch).
 TESSERA_API Tensor round(const Tensor& x);
 TESSERA_API Tensor logical_not(const Tensor& x);
-/// Elementwise conversion; float to integer truncates toward zero (C++ rules, out-of-range values
-/// are undefined in C++ and saturate here).
+/// Elementwise conversion. Float to integer truncates toward zero through int64 (saturating at the
+/// int64 range, NaN -> 0); integer to a narrower integer wraps (two's complement), like NumPy;
+/// anything to bool is `!= 0`; float to a narrower float rounds to nearest even.
 TESSERA_API Tensor cast(const Tensor& x, DType dtype);
 
 // ------------------------------------------------------ elementwise binary

@@ -63,15 +63,16 @@ double round_to(double v, DType dtype) {
     case DType::Float64: return v;
     default: break;
   }
+  // Integers: truncate, saturate at the int64 range (NaN -> 0), then wrap to the width (two's complement).
   if (std::isnan(v)) return 0;
-  double lo = 0, hi = 0;
+  double t = std::trunc(v);
+  int64_t i = t >= 9.2233720368547758e18 ? INT64_MAX : (t <= -9.2233720368547758e18 ? INT64_MIN : static_cast<int64_t>(t));
   switch (dtype) {
-    case DType::UInt8: lo = 0, hi = 255; break;
-    case DType::Int8: lo = -128, hi = 127; break;
-    case DType::Int32: lo = std::numeric_limits<int32_t>::min(), hi = std::numeric_limits<int32_t>::max(); break;
-    default: lo = -9.2e18, hi = 9.2e18; break;
+    case DType::UInt8: return static_cast<double>(static_cast<uint8_t>(i));
+    case DType::Int8: return static_cast<double>(static_cast<int8_t>(i));
+    case DType::Int32: return static_cast<double>(static_cast<int32_t>(i));
+    default: return static_cast<double>(i);
   }
-  return std::trunc(std::clamp(v, lo, hi));
 }
 
 namespace {

@@ -63,7 +63,8 @@ Tol tolerance(DType dtype, double scale = 1.0);
 #define EXPECT_CLOSE(got, want, dtype) EXPECT_TRUE(::tessera::testing::close_to(got, want, dtype))
 #define EXPECT_CLOSE_TOL(got, want, dtype, scale) EXPECT_TRUE(::tessera::testing::close_to(got, want, dtype, scale))
 
-/// The value v as stored in dtype (rounding, saturation, bool conversion), as a double.
+/// The value v as stored in dtype, as a double: floats round to nearest even; integers truncate toward
+/// zero, saturate at the int64 range and wrap to their width (two's complement); bool is v != 0.
 double round_to(double v, DType dtype);
 
 /// Shapes for unary ops: scalar, empty, size-1 axes, vectors, matrices, rank 3 and 4.

@@ -25,7 +25,11 @@ using Axes = SmallVector<int64_t, 6>;
 class IntList {
  public:
   IntList() = default;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
+  // The list outlives the call it is passed to, which is all an IntList is used for.
   IntList(std::initializer_list<int64_t> l) : p_(l.begin()), n_(l.size()) {}  // NOLINT: implicit by design
+#pragma GCC diagnostic pop
   IntList(std::span<const int64_t> s) : p_(s.data()), n_(s.size()) {}         // NOLINT
   IntList(const std::vector<int64_t>& v) : p_(v.data()), n_(v.size()) {}      // NOLINT
   template <size_t N>

@@ -22,7 +22,10 @@ enum class DType : uint8_t { Bool, UInt8, Int8, Int32, Int64, Float16, BFloat16,
 inline constexpr int kNumDTypes = 9;
 
 /// Bytes per element.
-TESSERA_API size_t dtype_size(DType t);
+constexpr size_t dtype_size(DType t) {
+  constexpr size_t sizes[] = {1, 1, 1, 4, 8, 2, 2, 4, 8};
+  return sizes[static_cast<int>(t)];
+}
 /// "float32", "int64", ...
 TESSERA_API std::string_view dtype_name(DType t);
 /// Parses a name produced by dtype_name; throws ValueError otherwise.

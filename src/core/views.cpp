@@ -24,7 +24,8 @@ bool reshape_strides(const Shape& shape, const Strides& strides, const Shape& ne
   out.assign(new_shape.size(), 0);
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
-  if (numel == 0) {
+  // Empty tensors and 0-d tensors (one element, no strides to follow) view as any shape.
+  if (numel == 0 || shape.empty()) {
     out = contiguous_strides(new_shape);
     return true;
   }

@@ -58,6 +58,7 @@ Tensor transpose(const Tensor& x, int64_t a, int64_t b) {
   check_defined("transpose", x);
   if (x.ndim() < 2 && (a == -2 || a == -1) && (b == -1 || b == -2)) return x;  // 0-d/1-d: nothing to swap
   int64_t ia = normalize_axis("transpose", a, x.ndim()), ib = normalize_axis("transpose", b, x.ndim());
+  if (x.ndim() == 0) return x;  // axes 0 / -1 of a 0-d tensor: nothing to swap
   Axes p;
   for (int64_t i = 0; i < x.ndim(); ++i) p.push_back(i);
   std::swap(p[static_cast<size_t>(ia)], p[static_cast<size_t>(ib)]);

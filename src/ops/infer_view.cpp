@@ -62,12 +62,14 @@ void infer_AsStrided(std::span<const Tensor> in, const Attrs& a, MetaList& out) 
   int64_t n = shape_numel(s.shape, "as_strided");
   if (n > 0 && in[0].has_storage()) {
     int64_t lo = s.offset, hi = s.offset;
+    bool overflow = false;  // an extent past int64 is certainly outside the storage
     for (size_t i = 0; i < s.shape.size(); ++i) {
-      int64_t ext = (s.shape[i] - 1) * s.strides[i];
-      (ext < 0 ? lo : hi) += ext;
+      int64_t ext = 0;
+      overflow |= __builtin_mul_overflow(s.shape[i] - 1, s.strides[i], &ext);
+      overflow |= __builtin_add_overflow(ext < 0 ? lo : hi, ext, ext < 0 ? &lo : &hi);
     }
     int64_t cap = static_cast<int64_t>(in[0].impl().storage->nbytes() / in[0].itemsize());
-    if (lo < 0 || hi >= cap)
+    if (overflow || lo < 0 || hi >= cap)
       raise<IndexError>("as_strided", "view of shape " + shape_str(s.shape) + " with strides " + shape_str(s.strides) +
                                           " and offset " + std::to_string(s.offset) + " reaches outside storage of " +
                                           std::to_string(cap) + " elements");

@@ -1,10 +1,500 @@
-// PENDING: kernels not written yet.
+// Fused kernels of softmax, log_softmax, layer_norm and rms_norm.
+//
+// Rows: every kernel works on rows, the softmax axis or the trailing normalized axes flattened.
+// A row whose elements are one stride apart is read in place, wherever the rows themselves sit
+// (slices, offsets, expanded outer axes); other layouts are first copied with the elementwise copy
+// loop. Each row takes two or three passes while it is hot in L1: softmax = max, exp + sum, scale;
+// layer_norm = sum, centered sum of squares, normalize. Rows run in parallel.
+//
+// Accuracy: float32 partial sums run in SIMD lanes over blocks of kBlock elements and are folded
+// into a double, so long rows keep accurate statistics at float32 speed; layer_norm's variance is
+// the two-pass centered form with the first-pass mean corrected, stable for inputs far from zero.
+// float16/bfloat16 rows are converted to a float32 scratch row; float64 computes in double.
+//
+// Softmax over a non-last axis runs a column kernel on the contiguous [outer, n, inner] data,
+// vectorized over a block of inner positions.
+//
+// ISA: the loops are compiled three times (x86-64 baseline, AVX2, AVX-512) by thin wrappers with
+// target attributes that inline (flatten) the shared templates; the wrapper set matching the
+// elementwise ISA is picked at run time. expf/exp in `omp simd` loops call libmvec (vec_math.h).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "cpu_backend.h"
+#include "elementwise.h"
+#include "elementwise_table.h"
+#include "parallel.h"
+#include "tessera/ops.h"
+#include "vec_math.h"
 
 namespace tessera::cpu {
 
-void register_nn_kernels(Backend&) {}
+namespace {
+
+enum class Kind { Softmax, LogSoftmax, LayerNorm, RmsNorm };
+
+template <typename T>
+using compute_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// Float32 lane sums are folded into double every kBlock elements.
+constexpr int64_t kBlock = 512;
+
+inline float vexp(float x) { return ::expf(x); }
+inline double vexp(double x) { return ::exp(x); }
+
+// ----------------------------------------------------------------- row maths
+template <typename C, bool Log>
+inline void softmax_row(const C* x, C* y, int64_t n) {
+  C m = -std::numeric_limits<C>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;
+  // A row of -inf gives m = -inf and exp(NaN) = NaN everywhere, like PyTorch.
+  double s = 0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    C bs = 0;
+    if constexpr (Log) {
+#pragma omp simd reduction(+ : bs)
+      for (int64_t k = b; k < e; ++k) bs += vexp(x[k] - m);
+    } else {
+#pragma omp simd reduction(+ : bs)
+      for (int64_t k = b; k < e; ++k) {
+        C v = vexp(x[k] - m);
+        y[k] = v;
+        bs += v;
+      }
+    }
+    s += static_cast<double>(bs);
+  }
+  if constexpr (Log) {
+    // (x - m) - log(s): exact subtraction first, so large-magnitude rows keep their precision.
+    const C ls = static_cast<C>(std::log(s));
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m) - ls;
+  } else {
+    const C inv = static_cast<C>(1.0 / s);
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) y[k] *= inv;
+  }
+}
+
+template <typename C>
+inline double row_sum(const C* x, int64_t n) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    C bs = 0;
+#pragma omp simd reduction(+ : bs)
+    for (int64_t k = b; k < e; ++k) bs += x[k];
+    s += static_cast<double>(bs);
+  }
+  return s;
+}
+
+template <typename C>
+inline double row_sum_sq(const C* x, int64_t n) {
+  double s = 0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    C bs = 0;
+#pragma omp simd reduction(+ : bs)
+    for (int64_t k = b; k < e; ++k) bs += x[k] * x[k];
+    s += static_cast<double>(bs);
+  }
+  return s;
+}
+
+// y = (x - mean) * rstd * w + b (layer_norm) or x * rstd * w (rms_norm); w, b may be null.
+// layer_norm keeps the mean as hi + lo in the compute type: with |mean| >> std (inputs around 1e4,
+// say) x - hi is exact and the small lo term is applied after it, so the centered values keep full
+// precision. The centered pass also measures the error of the first-pass mean (sum of d), which
+// corrects both the variance and lo.
+template <typename C, bool Rms>
+inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, double eps) {
+  const double dn = static_cast<double>(n);
+  C hi = 0, lo = 0;
+  double var;
+  if constexpr (Rms) {
+    var = row_sum_sq(x, n) / dn;
+  } else {
+    const double mean0 = row_sum(x, n) / dn;
+    hi = static_cast<C>(mean0);
+    lo = static_cast<C>(mean0 - static_cast<double>(hi));
+    double sd = 0, sq = 0;
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t e = std::min(n, b + kBlock);
+      C bd = 0, bq = 0;
+#pragma omp simd reduction(+ : bd, bq)
+      for (int64_t k = b; k < e; ++k) {
+        C d = (x[k] - hi) - lo;
+        bd += d;
+        bq += d * d;
+      }
+      sd += static_cast<double>(bd);
+      sq += static_cast<double>(bq);
+    }
+    const double corr = sd / dn;
+    var = std::max(0.0, sq / dn - corr * corr);
+    lo = static_cast<C>(static_cast<double>(lo) + corr);
+  }
+  const C rs = static_cast<C>(1.0 / std::sqrt(var + eps));
+  if (w && bias) {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) y[k] = ((x[k] - hi) - lo) * rs * w[k] + bias[k];
+  } else if (w) {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) y[k] = ((x[k] - hi) - lo) * rs * w[k];
+  } else if (bias) {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) y[k] = ((x[k] - hi) - lo) * rs + bias[k];
+  } else {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) y[k] = ((x[k] - hi) - lo) * rs;
+  }
+}
+
+// ------------------------------------------------------------------ row jobs
+// Row r of the input starts at element offset(r) (from the coalesced outer axes) and its n
+// elements are `stride` apart; row r of the output is contiguous at r * n.
+struct RowJob {
+  const char* x = nullptr;
+  char* y = nullptr;
+  int64_t n = 0;
+  int64_t stride = 1;
+  Shape outer_shape;
+  Strides outer_strides;
+  const void* w = nullptr;  // compute-type arrays of n elements, or null
+  const void* b = nullptr;
+  double eps = 0;
+};
+
+struct OuterIter {
+  const RowJob& j;
+  Shape idx;
+  int64_t off = 0;
+  OuterIter(const RowJob& job, int64_t r) : j(job), idx(job.outer_shape.size(), 0) {
+    for (size_t d = idx.size(); d-- > 0;) {
+      idx[d] = r % j.outer_shape[d];
+      r /= j.outer_shape[d];
+      off += idx[d] * j.outer_strides[d];
+    }
+  }
+  void next() {
+    for (size_t d = idx.size(); d-- > 0;) {
+      off += j.outer_strides[d];
+      if (++idx[d] < j.outer_shape[d]) return;
+      off -= j.outer_strides[d] * j.outer_shape[d];
+      idx[d] = 0;
+    }
+  }
+};
+
+template <typename C, Kind K>
+inline void row_op(const C* x, C* y, const RowJob& j) {
+  if constexpr (K == Kind::Softmax) softmax_row<C, false>(x, y, j.n);
+  else if constexpr (K == Kind::LogSoftmax) softmax_row<C, true>(x, y, j.n);
+  else norm_row<C, K == Kind::RmsNorm>(x, y, j.n, static_cast<const C*>(j.w), static_cast<const C*>(j.b), j.eps);
+}
+
+template <typename T, Kind K>
+inline void run_rows(const RowJob& j, int64_t r0, int64_t r1) {
+  using C = compute_t<T>;
+  constexpr bool same = std::is_same_v<T, C>;
+  const int64_t n = j.n, st = j.stride;
+  const bool direct = same && st == 1;
+  std::vector<C> buf(direct ? 0 : static_cast<size_t>(n));
+  OuterIter it(j, r0);
+  for (int64_t r = r0; r < r1; ++r, it.next()) {
+    const T* xr = reinterpret_cast<const T*>(j.x) + it.off;
+    T* yr = reinterpret_cast<T*>(j.y) + r * n;
+    if (direct) {
+      row_op<C, K>(reinterpret_cast<const C*>(xr), reinterpret_cast<C*>(yr), j);
+      continue;
+    }
+    C* tmp = buf.data();
+    for (int64_t k = 0; k < n; ++k) tmp[k] = static_cast<C>(xr[k * st]);
+    if constexpr (same) {
+      row_op<C, K>(tmp, reinterpret_cast<C*>(yr), j);
+    } else {  // float16/bfloat16: compute in place in the float32 scratch row, then round
+      row_op<C, K>(tmp, tmp, j);
+      for (int64_t k = 0; k < n; ++k) yr[k] = T(tmp[k]);
+    }
+  }
+}
+
+// --------------------------------------------------------------- column jobs
+// Softmax along the middle axis of contiguous [outer, n, inner] data, one task per (outer index,
+// block of `width` inner positions). The block is packed into a contiguous compute-type scratch
+// [n, width] first: rows of the block sit inner elements apart, and with a power-of-two inner they
+// would all fall into a few cache sets, so the passes run on the packed copy (one read of x, one
+// write of y).
+struct ColJob {
+  const void* x = nullptr;
+  void* y = nullptr;
+  int64_t n = 0, inner = 0, width = 0, blocks = 0;
+};
+constexpr int64_t kMaxColWidth = 256;
+
+template <typename T, bool Log>
+inline void run_cols(const ColJob& j, int64_t t0, int64_t t1) {
+  using C = compute_t<T>;
+  alignas(64) C mx[kMaxColWidth];
+  alignas(64) C f[kMaxColWidth];
+  alignas(64) double s[kMaxColWidth];
+  std::vector<C> pack(static_cast<size_t>(j.n * j.width));
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t o = t / j.blocks, i0 = (t % j.blocks) * j.width;
+    const int64_t w = std::min(j.width, j.inner - i0);
+    const T* x = static_cast<const T*>(j.x) + o * j.n * j.inner + i0;
+    T* y = static_cast<T*>(j.y) + o * j.n * j.inner + i0;
+    for (int64_t i = 0; i < w; ++i) mx[i] = -std::numeric_limits<C>::infinity(), s[i] = 0;
+    for (int64_t r = 0; r < j.n; ++r) {
+      const T* xr = x + r * j.inner;
+      C* pr = pack.data() + r * w;
+#pragma omp simd
+      for (int64_t i = 0; i < w; ++i) {
+        C v = static_cast<C>(xr[i]);
+        pr[i] = v;
+        mx[i] = v > mx[i] ? v : mx[i];
+      }
+    }
+    for (int64_t r = 0; r < j.n; ++r) {
+      C* pr = pack.data() + r * w;
+      if constexpr (Log) {
+#pragma omp simd
+        for (int64_t i = 0; i < w; ++i) {
+          pr[i] -= mx[i];
+          s[i] += static_cast<double>(vexp(pr[i]));
+        }
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < w; ++i) {
+          C v = vexp(pr[i] - mx[i]);
+          pr[i] = v;
+          s[i] += static_cast<double>(v);
+        }
+      }
+    }
+    for (int64_t i = 0; i < w; ++i) f[i] = static_cast<C>(Log ? std::log(s[i]) : 1.0 / s[i]);
+    for (int64_t r = 0; r < j.n; ++r) {
+      const C* pr = pack.data() + r * w;
+      T* yr = y + r * j.inner;
+      if constexpr (Log) {
+#pragma omp simd
+        for (int64_t i = 0; i < w; ++i) yr[i] = T(pr[i] - f[i]);
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < w; ++i) yr[i] = T(pr[i] * f[i]);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------- ISA dispatching
+using RowsFn = void (*)(const RowJob&, int64_t, int64_t);
+using ColsFn = void (*)(const ColJob&, int64_t, int64_t);
+
+#define TS_NN_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2,prefer-vector-width=512"), flatten))
+#define TS_NN_AVX2 __attribute__((target("avx2,fma,f16c,bmi,bmi2"), flatten))
+
+template <typename T, Kind K>
+TS_NN_AVX512 void rows_avx512(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K>(j, b, e); }
+template <typename T, Kind K>
+TS_NN_AVX2 void rows_avx2(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K>(j, b, e); }
+template <typename T, Kind K>
+__attribute__((flatten)) void rows_baseline(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K>(j, b, e); }
+
+template <typename T, bool Log>
+TS_NN_AVX512 void cols_avx512(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
+template <typename T, bool Log>
+TS_NN_AVX2 void cols_avx2(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
+template <typename T, bool Log>
+__attribute__((flatten)) void cols_baseline(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
+
+// 0: baseline, 1: AVX2, 2: AVX-512 (the elementwise table's choice, so both agree).
+int isa_level() {
+  static const int level = [] {
+    std::string isa = elementwise_isa();
+    return isa == "avx512" ? 2 : isa == "avx2" ? 1 : 0;
+  }();
+  return level;
+}
+
+template <typename T, Kind K>
+RowsFn rows_fn() {
+  switch (isa_level()) {
+    case 2: return &rows_avx512<T, K>;
+    case 1: return &rows_avx2<T, K>;
+    default: return &rows_baseline<T, K>;
+  }
+}
+template <typename T, bool Log>
+ColsFn cols_fn() {
+  switch (isa_level()) {
+    case 2: return &cols_avx512<T, Log>;
+    case 1: return &cols_avx2<T, Log>;
+    default: return &cols_baseline<T, Log>;
+  }
+}
+template <bool Log>
+ColsFn cols_fn_for(DType t) {
+  switch (t) {
+    case DType::Float16: return cols_fn<Half, Log>();
+    case DType::BFloat16: return cols_fn<BFloat16, Log>();
+    case DType::Float64: return cols_fn<double, Log>();
+    default: return cols_fn<float, Log>();
+  }
+}
+
+// ------------------------------------------------------------------- helpers
+/// t as a contiguous tensor of dtype dt (t itself when it already is one).
+Tensor contiguous_as(const Tensor& t, DType dt) {
+  if (t.dtype() == dt && t.is_contiguous()) return t;
+  Tensor out = empty(t.shape(), dt, t.device());
+  const ElementwiseTable& tab = elementwise_table();
+  InnerLoop loop = t.dtype() == dt ? tab.loops[static_cast<int>(OpId::Copy)][static_cast<int>(dt)]
+                                   : tab.cast[static_cast<int>(t.dtype())][static_cast<int>(dt)];
+  const Tensor in[1] = {t};
+  run_elementwise(out, in, loop);
+  return out;
+}
+
+/// Merges axes [first, ndim) of x into one row axis: true and its stride when they are evenly
+/// spaced (size-1 axes ignored), false otherwise.
+bool row_stride(const Tensor& x, int64_t first, int64_t& stride) {
+  const Shape& sh = x.shape();
+  const Strides& st = x.strides();
+  int64_t span = 1;
+  bool have = false;
+  stride = 1;
+  for (int64_t d = x.ndim(); d-- > first;) {
+    const size_t i = static_cast<size_t>(d);
+    if (sh[i] == 1) continue;
+    if (!have) {
+      stride = st[i];
+      have = true;
+    } else if (st[i] != stride * span) {
+      return false;
+    }
+    span *= sh[i];
+  }
+  return true;
+}
+
+/// Fills the outer axes [0, last) of x into job, merged where contiguous with each other.
+void set_outer(RowJob& job, const Tensor& x, int64_t last) {
+  job.outer_shape.clear();
+  job.outer_strides.clear();
+  for (int64_t d = 0; d < last; ++d) {
+    const int64_t size = x.shape()[static_cast<size_t>(d)], st = x.strides()[static_cast<size_t>(d)];
+    if (size == 1) continue;
+    if (!job.outer_shape.empty() && job.outer_strides.back() == st * size) {
+      job.outer_shape.back() *= size;
+      job.outer_strides.back() = st;
+    } else {
+      job.outer_shape.push_back(size);
+      job.outer_strides.push_back(st);
+    }
+  }
+}
+
+int64_t rows_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
+
+template <Kind K>
+RowsFn rows_fn_for(DType t) {
+  switch (t) {
+    case DType::Float16: return rows_fn<Half, K>();
+    case DType::BFloat16: return rows_fn<BFloat16, K>();
+    case DType::Float64: return rows_fn<double, K>();
+    default: return rows_fn<float, K>();
+  }
+}
+
+/// Runs K over the rows made of axes [first, ndim) of x (which must merge into one strided axis,
+/// else x is copied to a contiguous tensor first).
+template <Kind K>
+void run_row_kernel(Tensor x, const Tensor& y, int64_t first, RowJob job) {
+  int64_t stride = 1;
+  if (!row_stride(x, first, stride)) {
+    x = contiguous_as(x, x.dtype());
+    stride = 1;
+  }
+  job.x = static_cast<const char*>(x.impl().data());
+  job.y = static_cast<char*>(y.impl().data());
+  job.stride = stride;
+  job.n = 1;
+  for (int64_t d = first; d < x.ndim(); ++d) job.n *= x.shape()[static_cast<size_t>(d)];
+  set_outer(job, x, first);
+  const int64_t rows = job.n ? y.numel() / job.n : 0;
+  RowsFn fn = rows_fn_for<K>(x.dtype());
+  parallel_for(0, rows, rows_grain(job.n), [&](int64_t b, int64_t e) { fn(job, b, e); });
+}
+
+void softmax_kernel(const KernelCall& c) {
+  const bool log = c.op == OpId::LogSoftmax;
+  const Tensor& x = c.in[0];
+  const Tensor& y = c.out[0];
+  if (y.numel() == 0) return;
+  const int64_t axis = x.ndim() == 0 ? 0 : std::get<AxisAttrs>(c.attrs).axis;
+  int64_t inner = 1;
+  for (int64_t d = axis + 1; d < x.ndim(); ++d) inner *= x.shape()[static_cast<size_t>(d)];
+  if (inner == 1) {
+    if (log) run_row_kernel<Kind::LogSoftmax>(x, y, std::min<int64_t>(axis, x.ndim()), RowJob{});
+    else run_row_kernel<Kind::Softmax>(x, y, std::min<int64_t>(axis, x.ndim()), RowJob{});
+    return;
+  }
+  // Non-last axis: the column kernel on contiguous data.
+  const Tensor xc = contiguous_as(x, x.dtype());
+  ColJob j;
+  j.x = xc.impl().data();
+  j.y = y.impl().data();
+  j.n = x.shape()[static_cast<size_t>(axis)];
+  j.inner = inner;
+  // One task's packed n x width block stays within ~1 MiB (about L2; measured best on 4096x4096).
+  const int64_t esize = x.dtype() == DType::Float64 ? 8 : 4;
+  int64_t width = (1024 * 1024) / std::max<int64_t>(1, j.n * esize);
+  width = std::clamp<int64_t>(width / 16 * 16, 16, kMaxColWidth);
+  j.width = std::min(width, inner);
+  j.blocks = (inner + j.width - 1) / j.width;
+  const int64_t outer = y.numel() / (j.n * inner);
+  ColsFn fn = log ? cols_fn_for<true>(x.dtype()) : cols_fn_for<false>(x.dtype());
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, j.n * j.width));
+  parallel_for(0, outer * j.blocks, grain, [&](int64_t b, int64_t e) { fn(j, b, e); });
+}
+
+void norm_kernel(const KernelCall& c) {
+  const auto& a = std::get<NormAttrs>(c.attrs);
+  const Tensor& x = c.in[0];
+  const Tensor& y = c.out[0];
+  if (y.numel() == 0) return;
+  const DType ct = x.dtype() == DType::Float64 ? DType::Float64 : DType::Float32;
+  // weight and bias as contiguous compute-type arrays (small: one row).
+  Tensor w, b;
+  size_t i = 1;
+  if (a.has_weight) w = contiguous_as(c.in[i++], ct);
+  if (a.has_bias) b = contiguous_as(c.in[i++], ct);
+  RowJob job;
+  job.w = w.defined() ? w.impl().data() : nullptr;
+  job.b = b.defined() ? b.impl().data() : nullptr;
+  job.eps = a.eps;
+  const int64_t first = x.ndim() - a.normalized_ndim;
+  if (c.op == OpId::RmsNorm) run_row_kernel<Kind::RmsNorm>(x, y, first, std::move(job));
+  else run_row_kernel<Kind::LayerNorm>(x, y, first, std::move(job));
+}
+
+}  // namespace
+
+void register_nn_kernels(Backend& b) {
+  b.set_kernel(OpId::Softmax, &softmax_kernel, kFloatDTypes);
+  b.set_kernel(OpId::LogSoftmax, &softmax_kernel, kFloatDTypes);
+  b.set_kernel(OpId::LayerNorm, &norm_kernel, kFloatDTypes);
+  b.set_kernel(OpId::RmsNorm, &norm_kernel, kFloatDTypes);
+}
 
 }  // namespace tessera::cpu

@@ -1,12 +1,455 @@
-// PENDING: kernels not written yet.
-#include <string>
+// The Matmul kernel and the GEMM entry points of gemm.h (shared with the convolution kernels).
+//
+// Library choice, by measurement on the reference machine (figures in docs/cpu_backend.md,
+// program in bench/gemm_libraries.cpp):
+//   float32   oneDNN dnnl_sgemm; its transpose flags take transposed views without a copy. It
+//             matches or beats OpenBLAS and BLIS at every size and, unlike OpenBLAS, does not
+//             depend on OPENBLAS_CORETYPE. Products below kTinyFlops use the register-blocked loop
+//             below, where the library's fixed call cost dominates.
+//   bfloat16  oneDNN's matmul primitive (bf16 inputs, f32 accumulation, cached) when the CPU has
+//             AVX512_BF16; otherwise converted to float32.
+//   float16   converted to float32 (no fp16 arithmetic on the reference CPUs).
+//   float64   OpenBLAS cblas_dgemm (oneDNN has no f64 GEMM).
+//   integers  a direct loop accumulating in unsigned arithmetic of the dtype's width (or wider), so
+//             results wrap around modulo 2^bits exactly as an int8/int32/int64 accumulator would.
+//   bool      logical semantics (NumPy): out[i, j] = any_p(a[i, p] and b[p, j]).
+// Batched products: when the right operand is shared by every batch and the left one's batch axes
+// fold into its rows, the whole batch is one GEMM ([B*M, K] x [K, N]); otherwise one GEMM per batch
+// entry, run in parallel over the batch when each is small. Broadcast batch axes are stride-0
+// walks, never materialized.
+#include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "../../core/dispatch.h"
 #include "cpu_backend.h"
+#include "gemm.h"
+#include "oneapi/dnnl/dnnl.hpp"
+#include "parallel.h"
+#include "tessera/runtime.h"
 
 namespace tessera::cpu {
 
-void register_matmul_kernels(Backend&) {}
+// ============================================================================ shared helpers
 
-std::string linalg_info() { return "linalg: pending"; }
+void sync_library_threads() {
+  if (omp_in_parallel()) return;
+  int n = get_num_threads();
+  if (omp_get_max_threads() != n) omp_set_num_threads(n);
+}
+
+bool cpu_has_bf16() {
+  static const bool has = [] {
+    auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    constexpr auto bf16 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+    return (isa & bf16) == bf16;
+  }();
+  return has;
+}
+
+namespace {
+
+// ------------------------------------------------------------------ tiny float32 GEMM
+// Below this many multiply-adds a direct loop beats dnnl_sgemm's fixed cost (~0.3 us per call).
+constexpr int64_t kTinyFlops = 8192;
+constexpr int kNR = 16;  // columns per register block: one 512-bit vector
+typedef float VecNR __attribute__((vector_size(kNR * sizeof(float)), aligned(4)));
+
+// MR rows x 16 columns of C, accumulated in MR vector registers over all of k.
+template <int MR>
+[[gnu::always_inline]] inline void tiny_block(int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* bp,
+                                              float beta, float* c, int64_t ldc, int64_t nc) {
+  VecNR acc[MR];
+  for (int r = 0; r < MR; ++r) acc[r] = VecNR{};
+  for (int64_t p = 0; p < k; ++p) {
+    VecNR bv;
+    std::memcpy(&bv, bp + p * kNR, sizeof(bv));
+    for (int r = 0; r < MR; ++r) acc[r] += a[r * a_rs + p * a_cs] * bv;
+  }
+  for (int r = 0; r < MR; ++r) {
+    float tmp[kNR];
+    std::memcpy(tmp, &acc[r], sizeof(tmp));
+    float* cr = c + r * ldc;
+    if (beta == 0) {
+      for (int64_t j = 0; j < nc; ++j) cr[j] = tmp[j];
+    } else {
+      for (int64_t j = 0; j < nc; ++j) cr[j] = tmp[j] + beta * cr[j];
+    }
+  }
+}
+
+// C[m, n] = A B + beta C with A, B given by element strides. One clone per ISA level.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void tiny_sgemm(
+    int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_rs, int64_t b_cs,
+    float beta, float* c, int64_t ldc) {
+  float stack_buf[2048];
+  std::vector<float> heap_buf;
+  float* buf = stack_buf;
+  if (k * kNR > 2048) {
+    heap_buf.resize(static_cast<size_t>(k * kNR));
+    buf = heap_buf.data();
+  }
+  for (int64_t j0 = 0; j0 < n; j0 += kNR) {
+    int64_t nc = std::min<int64_t>(kNR, n - j0);
+    // Pack B[:, j0:j0+16] zero-padded, so the inner loop always works on full vectors.
+    for (int64_t p = 0; p < k; ++p) {
+      const float* br = b + p * b_rs + j0 * b_cs;
+      float* d = buf + p * kNR;
+      int64_t j = 0;
+      for (; j < nc; ++j) d[j] = br[j * b_cs];
+      for (; j < kNR; ++j) d[j] = 0;
+    }
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) tiny_block<4>(k, a + i * a_rs, a_rs, a_cs, buf, beta, c + i * ldc + j0, ldc, nc);
+    const float* ai = a + i * a_rs;
+    float* ci = c + i * ldc + j0;
+    switch (m - i) {
+      case 3: tiny_block<3>(k, ai, a_rs, a_cs, buf, beta, ci, ldc, nc); break;
+      case 2: tiny_block<2>(k, ai, a_rs, a_cs, buf, beta, ci, ldc, nc); break;
+      case 1: tiny_block<1>(k, ai, a_rs, a_cs, buf, beta, ci, ldc, nc); break;
+      default: break;
+    }
+  }
+}
+
+void check_blas_int(int64_t v) {
+  if (v > INT_MAX) raise<NotImplementedError>("matmul", "float64 GEMM dimension " + std::to_string(v) + " exceeds the BLAS int range");
+}
+
+}  // namespace
+
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (m * n * k <= kTinyFlops) {
+    tiny_sgemm(m, n, k, a, ta ? 1 : lda, ta ? lda : 1, b, tb ? 1 : ldb, tb ? ldb : 1, beta, c, ldc);
+    return;
+  }
+  sync_library_threads();
+  dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  if (st != dnnl_success) raise<Error>("matmul", "dnnl_sgemm failed with status " + std::to_string(static_cast<int>(st)));
+}
+
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b, int64_t ldb,
+          double beta, double* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  for (int64_t v : {m, n, k, lda, ldb, ldc}) check_blas_int(v);
+  sync_library_threads();
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+              static_cast<int>(ldc));
+}
+
+namespace {
+
+// ========================================================================= the Matmul kernel
+
+Tensor contig(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor c;
+  detail::execute(OpId::Copy, std::span<const Tensor>(&t, 1), NoAttrs{}, std::span<Tensor>(&c, 1));
+  return c;
+}
+Tensor to_dtype(const Tensor& t, DType d) {
+  Tensor c;
+  detail::execute(OpId::Cast, std::span<const Tensor>(&t, 1), CastAttrs{d}, std::span<Tensor>(&c, 1));
+  return contig(c);
+}
+
+// How BLAS sees one matrix: stored as given (trans = false, element (i, j) at i * ld + j) or
+// transposed (element (i, j) at j * ld + i).
+struct BlasLayout {
+  bool trans = false;
+  int64_t ld = 1;
+};
+std::optional<BlasLayout> blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  if ((cols <= 1 || cs == 1) && (rows <= 1 || rs >= std::max<int64_t>(1, cols)))
+    return BlasLayout{false, rows <= 1 ? std::max<int64_t>(1, cols) : rs};
+  if ((rows <= 1 || rs == 1) && (cols <= 1 || cs >= std::max<int64_t>(1, rows)))
+    return BlasLayout{true, cols <= 1 ? std::max<int64_t>(1, rows) : cs};
+  return std::nullopt;
+}
+
+// The operands of one Matmul call, with batch axes aligned to the output's.
+struct Problem {
+  Tensor a, b;
+  const Tensor* c;
+  int64_t m, n, k, nbatch;
+  Shape batch;              // output batch shape
+  Strides a_bs, b_bs;       // batch strides (0 on broadcast axes)
+  int64_t a_rs, a_cs, b_rs, b_cs;
+
+  void set(const Tensor& A, const Tensor& B) {
+    a = A, b = B;
+    auto bstrides = [&](const Tensor& t) {
+      Strides s(batch.size(), 0);
+      size_t off = batch.size() - static_cast<size_t>(t.ndim() - 2);
+      for (size_t i = 0; i + 2 < static_cast<size_t>(t.ndim()); ++i)
+        if (t.shape()[i] != 1) s[off + i] = t.strides()[i];
+      return s;
+    };
+    a_bs = bstrides(a), b_bs = bstrides(b);
+    size_t na = static_cast<size_t>(a.ndim()), nb = static_cast<size_t>(b.ndim());
+    a_rs = a.strides()[na - 2], a_cs = a.strides()[na - 1];
+    b_rs = b.strides()[nb - 2], b_cs = b.strides()[nb - 1];
+  }
+  // Element offsets of every batch entry (odometer over the batch shape).
+  void offsets(std::vector<int64_t>& ao, std::vector<int64_t>& bo) const {
+    ao.resize(static_cast<size_t>(nbatch));
+    bo.resize(static_cast<size_t>(nbatch));
+    Shape idx(batch.size(), 0);
+    int64_t oa = 0, ob = 0;
+    for (int64_t g = 0; g < nbatch; ++g) {
+      ao[static_cast<size_t>(g)] = oa;
+      bo[static_cast<size_t>(g)] = ob;
+      for (size_t d = batch.size(); d-- > 0;) {
+        oa += a_bs[d], ob += b_bs[d];
+        if (++idx[d] < batch[d]) break;
+        oa -= a_bs[d] * batch[d], ob -= b_bs[d] * batch[d];
+        idx[d] = 0;
+      }
+    }
+  }
+  // The row stride with which all (batch, row) pairs of A form one matrix, when B is shared by
+  // every batch entry and A's batch axes are laid out like extra rows.
+  std::optional<int64_t> folded_row_stride() const {
+    for (int64_t s : b_bs)
+      if (s != 0) return std::nullopt;
+    std::vector<std::pair<int64_t, int64_t>> dims;  // (size, stride), size-1 axes dropped
+    for (size_t d = 0; d < batch.size(); ++d)
+      if (batch[d] != 1) dims.push_back({batch[d], a_bs[d]});
+    if (m != 1) dims.push_back({m, a_rs});
+    // The folded matrix must be row-major with unit column stride (BLAS "N" layout).
+    if (k > 1 && a_cs != 1) return std::nullopt;
+    if (dims.empty()) return std::max<int64_t>(1, k);
+    for (size_t i = 0; i + 1 < dims.size(); ++i)
+      if (dims[i].second != dims[i + 1].second * dims[i + 1].first) return std::nullopt;
+    int64_t rs = dims.back().second;
+    if (rs < std::max<int64_t>(1, k)) return std::nullopt;
+    return rs;
+  }
+};
+
+// ---------------------------------------------------------------- float32 / float64
+template <typename T>
+void matmul_blas(Problem& P) {
+  auto la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
+  if (!la) {
+    P.set(contig(P.a), P.b);
+    la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
+  }
+  auto lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
+  if (!lb) {
+    P.set(P.a, contig(P.b));
+    lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
+  }
+  const T* A = static_cast<const T*>(P.a.raw_data());
+  const T* B = static_cast<const T*>(P.b.raw_data());
+  T* C = static_cast<T*>(P.c->raw_data());
+  // [B, M, K] x [K, N]: one GEMM of [B*M, K] x [K, N] (the output is contiguous).
+  if (auto rs = P.folded_row_stride()) {
+    gemm(false, lb->trans, P.m * P.nbatch, P.n, P.k, A, *rs, B, lb->ld, T(0), C, P.n);
+    return;
+  }
+  std::vector<int64_t> ao, bo;
+  P.offsets(ao, bo);
+  int64_t mn = P.m * P.n;
+  auto one = [&](int64_t g) {
+    gemm(la->trans, lb->trans, P.m, P.n, P.k, A + ao[static_cast<size_t>(g)], la->ld, B + bo[static_cast<size_t>(g)], lb->ld, T(0),
+         C + g * mn, P.n);
+  };
+  // Large products parallelize inside the library; many small ones across the batch.
+  if (P.m * P.n * P.k >= (int64_t{1} << 21)) {
+    for (int64_t g = 0; g < P.nbatch; ++g) one(g);
+  } else {
+    sync_library_threads();
+    int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, P.m * P.n * P.k));
+    parallel_for(0, P.nbatch, grain, [&](int64_t b, int64_t e) {
+      for (int64_t g = b; g < e; ++g) one(g);
+    });
+  }
+}
+
+// --------------------------------------------------------------------------- bfloat16
+struct Bf16Key {
+  int64_t m, n, k, a_rs, a_cs, b_rs, b_cs, threads;
+  auto tie() const { return std::tie(m, n, k, a_rs, a_cs, b_rs, b_cs, threads); }
+  bool operator<(const Bf16Key& o) const { return tie() < o.tie(); }
+};
+
+const dnnl::engine& dnnl_engine() {
+  static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// A cached oneDNN matmul primitive for bf16 x bf16 -> bf16 with the given strides.
+dnnl::matmul bf16_primitive(const Bf16Key& key) {
+  static std::mutex mu;
+  static std::map<Bf16Key, dnnl::matmul> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc a({key.m, key.k}, dt::bf16, {key.a_rs, key.a_cs});
+  dnnl::memory::desc b({key.k, key.n}, dt::bf16, {key.b_rs, key.b_cs});
+  dnnl::memory::desc c({key.m, key.n}, dt::bf16, {key.n, 1});
+  dnnl::matmul p(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), dnnl_engine()));
+  if (cache.size() >= 512) cache.clear();
+  cache.emplace(key, p);
+  return p;
+}
+
+void matmul_bf16_dnnl(Problem& P) {
+  auto la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
+  if (!la) P.set(contig(P.a), P.b), la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
+  auto lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
+  if (!lb) P.set(P.a, contig(P.b)), lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
+  auto rs = [](const BlasLayout& l) { return l.trans ? 1 : l.ld; };
+  auto cs = [](const BlasLayout& l) { return l.trans ? l.ld : 1; };
+  int64_t m = P.m, nbatch = P.nbatch;
+  if (auto frs = P.folded_row_stride()) {  // the whole batch as one product, as in matmul_blas
+    la = BlasLayout{false, *frs};
+    m *= nbatch, nbatch = 1;
+  }
+  sync_library_threads();
+  Bf16Key key{m, P.n, P.k, rs(*la), cs(*la), rs(*lb), cs(*lb), get_num_threads()};
+  dnnl::matmul prim = bf16_primitive(key);
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc amd({key.m, key.k}, dt::bf16, {key.a_rs, key.a_cs});
+  dnnl::memory::desc bmd({key.k, key.n}, dt::bf16, {key.b_rs, key.b_cs});
+  dnnl::memory::desc cmd({key.m, key.n}, dt::bf16, {key.n, 1});
+  std::vector<int64_t> ao, bo;
+  P.offsets(ao, bo);
+  auto* A = static_cast<BFloat16*>(P.a.raw_data());
+  auto* B = static_cast<BFloat16*>(P.b.raw_data());
+  auto* C = static_cast<BFloat16*>(P.c->raw_data());
+  dnnl::stream strm(dnnl_engine());
+  for (int64_t g = 0; g < nbatch; ++g) {
+    dnnl::memory am(amd, dnnl_engine(), A + ao[static_cast<size_t>(g)]);
+    dnnl::memory bm(bmd, dnnl_engine(), B + bo[static_cast<size_t>(g)]);
+    dnnl::memory cm(cmd, dnnl_engine(), C + g * m * P.n);
+    prim.execute(strm, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  }
+  strm.wait();
+}
+
+// ---------------------------------------------------------------------- integers, bool
+template <typename T, typename U>
+void matmul_int(Problem& P) {
+  if (P.n > 1 && P.b_cs != 1) P.set(P.a, contig(P.b));  // rows of B with unit stride
+  std::vector<int64_t> ao, bo;
+  P.offsets(ao, bo);
+  const T* A = static_cast<const T*>(P.a.raw_data());
+  const T* B = static_cast<const T*>(P.b.raw_data());
+  T* C = static_cast<T*>(P.c->raw_data());
+  int64_t m = P.m, n = P.n, k = P.k;
+  int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n * k));
+  parallel_for(0, P.nbatch * m, grain, [&](int64_t rb, int64_t re) {
+    std::vector<U> acc(static_cast<size_t>(n));
+    for (int64_t r = rb; r < re; ++r) {
+      int64_t g = r / m, i = r % m;
+      const T* arow = A + ao[static_cast<size_t>(g)] + i * P.a_rs;
+      const T* bmat = B + bo[static_cast<size_t>(g)];
+      std::fill(acc.begin(), acc.end(), U(0));
+      for (int64_t p = 0; p < k; ++p) {
+        U av = static_cast<U>(arow[p * P.a_cs]);
+        if (av == 0) continue;
+        const T* brow = bmat + p * P.b_rs;
+        if constexpr (std::is_same_v<T, bool>) {
+          for (int64_t j = 0; j < n; ++j) acc[static_cast<size_t>(j)] |= static_cast<U>(brow[j]);
+        } else {
+          for (int64_t j = 0; j < n; ++j) acc[static_cast<size_t>(j)] += av * static_cast<U>(brow[j]);
+        }
+      }
+      T* crow = C + r * n;
+      for (int64_t j = 0; j < n; ++j) crow[j] = static_cast<T>(acc[static_cast<size_t>(j)]);
+    }
+  });
+}
+
+// ------------------------------------------------------------------------ float16 etc.
+// Computes in float32 and rounds into the output.
+void matmul_via_float32(Problem& P);
+
+void run_problem(Problem& P) {
+  switch (P.c->dtype()) {
+    case DType::Float32: matmul_blas<float>(P); break;
+    case DType::Float64: matmul_blas<double>(P); break;
+    case DType::BFloat16:
+      if (cpu_has_bf16() && P.m * P.n * P.k >= 32768) matmul_bf16_dnnl(P);
+      else matmul_via_float32(P);
+      break;
+    case DType::Float16: matmul_via_float32(P); break;
+    case DType::Bool: matmul_int<bool, uint8_t>(P); break;
+    case DType::UInt8: matmul_int<uint8_t, uint32_t>(P); break;
+    case DType::Int8: matmul_int<int8_t, uint32_t>(P); break;
+    case DType::Int32: matmul_int<int32_t, uint32_t>(P); break;
+    case DType::Int64: matmul_int<int64_t, uint64_t>(P); break;
+  }
+}
+
+Problem make_problem(const Tensor& a, const Tensor& b, const Tensor& c) {
+  Problem P;
+  P.c = &c;
+  const Shape& cs = c.shape();
+  P.batch.assign(cs.begin(), cs.end() - 2);
+  P.m = cs[cs.size() - 2];
+  P.n = cs.back();
+  P.k = a.shape().back();
+  P.nbatch = 1;
+  for (int64_t d : P.batch) P.nbatch *= d;
+  P.set(a, b);
+  return P;
+}
+
+void matmul_via_float32(Problem& P) {
+  Tensor c32 = detail::alloc_tensor(P.c->shape(), DType::Float32, P.c->device());
+  Problem Q = make_problem(to_dtype(P.a, DType::Float32), to_dtype(P.b, DType::Float32), c32);
+  matmul_blas<float>(Q);
+  const float* src = c32.data<float>();
+  visit_dtype(P.c->dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+      T* dst = static_cast<T*>(P.c->raw_data());
+      parallel_for(0, c32.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) dst[i] = T(src[i]);
+      });
+    }
+  });
+}
+
+void matmul_kernel(const KernelCall& call) {
+  const Tensor& c = call.out[0];
+  if (c.numel() == 0) return;
+  const Tensor &a = call.in[0], &b = call.in[1];
+  if (a.shape().back() == 0) {  // empty sum
+    std::memset(c.raw_data(), 0, static_cast<size_t>(c.numel()) * c.itemsize());
+    return;
+  }
+  Problem P = make_problem(a, b, c);
+  run_problem(P);
+}
+
+}  // namespace
+
+void register_matmul_kernels(Backend& b) { b.set_kernel(OpId::Matmul, &matmul_kernel, kAllDTypes); }
+
+std::string linalg_info() {
+  const dnnl_version_t* v = dnnl_version();
+  std::string s = "linalg: oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
+                  " (float32/bfloat16 GEMM, convolution";
+  s += cpu_has_bf16() ? ", native bf16)" : ")";
+  s += ", " + std::string(openblas_get_config()) + " (float64 GEMM, core " + openblas_get_corename() + ")";
+  return s;
+}
 
 }  // namespace tessera::cpu

@@ -1,0 +1,183 @@
+// Kernels of MaxPool2d, AvgPool2d and AdaptiveAvgPool2d (NCHW), registered from
+// register_conv_kernels. Parallel over (image, channel) planes; within a plane each output row
+// is accumulated window column by window column, so the inner loop runs along the output row
+// (vectorizable, stride sw in the input). Max pooling propagates NaN; float16/bfloat16 compute in
+// float32 and float32 accumulates averages in float32 (windows are small).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "../../core/dispatch.h"
+#include "cpu_backend.h"
+#include "parallel.h"
+
+namespace tessera::cpu {
+
+void register_pool_kernels(Backend& b);
+
+namespace {
+
+Tensor contig(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor c;
+  detail::execute(OpId::Copy, std::span<const Tensor>(&t, 1), NoAttrs{}, std::span<Tensor>(&c, 1));
+  return c;
+}
+
+// Arithmetic type for T: float for the 16-bit floats, uint8_t for bool, T otherwise.
+template <typename T>
+using Acc = std::conditional_t<std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>, float,
+                               std::conditional_t<std::is_same_v<T, bool>, uint8_t, T>>;
+
+struct PoolGeom {
+  int64_t planes, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw;
+  bool count_include_pad;
+};
+
+PoolGeom pool_geom(const KernelCall& c) {
+  const auto& p = std::get<PoolAttrs>(c.attrs);
+  const Shape &xs = c.in[0].shape(), &ys = c.out[0].shape();
+  return {xs[0] * xs[1], xs[2], xs[3], ys[2], ys[3], p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1],
+          p.count_include_pad};
+}
+
+// Output columns ow whose input column ow*sw + off lies in [0, W).
+inline void valid_cols(int64_t off, int64_t W, int64_t Wo, int64_t sw, int64_t& ow0, int64_t& ow1) {
+  ow0 = off >= 0 ? 0 : std::min(Wo, (-off + sw - 1) / sw);
+  ow1 = W - off > 0 ? std::min(Wo, (W - off + sw - 1) / sw) : 0;
+  ow1 = std::max(ow0, ow1);
+}
+
+template <typename T, bool IsMax>
+void pool_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
+  using A = Acc<T>;
+  std::vector<A> acc(static_cast<size_t>(g.Wo));
+  std::vector<A> wdiv(static_cast<size_t>(g.Wo));  // per-column window widths (avg)
+  std::vector<A> wdiv_in(static_cast<size_t>(g.Wo));
+  if constexpr (!IsMax) {
+    for (int64_t ow = 0; ow < g.Wo; ++ow) {
+      int64_t ws = ow * g.sw - g.pw, we = std::min(ws + g.kw, g.W + g.pw);
+      wdiv[static_cast<size_t>(ow)] = static_cast<A>(we - ws);
+      wdiv_in[static_cast<size_t>(ow)] = static_cast<A>(std::min(we, g.W) - std::max<int64_t>(ws, 0));
+    }
+  }
+  for (int64_t pl = p0; pl < p1; ++pl) {
+    const T* xp = x + pl * g.H * g.W;
+    T* yp = y + pl * g.Ho * g.Wo;
+    for (int64_t oh = 0; oh < g.Ho; ++oh) {
+      int64_t hs = oh * g.sh - g.ph, he = std::min(hs + g.kh, g.H + g.ph);
+      int64_t pool_h = he - hs;
+      hs = std::max<int64_t>(hs, 0), he = std::min(he, g.H);
+      A* a = acc.data();
+      if constexpr (IsMax) {
+        std::fill(acc.begin(), acc.end(), std::numeric_limits<A>::lowest());
+        if constexpr (std::is_floating_point_v<A>) std::fill(acc.begin(), acc.end(), -std::numeric_limits<A>::infinity());
+      } else {
+        std::fill(acc.begin(), acc.end(), A(0));
+      }
+      for (int64_t ih = hs; ih < he; ++ih) {
+        const T* xr = xp + ih * g.W;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          int64_t off = j - g.pw, ow0, ow1;
+          valid_cols(off, g.W, g.Wo, g.sw, ow0, ow1);
+          const T* xs = xr + off;
+          int64_t sw = g.sw;
+          if constexpr (IsMax) {
+            if constexpr (std::is_floating_point_v<A>) {
+              for (int64_t ow = ow0; ow < ow1; ++ow) {
+                A v = static_cast<A>(xs[ow * sw]);
+                a[ow] = (v > a[ow] || v != v) ? v : a[ow];
+              }
+            } else {
+              for (int64_t ow = ow0; ow < ow1; ++ow) {
+                A v = static_cast<A>(xs[ow * sw]);
+                a[ow] = v > a[ow] ? v : a[ow];
+              }
+            }
+          } else {
+            for (int64_t ow = ow0; ow < ow1; ++ow) a[ow] += static_cast<A>(xs[ow * sw]);
+          }
+        }
+      }
+      T* yr = yp + oh * g.Wo;
+      if constexpr (IsMax) {
+        for (int64_t ow = 0; ow < g.Wo; ++ow) yr[ow] = static_cast<T>(a[ow]);
+      } else {
+        A hin = static_cast<A>(he - hs), hpad = static_cast<A>(pool_h);
+        for (int64_t ow = 0; ow < g.Wo; ++ow) {
+          A div = g.count_include_pad ? hpad * wdiv[static_cast<size_t>(ow)] : hin * wdiv_in[static_cast<size_t>(ow)];
+          yr[ow] = static_cast<T>(a[ow] / div);
+        }
+      }
+    }
+  }
+}
+
+template <bool IsMax>
+void pool_kernel(const KernelCall& c) {
+  const Tensor& y = c.out[0];
+  if (y.numel() == 0) return;
+  Tensor x = contig(c.in[0]);
+  PoolGeom g = pool_geom(c);
+  int64_t work = std::max<int64_t>(1, g.Ho * g.Wo * g.kh * g.kw);
+  visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (!IsMax && !(std::is_floating_point_v<T> || std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>)) {
+      raise<DTypeError>("avg_pool2d", "expects a floating-point tensor");
+    } else {
+      const T* xp = static_cast<const T*>(x.raw_data());
+      T* yp = static_cast<T*>(y.raw_data());
+      parallel_for(0, g.planes, std::max<int64_t>(1, 32768 / work), [&](int64_t b, int64_t e) { pool_planes<T, IsMax>(xp, yp, g, b, e); });
+    }
+  });
+}
+
+// PyTorch's adaptive bins: [floor(i * in / out), ceil((i + 1) * in / out)).
+void adaptive_avg_kernel(const KernelCall& c) {
+  const Tensor& y = c.out[0];
+  if (y.numel() == 0) return;
+  Tensor x = contig(c.in[0]);
+  const Shape& xs = x.shape();
+  int64_t planes = xs[0] * xs[1], H = xs[2], W = xs[3], Ho = y.shape()[2], Wo = y.shape()[3];
+  std::vector<int64_t> h0(static_cast<size_t>(Ho)), h1(static_cast<size_t>(Ho)), w0(static_cast<size_t>(Wo)), w1(static_cast<size_t>(Wo));
+  for (int64_t i = 0; i < Ho; ++i) h0[static_cast<size_t>(i)] = (i * H) / Ho, h1[static_cast<size_t>(i)] = ((i + 1) * H + Ho - 1) / Ho;
+  for (int64_t i = 0; i < Wo; ++i) w0[static_cast<size_t>(i)] = (i * W) / Wo, w1[static_cast<size_t>(i)] = ((i + 1) * W + Wo - 1) / Wo;
+  visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+      using A = Acc<T>;
+      const T* xp = static_cast<const T*>(x.raw_data());
+      T* yp = static_cast<T*>(y.raw_data());
+      parallel_for(0, planes, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, H * W)), [&](int64_t b, int64_t e) {
+        for (int64_t pl = b; pl < e; ++pl) {
+          const T* xpl = xp + pl * H * W;
+          for (int64_t oh = 0; oh < Ho; ++oh) {
+            for (int64_t ow = 0; ow < Wo; ++ow) {
+              A s = 0;
+              int64_t hs = h0[static_cast<size_t>(oh)], he = h1[static_cast<size_t>(oh)];
+              int64_t ws = w0[static_cast<size_t>(ow)], we = w1[static_cast<size_t>(ow)];
+              for (int64_t ih = hs; ih < he; ++ih)
+                for (int64_t iw = ws; iw < we; ++iw) s += static_cast<A>(xpl[ih * W + iw]);
+              yp[(pl * Ho + oh) * Wo + ow] = static_cast<T>(s / static_cast<A>((he - hs) * (we - ws)));
+            }
+          }
+        }
+      });
+    } else {
+      raise<DTypeError>("adaptive_avg_pool2d", "expects a floating-point tensor");
+    }
+  });
+}
+
+}  // namespace
+
+void register_pool_kernels(Backend& b) {
+  b.set_kernel(OpId::MaxPool2d, &pool_kernel<true>, kAllDTypes);
+  b.set_kernel(OpId::AvgPool2d, &pool_kernel<false>, kFloatDTypes);
+  b.set_kernel(OpId::AdaptiveAvgPool2d, &adaptive_avg_kernel, kFloatDTypes);
+}
+
+}  // namespace tessera::cpu

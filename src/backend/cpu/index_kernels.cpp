@@ -10,6 +10,7 @@
 // per dtype. Scatter and scatter_add are deterministic: two index entries can only hit the same
 // output element when they differ only along the axis, and a work item owns every axis position of
 // its (outer, inner) range and walks it in order, so the last write wins / sums run in index order.
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -31,6 +32,7 @@ struct DimMap {
   int64_t step = 0;
   std::vector<int64_t> table;  // empty when linear
   int64_t operator()(int64_t k) const { return table.empty() ? k * step : table[static_cast<size_t>(k)]; }
+  bool linear() const { return table.empty(); }
   bool unit() const { return table.empty() && (step == 1 || n <= 1); }
 };
 
@@ -126,7 +128,14 @@ inline int64_t norm_index(IT raw, int64_t n) {
 template <typename Body>
 void for_index_blocks(int64_t outer, int64_t A, int64_t inner, const Body& body) {
   if (outer == 0 || A == 0 || inner == 0) return;
-  const int64_t blk = std::min<int64_t>(inner, 2048);
+  // Blocks of at most 2048 inner positions, smaller (down to 64) when outer alone gives too few
+  // work items to keep every thread busy.
+  int64_t blk = std::min<int64_t>(inner, 2048);
+  const int64_t want = 4 * static_cast<int64_t>(num_threads());
+  if (outer < want) {
+    int64_t per = (want + outer - 1) / outer;
+    blk = std::clamp<int64_t>((inner + per - 1) / per, std::min<int64_t>(inner, 64), blk);
+  }
   const int64_t nblk = (inner + blk - 1) / blk;
   const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, A * blk));
   parallel_for(0, outer * nblk, grain, [&](int64_t b, int64_t e) {
@@ -173,20 +182,38 @@ void gather_kernel(const KernelCall& c) {
       using E = decltype(etag);
       const E* xb = static_cast<const E*>(x.impl().data());
       E* ob = static_cast<E*>(out.impl().data());
+      const int64_t ias = im.axis_stride, xas = xm.axis_stride;
+      const bool lin = im.inner.linear() && xm.inner.linear();
+      const int64_t iis = im.inner.step, xis = xm.inner.step;
       for_index_blocks(g.outer, g.A, g.inner, [&](int64_t o, int64_t i0, int64_t i1) {
         const E* xo = xb + xm.outer(o);
         const IT* io = ib + im.outer(o);
         bool local_bad = false;
-        for (int64_t j = 0; j < g.A; ++j) {
-          const IT* irow = io + j * im.axis_stride;
-          E* orow = ob + (o * g.A + j) * g.inner;
-          for (int64_t i = i0; i < i1; ++i) {
-            int64_t v = norm_index(irow[im.inner(i)], g.n);
-            if (v < 0) {
-              local_bad = true;
-              continue;
+        if (g.inner == 1) {
+          // Gathering along the last axis: one long loop over the axis.
+          E* orow = ob + o * g.A;
+          for (int64_t j = 0; j < g.A; ++j) {
+            int64_t v = norm_index(io[j * ias], g.n);
+            local_bad |= v < 0;
+            orow[j] = v < 0 ? E{} : xo[v * xas];
+          }
+        } else {
+          for (int64_t j = 0; j < g.A; ++j) {
+            const IT* irow = io + j * ias;
+            E* orow = ob + (o * g.A + j) * g.inner;
+            if (lin) {
+              for (int64_t i = i0; i < i1; ++i) {
+                int64_t v = norm_index(irow[i * iis], g.n);
+                local_bad |= v < 0;
+                orow[i] = v < 0 ? E{} : xo[v * xas + i * xis];
+              }
+            } else {
+              for (int64_t i = i0; i < i1; ++i) {
+                int64_t v = norm_index(irow[im.inner(i)], g.n);
+                local_bad |= v < 0;
+                orow[i] = v < 0 ? E{} : xo[v * xas + xm.inner(i)];
+              }
             }
-            orow[i] = xo[v * xm.axis_stride + xm.inner(i)];
           }
         }
         if (local_bad) bad.store(true, std::memory_order_relaxed);
@@ -232,24 +259,40 @@ bool scatter_run(Acc* acc, const Tensor& x, const Tensor& index, const Tensor& s
   const IT* ib = static_cast<const IT*>(index.impl().data());
   const S* sb = static_cast<const S*>(src.impl().data());
   std::atomic<bool> bad{false};
+  const int64_t ias = im.axis_stride, sas = sm.axis_stride, oas = om.axis_stride;
+  auto put = [](Acc& dst, Acc val) {
+    if constexpr (C == Combine::Assign) dst = val;
+    else combine_add(dst, val);
+  };
   for_index_blocks(g.outer, g.A, g.inner, [&](int64_t o, int64_t i0, int64_t i1) {
     Acc* oo = acc + om.outer(o);
     const IT* io = ib + im.outer(o);
     const S* so = sb + sm.outer(o);
     bool local_bad = false;
+    if (g.inner == 1) {
+      // Scattering along the last axis: one long loop over the axis, in order.
+      for (int64_t j = 0; j < g.A; ++j) {
+        int64_t v = norm_index(io[j * ias], g.n);
+        if (v < 0) {
+          local_bad = true;
+          continue;
+        }
+        put(oo[v * oas], static_cast<Acc>(so[j * sas]));
+      }
+      if (local_bad) bad.store(true, std::memory_order_relaxed);
+      return;
+    }
+    // Axis positions in order (j outer), so duplicates resolve in index order.
     for (int64_t j = 0; j < g.A; ++j) {
-      const IT* irow = io + j * im.axis_stride;
-      const S* srow = so + j * sm.axis_stride;
+      const IT* irow = io + j * ias;
+      const S* srow = so + j * sas;
       for (int64_t i = i0; i < i1; ++i) {
         int64_t v = norm_index(irow[im.inner(i)], g.n);
         if (v < 0) {
           local_bad = true;
           continue;
         }
-        Acc& dst = oo[v * om.axis_stride + om.inner(i)];
-        Acc val = static_cast<Acc>(srow[sm.inner(i)]);
-        if constexpr (C == Combine::Assign) dst = val;
-        else combine_add(dst, val);
+        put(oo[v * oas + om.inner(i)], static_cast<Acc>(srow[sm.inner(i)]));
       }
     }
     if (local_bad) bad.store(true, std::memory_order_relaxed);
@@ -336,31 +379,37 @@ void index_select_kernel(const KernelCall& c) {
   DimMap outer = make_map(s.first(a), st.first(a)), inner = make_map(s.subspan(a + 1), st.subspan(a + 1));
   const int64_t xs = st[a], rows = outer.n * m, row_len = inner.n;
   const size_t es = x.itemsize();
-  const char* xb = static_cast<const char*>(x.impl().data());
-  char* ob = static_cast<char*>(out.impl().data());
+  const void* xb = x.impl().data();
+  void* ob = out.impl().data();
   const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(1, row_len));
-  if (inner.unit()) {
-    // Whole rows are contiguous in x (e.g. embedding lookup): one memcpy each.
-    const size_t row_bytes = static_cast<size_t>(row_len) * es;
-    parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        int64_t o = r / m, j = r % m;
-        const char* src = xb + (outer(o) + idx[static_cast<size_t>(j)] * xs) * static_cast<int64_t>(es);
-        std::memcpy(ob + r * static_cast<int64_t>(row_bytes), src, row_bytes);
-      }
-    });
-    return;
-  }
+  const int64_t* ix = idx.data();
   visit_elem_size(es, [&](auto etag) {
     using E = decltype(etag);
-    const E* xe = reinterpret_cast<const E*>(xb);
-    E* oe = reinterpret_cast<E*>(ob);
+    const E* xe = static_cast<const E*>(xb);
+    E* oe = static_cast<E*>(ob);
+    // Output row r = (o, j) is x's row (o, idx[j]); rows are walked in order from each chunk start.
     parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        int64_t o = r / m, j = r % m;
-        const E* src = xe + outer(o) + idx[static_cast<size_t>(j)] * xs;
+      int64_t o = b / m, j = b % m;
+      for (int64_t r = b; r < e;) {
+        const E* xo = xe + outer(o);
         E* dst = oe + r * row_len;
-        for (int64_t i = 0; i < row_len; ++i) dst[i] = src[inner(i)];
+        int64_t jend = std::min(m, j + (e - r));
+        if (row_len == 1) {
+          // Selecting single elements (e.g. along the last axis).
+          for (int64_t k = j; k < jend; ++k) dst[k - j] = xo[ix[k] * xs];
+        } else if (inner.unit()) {
+          // Whole rows contiguous in x (e.g. embedding lookup): one memcpy each.
+          for (int64_t k = j; k < jend; ++k, dst += row_len)
+            std::memcpy(dst, xo + ix[k] * xs, static_cast<size_t>(row_len) * sizeof(E));
+        } else {
+          for (int64_t k = j; k < jend; ++k, dst += row_len) {
+            const E* src = xo + ix[k] * xs;
+            for (int64_t i = 0; i < row_len; ++i) dst[i] = src[inner(i)];
+          }
+        }
+        r += jend - j;
+        j = 0;
+        ++o;
       }
     });
   });

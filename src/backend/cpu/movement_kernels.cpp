@@ -32,12 +32,62 @@ template <typename E>
 inline void copy_run(E* dst, int64_t ds, const E* src, int64_t ss, int64_t n) {
   if (ds == 1 && ss == 1) {
     std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(E));
+  } else if (ds == 1 && ss == -1) {  // flip of the innermost axis
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dst[i] = src[-i];
   } else if (ds == 1) {
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) dst[i] = src[i * ss];
   } else {
     for (int64_t i = 0; i < n; ++i) dst[i * ds] = src[i * ss];
   }
+}
+
+/// strided_copy for a source that is dense along dim k but not along the last dim: the (k, last)
+/// plane is copied in T x T tiles, in parallel over (other dims, tile rows of k).
+template <typename E>
+void tiled_copy(E* dst, const E* src, const Shape& shape, const Strides& ds, const Strides& ss, size_t k) {
+  constexpr int64_t T = 32;
+  const size_t r = shape.size();
+  Shape os;
+  Strides ods, oss;
+  for (size_t d = 0; d + 1 < r; ++d) {
+    if (d == k) continue;
+    os.push_back(shape[d]);
+    ods.push_back(ds[d]);
+    oss.push_back(ss[d]);
+  }
+  int64_t outer = 1;
+  for (int64_t d : os) outer *= d;
+  const int64_t nk = shape[k], ni = shape[r - 1], kb = (nk + T - 1) / T;
+  const int64_t dsk = ds[k], ssk = ss[k], dsi = ds[r - 1], ssi = ss[r - 1];
+  parallel_for(0, outer * kb, std::max<int64_t>(1, kElementwiseGrain / (T * ni)), [&](int64_t b, int64_t e) {
+    for (int64_t it = b; it < e; ++it) {
+      int64_t o = it / kb, k0 = (it % kb) * T, k1 = std::min(nk, k0 + T);
+      int64_t doff = 0, soff = 0;
+      for (size_t d = os.size(); d-- > 0;) {
+        int64_t c = o % os[d];
+        o /= os[d];
+        doff += c * ods[d];
+        soff += c * oss[d];
+      }
+      // Through a small buffer, so that both memory sides are read/written as short dense runs
+      // (a direct strided walk of either side hits one cache set over and over).
+      E buf[T * T];
+      const int64_t kn = k1 - k0;
+      for (int64_t i0 = 0; i0 < ni; i0 += T) {
+        int64_t in = std::min(ni - i0, T);
+        for (int64_t i = 0; i < in; ++i) {
+          const E* sp = src + soff + k0 * ssk + (i0 + i) * ssi;
+          for (int64_t kk = 0; kk < kn; ++kk) buf[i * T + kk] = sp[kk * ssk];
+        }
+        for (int64_t kk = 0; kk < kn; ++kk) {
+          E* dp = dst + doff + (k0 + kk) * dsk + i0 * dsi;
+          for (int64_t i = 0; i < in; ++i) dp[i * dsi] = buf[i * T + kk];
+        }
+      }
+    }
+  });
 }
 
 /// dst[idx . dst_strides] = src[idx . src_strides] for every multi-index of shape (strides in elements).
@@ -70,6 +120,15 @@ void strided_copy(E* dst, std::span<const int64_t> dst_strides, const E* src, st
   }
   const size_t r = shape.size();
   const int64_t inner = shape[r - 1], dsi = ds[r - 1], ssi = ss[r - 1];
+  // Transposed source (dense along an outer dim, strided along the inner one): copy in square
+  // tiles so that both sides stay in cache.
+  size_t k = r;
+  for (size_t d = 0; d + 1 < r; ++d)
+    if ((ss[d] == 1 || ss[d] == -1) && shape[d] >= 8) k = d;
+  if (k < r && ssi != 1 && ssi != -1 && inner >= 8) {
+    tiled_copy(dst, src, shape, ds, ss, k);
+    return;
+  }
   parallel_for(0, numel, kElementwiseGrain, [&](int64_t b, int64_t e) {
     SmallVector<int64_t, 8> idx(r, 0);
     int64_t rem = b;

@@ -220,46 +220,54 @@ TESSERA_API Tensor select(const Tensor& x, int64_t axis, int64_t index);
 TESSERA_API Tensor as_strided(const Tensor& x, IntList shape, IntList strides, int64_t offset);
 /// A contiguous copy (or x itself when already contiguous).
 TESSERA_API Tensor contiguous(const Tensor& x);
-/// Joins along an existing axis; dtypes promote; other axes must match.
+/// Joins along an existing axis; dtypes promote. Inputs need one rank (not 0-d) and equal sizes outside
+/// axis (ShapeError naming the shapes); inputs empty along axis are allowed.
 TESSERA_API Tensor concat(const std::vector<Tensor>& xs, int64_t axis = 0);
 /// Joins along a new axis; all shapes must match.
 TESSERA_API Tensor stack(const std::vector<Tensor>& xs, int64_t axis = 0);
-/// Splits into pieces of the given sizes (must add up to the axis size).
+/// Splits into views of the given sizes (non-negative, adding up to the axis size; ValueError otherwise).
 TESSERA_API std::vector<Tensor> split(const Tensor& x, IntList sizes, int64_t axis = 0);
-/// Splits into pieces of size `size` (the last may be smaller).
+/// Splits into views of size `size` > 0 (the last may be smaller).
 TESSERA_API std::vector<Tensor> split(const Tensor& x, int64_t size, int64_t axis = 0);
+/// split(x, ceil(size / chunks)), so fewer than `chunks` pieces may come back (like PyTorch).
 TESSERA_API std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis = 0);
 
 enum class PadMode : uint8_t { Constant, Reflect, Edge };
 /// pads holds (before, after) pairs starting from the FIRST axis (NumPy order); fewer pairs than axes
-/// leave the trailing axes unpadded. Reflect needs pad < size of the axis; Edge needs a non-empty axis.
+/// leave the trailing axes unpadded. Reflect needs pad < size of the axis; Edge needs a non-empty axis;
+/// negative pads are refused (ValueError for all three; use slice to crop). value is cast to x's dtype.
 TESSERA_API Tensor pad(const Tensor& x, IntList pads, PadMode mode = PadMode::Constant, Scalar value = 0);
 TESSERA_API Tensor flip(const Tensor& x, IntList axes);
 /// Circular shift along axis (all elements of the flattened tensor when axis is nullopt).
 TESSERA_API Tensor roll(const Tensor& x, int64_t shift, std::optional<int64_t> axis = std::nullopt);
-/// Repeats the whole tensor reps[i] times along axis i (reps may be longer than ndim, like NumPy).
+/// Repeats the whole tensor reps[i] times along axis i (reps may be longer than ndim, like NumPy; reps >= 0).
 TESSERA_API Tensor tile(const Tensor& x, IntList reps);
 /// Repeats each element `repeats` times along axis (flattened when nullopt).
 TESSERA_API Tensor repeat_interleave(const Tensor& x, int64_t repeats, std::optional<int64_t> axis = std::nullopt);
-/// Per-element repeat counts (1-d int tensor of the axis size).
+/// Per-element repeat counts (1-d int32/int64 tensor of the axis size, or of one element for all).
 TESSERA_API Tensor repeat_interleave(const Tensor& x, const Tensor& repeats, int64_t axis);
 
 // ------------------------------------------------------------------ index
-// Index tensors are int32 or int64; negative indices count from the end; out-of-range ones throw IndexError.
+// Index tensors are int32 or int64 (else DTypeError); negative indices count from the end; out-of-range ones
+// throw IndexError ("[gather] index 7 is out of range for axis 1 of size 5"). A 0-d x acts as shape [1].
 /// out[i][j][k] = x[index[i][j][k]][j][k] for axis 0 (and so on); index has x's rank and its shape,
 /// except along axis, is broadcast-free and must not exceed x's.
 TESSERA_API Tensor gather(const Tensor& x, int64_t axis, const Tensor& index);
 /// NumPy take_along_axis: like gather, but index broadcasts against x on the other axes.
 TESSERA_API Tensor take_along_axis(const Tensor& x, const Tensor& index, int64_t axis);
 /// A copy of x with x[index[i][j]][j] = src[i][j] (axis 0); with duplicate indices the last write wins.
+/// index has x's rank, is no larger than src on any axis and than x outside axis; src is cast to x's
+/// dtype, and a 0-d src is written at every index position.
 TESSERA_API Tensor scatter(const Tensor& x, int64_t axis, const Tensor& index, const Tensor& src);
-/// Like scatter but adds: duplicates accumulate.
+/// Like scatter but adds: duplicates accumulate in index order (deterministic); integers wrap, bool ORs,
+/// float16/bfloat16 accumulate in float32.
 TESSERA_API Tensor scatter_add(const Tensor& x, int64_t axis, const Tensor& index, const Tensor& src);
-/// Selects entries of axis by a 1-d index tensor.
+/// Selects entries of axis by a 1-d index tensor (a 0-d index selects one entry, keeping the axis).
 TESSERA_API Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index);
 /// Rows of weight [num, dim] for integer indices of any shape -> [..., dim].
 TESSERA_API Tensor embedding(const Tensor& weight, const Tensor& indices);
-/// [.., num_classes] with 1 at each index (int64 output unless told).
+/// [.., num_classes] with 1 at each index (int64 output unless told). Indices must lie in
+/// [0, num_classes) (IndexError otherwise).
 TESSERA_API Tensor one_hot(const Tensor& indices, int64_t num_classes, DType dtype = DType::Int64);
 
 // ------------------------------------------------------------------- sort

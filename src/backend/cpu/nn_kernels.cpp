@@ -17,6 +17,13 @@
 // ISA: the loops are compiled three times (x86-64 baseline, AVX2, AVX-512) by thin wrappers with
 // target attributes that inline (flatten) the shared templates; the wrapper set matching the
 // elementwise ISA is picked at run time. expf/exp in `omp simd` loops call libmvec (vec_math.h).
+// GCC 12 reports its own AVX-512 intrinsics (the _mm512_undefined_ps() pass-through of the unmasked
+// forms) as maybe-uninitialized once inlined (GCC bug 105593); the warning is silenced for this file.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -48,28 +55,114 @@ inline float vexp(float x) { return ::expf(x); }
 inline double vexp(double x) { return ::exp(x); }
 
 // ----------------------------------------------------------------- row maths
-template <typename C, bool Log>
-inline void softmax_row(const C* x, C* y, int64_t n) {
+// Prefetches the lines of [p, p + n) into L2 (p may be null). Issued a block at a time while a
+// compute-bound pass runs on the current row, so the next row's memory traffic overlaps it.
+template <typename C>
+inline void prefetch_block(const C* p, int64_t n) {
+  if (!p) return;
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < n * static_cast<int64_t>(sizeof(C)); off += 64) __builtin_prefetch(c + off, 0, 2);
+}
+
+// Max of a row (NaNs are skipped: they poison the sum later anyway). Eight independent vector
+// accumulators, because one vmaxps chain is latency-bound at a third of the load throughput.
+template <typename C>
+inline C row_max(const C* x, int64_t n) {
+  constexpr int64_t kLanes = 64 / sizeof(C) * 8;
+  C acc[kLanes];
+  for (int64_t i = 0; i < kLanes; ++i) acc[i] = -std::numeric_limits<C>::infinity();
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) {
+#pragma omp simd
+    for (int64_t i = 0; i < kLanes; ++i) acc[i] = x[k + i] > acc[i] ? x[k + i] : acc[i];
+  }
   C m = -std::numeric_limits<C>::infinity();
+  for (; k < n; ++k) m = x[k] > m ? x[k] : m;
 #pragma omp simd reduction(max : m)
-  for (int64_t k = 0; k < n; ++k) m = x[k] > m ? x[k] : m;
-  // A row of -inf gives m = -inf and exp(NaN) = NaN everywhere, like PyTorch.
+  for (int64_t i = 0; i < kLanes; ++i) m = acc[i] > m ? acc[i] : m;
+  return m;
+}
+
+// exp for float32 lanes with AVX-512: n = round(x log2 e), r = x - n ln 2 (two-step Cody-Waite),
+// exp(r) by the Cephes degree-5 polynomial, then vscalefps(p, n) = p * 2^n, which also gives inf/0
+// on overflow/underflow. Max error ~1.3 ulp on normal results (libmvec's is ~1 ulp) at ~1.5x its
+// speed, and inlined. The clamp keeps -inf - (-inf) out of the reduction; NaN propagates (maxps
+// returns its second operand when either is NaN).
+__attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// sum_k exp(x[k] - m), also storing the terms to y when Store; float lanes per kBlock block, the
+// block sums in double. Two vectors per step so the two dependency chains overlap.
+template <bool Store>
+__attribute__((target("avx512f"))) inline double exp_sum_avx512(const float* x, float* y, int64_t n, float m,
+                                                                 const float* next) {
+  const __m512 vm = _mm512_set1_ps(m);
   double s = 0;
   for (int64_t b = 0; b < n; b += kBlock) {
     const int64_t e = std::min(n, b + kBlock);
-    C bs = 0;
-    if constexpr (Log) {
-#pragma omp simd reduction(+ : bs)
-      for (int64_t k = b; k < e; ++k) bs += vexp(x[k] - m);
-    } else {
-#pragma omp simd reduction(+ : bs)
-      for (int64_t k = b; k < e; ++k) {
-        C v = vexp(x[k] - m);
-        y[k] = v;
-        bs += v;
+    prefetch_block(next ? next + b : nullptr, e - b);
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t k = b;
+    for (; k + 32 <= e; k += 32) {
+      __m512 v0 = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + k), vm));
+      __m512 v1 = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + k + 16), vm));
+      if constexpr (Store) {
+        _mm512_storeu_ps(y + k, v0);
+        _mm512_storeu_ps(y + k + 16, v1);
       }
+      s0 = _mm512_add_ps(s0, v0);
+      s1 = _mm512_add_ps(s1, v1);
     }
-    s += static_cast<double>(bs);
+    for (; k < e; k += 16) {
+      const __mmask16 mask = static_cast<__mmask16>(e - k >= 16 ? 0xffff : (1u << (e - k)) - 1);
+      __m512 v = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + k), vm));
+      if constexpr (Store) _mm512_mask_storeu_ps(y + k, mask, v);
+      s0 = _mm512_mask_add_ps(s0, mask, s0, v);
+    }
+    s += static_cast<double>(_mm512_reduce_add_ps(_mm512_add_ps(s0, s1)));
+  }
+  return s;
+}
+
+template <typename C, bool Log, int Isa>
+inline void softmax_row(const C* x, C* y, int64_t n, const C* next) {
+  const C m = row_max(x, n);
+  // A row of -inf gives m = -inf and exp(NaN) = NaN everywhere, like PyTorch.
+  double s = 0;
+  if constexpr (Isa == 2 && std::is_same_v<C, float>) {
+    s = exp_sum_avx512<!Log>(x, y, n, m, next);
+  } else {
+    for (int64_t b = 0; b < n; b += kBlock) {
+      const int64_t e = std::min(n, b + kBlock);
+      prefetch_block(next ? next + b : nullptr, e - b);
+      C bs = 0;
+      if constexpr (Log) {
+#pragma omp simd reduction(+ : bs)
+        for (int64_t k = b; k < e; ++k) bs += vexp(x[k] - m);
+      } else {
+#pragma omp simd reduction(+ : bs)
+        for (int64_t k = b; k < e; ++k) {
+          C v = vexp(x[k] - m);
+          y[k] = v;
+          bs += v;
+        }
+      }
+      s += static_cast<double>(bs);
+    }
   }
   if constexpr (Log) {
     // (x - m) - log(s): exact subtraction first, so large-magnitude rows keep their precision.
@@ -115,12 +208,13 @@ inline double row_sum_sq(const C* x, int64_t n) {
 // precision. The centered pass also measures the error of the first-pass mean (sum of d), which
 // corrects both the variance and lo.
 template <typename C, bool Rms>
-inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, double eps) {
+inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, double eps, const C* next) {
   const double dn = static_cast<double>(n);
   C hi = 0, lo = 0;
   double var;
   if constexpr (Rms) {
     var = row_sum_sq(x, n) / dn;
+    prefetch_block(next, n);
   } else {
     const double mean0 = row_sum(x, n) / dn;
     hi = static_cast<C>(mean0);
@@ -128,6 +222,7 @@ inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, dou
     double sd = 0, sq = 0;
     for (int64_t b = 0; b < n; b += kBlock) {
       const int64_t e = std::min(n, b + kBlock);
+      prefetch_block(next ? next + b : nullptr, e - b);
       C bd = 0, bq = 0;
 #pragma omp simd reduction(+ : bd, bq)
       for (int64_t k = b; k < e; ++k) {
@@ -171,6 +266,7 @@ struct RowJob {
   const void* w = nullptr;  // compute-type arrays of n elements, or null
   const void* b = nullptr;
   double eps = 0;
+  bool stream = false;  // write the output with non-temporal stores
 };
 
 struct OuterIter {
@@ -194,37 +290,83 @@ struct OuterIter {
   }
 };
 
-template <typename C, Kind K>
-inline void row_op(const C* x, C* y, const RowJob& j) {
-  if constexpr (K == Kind::Softmax) softmax_row<C, false>(x, y, j.n);
-  else if constexpr (K == Kind::LogSoftmax) softmax_row<C, true>(x, y, j.n);
-  else norm_row<C, K == Kind::RmsNorm>(x, y, j.n, static_cast<const C*>(j.w), static_cast<const C*>(j.b), j.eps);
+template <typename C, Kind K, int Isa>
+inline void row_op(const C* x, C* y, const RowJob& j, const C* next) {
+  if constexpr (K == Kind::Softmax) softmax_row<C, false, Isa>(x, y, j.n, next);
+  else if constexpr (K == Kind::LogSoftmax) softmax_row<C, true, Isa>(x, y, j.n, next);
+  else norm_row<C, K == Kind::RmsNorm>(x, y, j.n, static_cast<const C*>(j.w), static_cast<const C*>(j.b), j.eps, next);
 }
 
-template <typename T, Kind K>
+// Copies nbytes with non-temporal stores (the aligned middle; the ends are plain copies). One
+// version per ISA: the intrinsics need the matching target.
+__attribute__((target("avx512f"))) inline void stream_copy_avx512(char* dst, const char* src, int64_t nbytes) {
+  int64_t head = std::min<int64_t>(nbytes, (64 - static_cast<int64_t>(reinterpret_cast<uintptr_t>(dst) & 63)) & 63);
+  std::memcpy(dst, src, static_cast<size_t>(head));
+  int64_t k = head;
+  for (; k + 64 <= nbytes; k += 64)
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + k), _mm512_loadu_si512(reinterpret_cast<const void*>(src + k)));
+  std::memcpy(dst + k, src + k, static_cast<size_t>(nbytes - k));
+}
+__attribute__((target("avx2"))) inline void stream_copy_avx2(char* dst, const char* src, int64_t nbytes) {
+  int64_t head = std::min<int64_t>(nbytes, (32 - static_cast<int64_t>(reinterpret_cast<uintptr_t>(dst) & 31)) & 31);
+  std::memcpy(dst, src, static_cast<size_t>(head));
+  int64_t k = head;
+  for (; k + 32 <= nbytes; k += 32)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + k), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)));
+  std::memcpy(dst + k, src + k, static_cast<size_t>(nbytes - k));
+}
+inline void stream_copy_sse2(char* dst, const char* src, int64_t nbytes) {
+  int64_t head = std::min<int64_t>(nbytes, (16 - static_cast<int64_t>(reinterpret_cast<uintptr_t>(dst) & 15)) & 15);
+  std::memcpy(dst, src, static_cast<size_t>(head));
+  int64_t k = head;
+  for (; k + 16 <= nbytes; k += 16)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + k), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k)));
+  std::memcpy(dst + k, src + k, static_cast<size_t>(nbytes - k));
+}
+template <int Isa>
+inline void stream_copy(char* dst, const char* src, int64_t nbytes) {
+  if constexpr (Isa == 2) stream_copy_avx512(dst, src, nbytes);
+  else if constexpr (Isa == 1) stream_copy_avx2(dst, src, nbytes);
+  else stream_copy_sse2(dst, src, nbytes);
+}
+
+// Rows [r0, r1). In-place rows (float32/float64 with unit stride) are computed straight into the
+// output, or, for streaming jobs (data much larger than the last-level cache), into an L1 scratch
+// row that is then written with non-temporal stores: the output lines are not read for ownership
+// first and do not evict the input. Other rows are gathered (and converted) into the scratch row.
+template <typename T, Kind K, int Isa>
 inline void run_rows(const RowJob& j, int64_t r0, int64_t r1) {
   using C = compute_t<T>;
   constexpr bool same = std::is_same_v<T, C>;
   const int64_t n = j.n, st = j.stride;
   const bool direct = same && st == 1;
-  std::vector<C> buf(direct ? 0 : static_cast<size_t>(n));
-  OuterIter it(j, r0);
-  for (int64_t r = r0; r < r1; ++r, it.next()) {
+  const bool stream = direct && j.stream;
+  std::vector<C> buf(direct && !stream ? 0 : static_cast<size_t>(n));
+  C* tmp = buf.data();
+  OuterIter it(j, r0), nx(j, r0);
+  nx.next();
+  for (int64_t r = r0; r < r1; ++r, it.next(), nx.next()) {
     const T* xr = reinterpret_cast<const T*>(j.x) + it.off;
     T* yr = reinterpret_cast<T*>(j.y) + r * n;
     if (direct) {
-      row_op<C, K>(reinterpret_cast<const C*>(xr), reinterpret_cast<C*>(yr), j);
+      const C* next = r + 1 < r1 ? reinterpret_cast<const C*>(j.x) + nx.off : nullptr;
+      if (stream) {
+        row_op<C, K, Isa>(reinterpret_cast<const C*>(xr), tmp, j, next);
+        stream_copy<Isa>(reinterpret_cast<char*>(yr), reinterpret_cast<const char*>(tmp), n * static_cast<int64_t>(sizeof(C)));
+      } else {
+        row_op<C, K, Isa>(reinterpret_cast<const C*>(xr), reinterpret_cast<C*>(yr), j, next);
+      }
       continue;
     }
-    C* tmp = buf.data();
     for (int64_t k = 0; k < n; ++k) tmp[k] = static_cast<C>(xr[k * st]);
     if constexpr (same) {
-      row_op<C, K>(tmp, reinterpret_cast<C*>(yr), j);
+      row_op<C, K, Isa>(tmp, reinterpret_cast<C*>(yr), j, nullptr);
     } else {  // float16/bfloat16: compute in place in the float32 scratch row, then round
-      row_op<C, K>(tmp, tmp, j);
+      row_op<C, K, Isa>(tmp, tmp, j, nullptr);
       for (int64_t k = 0; k < n; ++k) yr[k] = T(tmp[k]);
     }
   }
+  if (stream) _mm_sfence();  // order the non-temporal stores before the kernel returns
 }
 
 // --------------------------------------------------------------- column jobs
@@ -304,11 +446,11 @@ using ColsFn = void (*)(const ColJob&, int64_t, int64_t);
 #define TS_NN_AVX2 __attribute__((target("avx2,fma,f16c,bmi,bmi2"), flatten))
 
 template <typename T, Kind K>
-TS_NN_AVX512 void rows_avx512(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K>(j, b, e); }
+TS_NN_AVX512 void rows_avx512(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K, 2>(j, b, e); }
 template <typename T, Kind K>
-TS_NN_AVX2 void rows_avx2(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K>(j, b, e); }
+TS_NN_AVX2 void rows_avx2(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K, 1>(j, b, e); }
 template <typename T, Kind K>
-__attribute__((flatten)) void rows_baseline(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K>(j, b, e); }
+__attribute__((flatten)) void rows_baseline(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K, 0>(j, b, e); }
 
 template <typename T, bool Log>
 TS_NN_AVX512 void cols_avx512(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
@@ -404,6 +546,18 @@ void set_outer(RowJob& job, const Tensor& x, int64_t last) {
   }
 }
 
+/// Bytes (input + output) above which row kernels write with non-temporal stores: the data cannot
+/// stay in the last-level cache anyway (glibc's memcpy makes the same choice).
+int64_t streaming_threshold() {
+  static const int64_t bytes = [] {
+    // Clamped: virtual machines report odd sizes (320 MiB on a 32 MiB part), and the cache is
+    // shared with the other cores anyway.
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    return std::clamp<int64_t>(l3 > 0 ? l3 : 0, int64_t{8} << 20, int64_t{32} << 20);
+  }();
+  return bytes;
+}
+
 int64_t rows_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(n, 1)); }
 
 template <Kind K>
@@ -432,6 +586,7 @@ void run_row_kernel(Tensor x, const Tensor& y, int64_t first, RowJob job) {
   for (int64_t d = first; d < x.ndim(); ++d) job.n *= x.shape()[static_cast<size_t>(d)];
   set_outer(job, x, first);
   const int64_t rows = job.n ? y.numel() / job.n : 0;
+  job.stream = 2 * y.numel() * static_cast<int64_t>(y.itemsize()) > streaming_threshold();
   RowsFn fn = rows_fn_for<K>(x.dtype());
   parallel_for(0, rows, rows_grain(job.n), [&](int64_t b, int64_t e) { fn(job, b, e); });
 }
@@ -498,3 +653,5 @@ void register_nn_kernels(Backend& b) {
 }
 
 }  // namespace tessera::cpu
+
+#pragma GCC diagnostic pop

@@ -192,7 +192,8 @@ Tensor repeat_interleave(const Tensor& x, const Tensor& repeats, int64_t axis) {
     if (c < 0) raise<ValueError>("repeat_interleave", "repeats must be non-negative, got " + std::to_string(c));
     idx.insert(idx.end(), static_cast<size_t>(c), i);
   }
-  return index_select(v, ax, tensor(idx));
+  int64_t len = static_cast<int64_t>(idx.size());
+  return index_select(v, ax, tensor(idx, IntList(&len, 1), v.device()));
 }
 
 }  // namespace tessera

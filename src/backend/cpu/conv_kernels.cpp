@@ -104,32 +104,98 @@ void im2col(const T* x, const Geom& g, int64_t r0, int64_t r1, T* col) {
   }
 }
 
-// Depthwise (one input and one output channel per group): a direct loop per plane.
-template <typename T>
-void depthwise_plane(const T* x, const T* w, T* y, const Geom& g) {
-  for (int64_t oh = 0; oh < g.Ho; ++oh) {
-    T* yr = y + oh * g.Wo;
-    std::fill(yr, yr + g.Wo, T(0));
-    for (int64_t i = 0; i < g.kh; ++i) {
-      int64_t ih = oh * g.sh - g.ph + i * g.dh;
-      if (ih < 0 || ih >= g.H) continue;
-      const T* xr = x + ih * g.W;
-      for (int64_t j = 0; j < g.kw; ++j) {
-        T wv = w[i * g.kw + j];
-        int64_t off = j * g.dw - g.pw;
-        int64_t ow0 = off >= 0 ? 0 : std::min(g.Wo, (-off + g.sw - 1) / g.sw);
-        int64_t ow1 = g.W - off > 0 ? std::min(g.Wo, (g.W - off + g.sw - 1) / g.sw) : 0;
-        if (g.sw == 1) {
-          const T* xs = xr + off;
-#pragma omp simd
-          for (int64_t ow = ow0; ow < ow1; ++ow) yr[ow] += wv * xs[ow];
-        } else {
-          for (int64_t ow = ow0; ow < ow1; ++ow) yr[ow] += wv * xr[ow * g.sw + off];
+// Depthwise (one input and one output channel per group): a direct loop over planes
+// [q0, q1) of the (image, channel) index. Each plane is first copied into a zero-padded buffer,
+// so that outputs are computed 16 columns x R rows at a time in registers (R independent FMA
+// chains, all taps accumulated, one store) without bounds checks.
+template <typename T, int R>
+[[gnu::always_inline]] inline void depthwise_rows(const T* buf, int64_t Wp, const T* tap_w, const int64_t* tap_off, int64_t taps,
+                                                  const Geom& g, int64_t oh, T* yp) {
+  constexpr int L = 16;
+  typedef T Vec __attribute__((vector_size(L * sizeof(T)), aligned(sizeof(T))));
+  int64_t row_step = g.sh * Wp, sw = g.sw;
+  for (int64_t ow0 = 0; ow0 < g.Wo; ow0 += L) {
+    Vec acc[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) acc[r] = Vec{};
+    const T* base = buf + oh * row_step + ow0 * sw;
+    if (sw == 1) {
+      for (int64_t t = 0; t < taps; ++t) {
+        const T* src = base + tap_off[t];
+        T wv = tap_w[t];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          Vec v;
+          std::memcpy(&v, src + r * row_step, sizeof(v));
+          acc[r] += wv * v;
         }
+      }
+    } else {
+      for (int64_t t = 0; t < taps; ++t) {
+        const T* src = base + tap_off[t];
+        T wv = tap_w[t];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          Vec v;
+          for (int l = 0; l < L; ++l) v[l] = src[r * row_step + l * sw];
+          acc[r] += wv * v;
+        }
+      }
+    }
+    int64_t n = std::min<int64_t>(L, g.Wo - ow0);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      T* yr = yp + (oh + r) * g.Wo + ow0;
+      if (n == L) {
+        std::memcpy(yr, &acc[r], sizeof(Vec));
+      } else {
+        for (int64_t l = 0; l < n; ++l) yr[l] = acc[r][l];
       }
     }
   }
 }
+
+template <typename T>
+[[gnu::always_inline]] inline void depthwise_planes(const T* x, const T* w, T* y, const Geom& g, int64_t q0, int64_t q1) {
+  int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, HW = g.H * g.W, P = g.Ho * g.Wo;
+  // Slack after the plane: the last 16-column chunk of a row may read past the padded width.
+  std::vector<T> buf(static_cast<size_t>(Hp * Wp + 16 * g.sw + g.kw * g.dw + 1), T(0));
+  int64_t taps = g.kh * g.kw;
+  std::vector<int64_t> tap_off(static_cast<size_t>(taps));
+  for (int64_t i = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j) tap_off[static_cast<size_t>(i * g.kw + j)] = i * g.dh * Wp + j * g.dw;
+  for (int64_t q = q0; q < q1; ++q) {
+    const T* xp = x + q * HW;
+    const T* wp = w + (q % g.groups) * taps;
+    // Interior rows are fully rewritten for every plane; the zero border stays.
+    for (int64_t h = 0; h < g.H; ++h)
+      std::copy(xp + h * g.W, xp + (h + 1) * g.W, buf.begin() + static_cast<std::ptrdiff_t>((h + g.ph) * Wp + g.pw));
+    T* yp = y + q * P;
+    const int64_t* to = tap_off.data();
+    int64_t oh = 0;
+    for (; oh + 4 <= g.Ho; oh += 4) depthwise_rows<T, 4>(buf.data(), Wp, wp, to, taps, g, oh, yp);
+    switch (g.Ho - oh) {
+      case 3: depthwise_rows<T, 3>(buf.data(), Wp, wp, to, taps, g, oh, yp); break;
+      case 2: depthwise_rows<T, 2>(buf.data(), Wp, wp, to, taps, g, oh, yp); break;
+      case 1: depthwise_rows<T, 1>(buf.data(), Wp, wp, to, taps, g, oh, yp); break;
+      default: break;
+    }
+  }
+}
+
+// One clone per ISA level (the CPU layer is compiled for baseline x86-64).
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void depthwise_f32(const float* x, const float* w,
+                                                                                             float* y, const Geom& g, int64_t q0,
+                                                                                             int64_t q1) {
+  depthwise_planes(x, w, y, g, q0, q1);
+}
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void depthwise_f64(const double* x, const double* w,
+                                                                                              double* y, const Geom& g, int64_t q0,
+                                                                                              int64_t q1) {
+  depthwise_planes(x, w, y, g, q0, q1);
+}
+inline void depthwise(const float* x, const float* w, float* y, const Geom& g, int64_t q0, int64_t q1) { depthwise_f32(x, w, y, g, q0, q1); }
+inline void depthwise(const double* x, const double* w, double* y, const Geom& g, int64_t q0, int64_t q1) { depthwise_f64(x, w, y, g, q0, q1); }
 
 template <typename T>
 void conv_gemm(const Tensor& xt, const Tensor& wt, const Tensor& yt, const Geom& g) {
@@ -139,9 +205,8 @@ void conv_gemm(const Tensor& xt, const Tensor& wt, const Tensor& yt, const Geom&
   int64_t Cg = g.Cg(), Og = g.Og(), K = Cg * g.kh * g.kw, P = g.Ho * g.Wo, HW = g.H * g.W;
   int64_t jobs = g.N * g.groups;
   if (Cg == 1 && Og == 1) {  // depthwise
-    parallel_for(0, jobs, 1, [&](int64_t b, int64_t e) {
-      for (int64_t q = b; q < e; ++q) depthwise_plane(x + q * HW, w + (q % g.groups) * K, y + q * P, g);
-    });
+    parallel_for(0, jobs, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P * K)),
+                 [&](int64_t b, int64_t e) { depthwise(x, w, y, g, b, e); });
     return;
   }
   bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;  // col is x itself
@@ -165,8 +230,10 @@ void conv_gemm(const Tensor& xt, const Tensor& wt, const Tensor& yt, const Geom&
     Tensor buf = direct ? Tensor() : scratch(nt * K * P, dtype_v<T>, xt.device());
     T* cols = direct ? nullptr : static_cast<T*>(buf.raw_data());
     sync_library_threads();
+    bool nested = omp_in_parallel();  // parallel_for then runs inline on this one thread
     parallel_for(0, jobs, 1, [&](int64_t b, int64_t e) {
-      T* col = direct ? nullptr : cols + static_cast<int64_t>(omp_get_thread_num()) * K * P;
+      int64_t tid = nested ? 0 : omp_get_thread_num();
+      T* col = direct ? nullptr : cols + tid * K * P;
       for (int64_t q = b; q < e; ++q) gemm_job(q, col, false);
     });
   } else {
@@ -231,8 +298,10 @@ void deconv_gemm(const Tensor& xt, const Tensor& wt, const Tensor& yt, const Geo
     Tensor buf = scratch(nt * R * HW, dtype_v<T>, xt.device());
     T* cols = static_cast<T*>(buf.raw_data());
     sync_library_threads();
+    bool nested = omp_in_parallel();  // parallel_for then runs inline on this one thread
     parallel_for(0, jobs, 1, [&](int64_t b, int64_t e) {
-      T* col = cols + static_cast<int64_t>(omp_get_thread_num()) * R * HW;
+      int64_t tid = nested ? 0 : omp_get_thread_num();
+      T* col = cols + tid * R * HW;
       for (int64_t q = b; q < e; ++q) job(q, col, false);
     });
   } else {

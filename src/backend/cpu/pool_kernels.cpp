@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -52,9 +53,10 @@ inline void valid_cols(int64_t off, int64_t W, int64_t Wo, int64_t sw, int64_t& 
 }
 
 template <typename T, bool IsMax>
-void pool_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
+[[gnu::always_inline]] inline void pool_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
   using A = Acc<T>;
-  std::vector<A> acc(static_cast<size_t>(g.Wo));
+  if (g.Wo <= 0) return;
+  std::unique_ptr<A[]> acc(new A[static_cast<size_t>(g.Wo)]);
   std::vector<A> wdiv(static_cast<size_t>(g.Wo));  // per-column window widths (avg)
   std::vector<A> wdiv_in(static_cast<size_t>(g.Wo));
   if constexpr (!IsMax) {
@@ -71,12 +73,12 @@ void pool_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
       int64_t hs = oh * g.sh - g.ph, he = std::min(hs + g.kh, g.H + g.ph);
       int64_t pool_h = he - hs;
       hs = std::max<int64_t>(hs, 0), he = std::min(he, g.H);
-      A* a = acc.data();
+      A* a = acc.get();
       if constexpr (IsMax) {
-        std::fill(acc.begin(), acc.end(), std::numeric_limits<A>::lowest());
-        if constexpr (std::is_floating_point_v<A>) std::fill(acc.begin(), acc.end(), -std::numeric_limits<A>::infinity());
+        A init = std::is_floating_point_v<A> ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::lowest();
+        std::fill(a, a + g.Wo, init);
       } else {
-        std::fill(acc.begin(), acc.end(), A(0));
+        std::fill(a, a + g.Wo, A(0));
       }
       for (int64_t ih = hs; ih < he; ++ih) {
         const T* xr = xp + ih * g.W;
@@ -116,6 +118,28 @@ void pool_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
   }
 }
 
+// float32, the common case, gets one clone per ISA level (the CPU layer is compiled for baseline x86-64).
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void max_planes_f32(const float* x, float* y,
+                                                                                              const PoolGeom& g, int64_t p0,
+                                                                                              int64_t p1) {
+  pool_planes<float, true>(x, y, g, p0, p1);
+}
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void avg_planes_f32(const float* x, float* y,
+                                                                                              const PoolGeom& g, int64_t p0,
+                                                                                              int64_t p1) {
+  pool_planes<float, false>(x, y, g, p0, p1);
+}
+
+template <typename T, bool IsMax>
+void run_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
+  if constexpr (std::is_same_v<T, float>) {
+    if constexpr (IsMax) max_planes_f32(x, y, g, p0, p1);
+    else avg_planes_f32(x, y, g, p0, p1);
+  } else {
+    pool_planes<T, IsMax>(x, y, g, p0, p1);
+  }
+}
+
 template <bool IsMax>
 void pool_kernel(const KernelCall& c) {
   const Tensor& y = c.out[0];
@@ -130,7 +154,7 @@ void pool_kernel(const KernelCall& c) {
     } else {
       const T* xp = static_cast<const T*>(x.raw_data());
       T* yp = static_cast<T*>(y.raw_data());
-      parallel_for(0, g.planes, std::max<int64_t>(1, 32768 / work), [&](int64_t b, int64_t e) { pool_planes<T, IsMax>(xp, yp, g, b, e); });
+      parallel_for(0, g.planes, std::max<int64_t>(1, 32768 / work), [&](int64_t b, int64_t e) { run_planes<T, IsMax>(xp, yp, g, b, e); });
     }
   });
 }

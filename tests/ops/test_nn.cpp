@@ -123,6 +123,18 @@ TEST(Softmax, LargeRowsAndColumnsMatchReference) {
   }
 }
 
+TEST(Softmax, LargeOutputsWrittenWithStreamingStoresMatchReference) {
+  // 4.5M float32 elements (36 MB in + out) exceed the kernels' streaming threshold (at most
+  // 32 MiB), so rows go through the scratch row + non-temporal copy; odd row lengths exercise the
+  // unaligned head and tail of that copy.
+  ts::Tensor x = make_input({1100, 4099}, ts::DType::Float32, Layout::Contiguous, 91, -6, 6);
+  Ref rx = to_ref(x);
+  for (bool log : {false, true}) {
+    SCOPED_TRACE(log ? "log_softmax" : "softmax");
+    EXPECT_CLOSE(log ? ts::log_softmax(x, 1) : ts::softmax(x, 1), softmax_ref(rx, 1, log), ts::DType::Float32);
+  }
+}
+
 TEST(Softmax, StableForLargeMagnitudeInputs) {
   // exp(1e4) overflows every float type: the result is only right when the max is subtracted.
   uint64_t seed = 300;
@@ -241,6 +253,16 @@ TEST(LayerNorm, AccurateForLargeOffsetsAndLongRows) {
       }
     }
   }
+}
+
+TEST(LayerNorm, LargeOutputsWrittenWithStreamingStoresMatchReference) {
+  ts::Tensor x = make_input({4500, 1027}, ts::DType::Float32, Layout::Contiguous, 92, -3, 5);
+  ts::Tensor w = make_input({1027}, ts::DType::Float32, Layout::Contiguous, 93, 0.5, 2);
+  ts::Tensor b = make_input({1027}, ts::DType::Float32, Layout::Contiguous, 94, -1, 1);
+  Ref rx = to_ref(x);
+  EXPECT_CLOSE(ts::layer_norm(x, {1027}, w, b), norm_ref(rx, 1, param_values(w), param_values(b), 1e-5, false),
+               ts::DType::Float32);
+  EXPECT_CLOSE(ts::rms_norm(x, {1027}, w), norm_ref(rx, 1, param_values(w), {}, 1e-6, true), ts::DType::Float32);
 }
 
 TEST(LayerNorm, ConstantRowsGiveZeroNotNaN) {

@@ -23,6 +23,10 @@ function(tessera_add_library name)
   endforeach()
   # Vendor libraries stay behind the backend boundary: only the CPU layer sees them.
   target_compile_options(${name}_cpu PRIVATE ${TESSERA_KERNEL_FLAGS} ${OpenMP_CXX_FLAGS})
+  if(ARG_SANITIZE)
+    # The sanitizer build checks logic, not speed: -O1 (after -O3 above) keeps its compile time low.
+    target_compile_options(${name}_cpu PRIVATE -O1)
+  endif()
   target_include_directories(${name}_cpu PRIVATE ${CBLAS_INCLUDE_DIR})
   target_link_libraries(${name}_cpu PRIVATE DNNL::dnnl OpenMP::OpenMP_CXX)
 

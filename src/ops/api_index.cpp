@@ -51,8 +51,9 @@ Tensor take_along_axis(const Tensor& x, const Tensor& index, int64_t axis) {
   for (size_t d = 0; d < xs.size(); ++d) {
     if (static_cast<int64_t>(d) == ax) continue;
     if (xs[d] != is[d] && xs[d] != 1 && is[d] != 1)
-      raise<ShapeError>("take_along_axis", "cannot broadcast index of shape " + shape_str(index.shape()) + " against x of shape " +
-                                               shape_str(x.shape()) + " outside axis " + std::to_string(ax));
+      raise<ShapeError>("take_along_axis", "cannot broadcast index of shape " + shape_str(index.shape()) +
+                                               " against x of shape " + shape_str(x.shape()) + " outside axis " +
+                                               std::to_string(ax));
     int64_t b = xs[d] == 1 ? is[d] : xs[d];
     xs[d] = is[d] = b;
   }
@@ -87,12 +88,13 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
 
 Tensor one_hot(const Tensor& indices, int64_t num_classes, DType dtype) {
   check_index("one_hot", indices);
-  if (num_classes < 0) raise<ValueError>("one_hot", "num_classes must be non-negative, got " + std::to_string(num_classes));
+  if (num_classes < 0)
+    raise<ValueError>("one_hot", "num_classes must be non-negative, got " + std::to_string(num_classes));
   if (indices.has_storage()) {
     for (int64_t v : indices.to_vector<int64_t>())
       if (v < 0 || v >= num_classes)
-        raise<IndexError>("one_hot", "class " + std::to_string(v) + " is out of range for " + std::to_string(num_classes) +
-                                         " classes");
+        raise<IndexError>("one_hot", "class " + std::to_string(v) + " is out of range for " +
+                                         std::to_string(num_classes) + " classes");
   }
   Tensor classes = arange(0, num_classes, 1, indices.dtype(), indices.device());
   return as_dtype(eq(unsqueeze(indices, -1), classes), dtype);

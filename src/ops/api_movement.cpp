@@ -14,7 +14,8 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
   for (const Tensor& t : xs) check_defined("concat", t);
   DType t = xs[0].dtype();
   for (const Tensor& x : xs) t = promote_types(t, x.dtype());
-  if (xs[0].ndim() == 0) raise<ShapeError>("concat", "cannot concatenate zero-dimensional tensors (input 0 has shape [])");
+  if (xs[0].ndim() == 0)
+    raise<ShapeError>("concat", "cannot concatenate zero-dimensional tensors (input 0 has shape [])");
   int64_t ax = normalize_axis("concat", axis, xs[0].ndim());
   std::vector<Tensor> in;
   in.reserve(xs.size());
@@ -31,8 +32,9 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t axis) {
   for (const Tensor& t : xs) check_defined("stack", t);
   for (size_t k = 1; k < xs.size(); ++k)
     if (xs[k].shape() != xs[0].shape())
-      raise<ShapeError>("stack", "all inputs must have the same shape, got " + shape_str(xs[0].shape()) + " (input 0) and " +
-                                     shape_str(xs[k].shape()) + " (input " + std::to_string(k) + ")");
+      raise<ShapeError>("stack", "all inputs must have the same shape, got " + shape_str(xs[0].shape()) +
+                                     " (input 0) and " + shape_str(xs[k].shape()) + " (input " + std::to_string(k) +
+                                     ")");
   int64_t ax = normalize_axis("stack", axis, xs[0].ndim() + 1);
   std::vector<Tensor> u;
   u.reserve(xs.size());
@@ -56,8 +58,8 @@ std::vector<Tensor> split(const Tensor& x, IntList sizes, int64_t axis) {
     total += s;
   }
   if (total != n)
-    raise<ValueError>("split", "sizes " + shape_str(sizes) + " must add up to " + std::to_string(n) + ", the size of axis " +
-                                   std::to_string(ax) + " of " + shape_str(x.shape()));
+    raise<ValueError>("split", "sizes " + shape_str(sizes) + " must add up to " + std::to_string(n) +
+                                   ", the size of axis " + std::to_string(ax) + " of " + shape_str(x.shape()));
   std::vector<Tensor> out;
   out.reserve(sizes.size());
   int64_t at = 0;
@@ -93,8 +95,8 @@ Tensor pad(const Tensor& x, IntList pads, PadMode mode, Scalar value) {
   if (pads.size() % 2 != 0)
     raise<ValueError>("pad", "pads must hold (before, after) pairs, got " + std::to_string(pads.size()) + " values");
   if (static_cast<int64_t>(pads.size()) > 2 * nd)
-    raise<ValueError>("pad", std::to_string(pads.size() / 2) + " (before, after) pairs for shape " + shape_str(x.shape()) +
-                                 " of rank " + std::to_string(nd));
+    raise<ValueError>("pad", std::to_string(pads.size() / 2) + " (before, after) pairs for shape " +
+                                 shape_str(x.shape()) + " of rank " + std::to_string(nd));
   PadAttrs a;
   a.pads.assign(pads.begin(), pads.end());
   a.pads.resize(static_cast<size_t>(2 * nd), 0);
@@ -161,7 +163,8 @@ Tensor tile(const Tensor& x, IntList reps) {
 
 Tensor repeat_interleave(const Tensor& x, int64_t repeats, std::optional<int64_t> axis) {
   check_defined("repeat_interleave", x);
-  if (repeats < 0) raise<ValueError>("repeat_interleave", "repeats must be non-negative, got " + std::to_string(repeats));
+  if (repeats < 0)
+    raise<ValueError>("repeat_interleave", "repeats must be non-negative, got " + std::to_string(repeats));
   if (!axis) return repeat_interleave(reshape(x, {-1}), repeats, 0);
   Tensor v = x.ndim() == 0 ? reshape(x, {1}) : x;
   int64_t ax = normalize_axis("repeat_interleave", *axis, v.ndim());
@@ -182,8 +185,9 @@ Tensor repeat_interleave(const Tensor& x, const Tensor& repeats, int64_t axis) {
   int64_t ax = normalize_axis("repeat_interleave", axis, v.ndim());
   int64_t n = v.shape()[static_cast<size_t>(ax)];
   if (repeats.ndim() > 1 || (repeats.numel() != n && repeats.numel() != 1))
-    raise<ShapeError>("repeat_interleave", "repeats of shape " + shape_str(repeats.shape()) + " must be 1-d with one count per entry of axis " +
-                                               std::to_string(ax) + " of " + shape_str(v.shape()));
+    raise<ShapeError>("repeat_interleave", "repeats of shape " + shape_str(repeats.shape()) +
+                                               " must be 1-d with one count per entry of axis " + std::to_string(ax) +
+                                               " of " + shape_str(v.shape()));
   std::vector<int64_t> r = repeats.to_vector<int64_t>();
   if (r.size() == 1 && n != 1) return repeat_interleave(v, r[0], ax);
   std::vector<int64_t> idx;

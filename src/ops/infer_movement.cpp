@@ -88,7 +88,8 @@ void infer_Flip(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
   SmallVector<int64_t, 6> seen(static_cast<size_t>(nd), 0);
   for (int64_t ax : axes) {
     if (ax < 0 || ax >= nd)
-      raise<IndexError>("flip", "axis " + std::to_string(ax) + " is out of range for shape " + shape_str(in[0].shape()));
+      raise<IndexError>("flip",
+                        "axis " + std::to_string(ax) + " is out of range for shape " + shape_str(in[0].shape()));
     if (seen[static_cast<size_t>(ax)]++) raise<ValueError>("flip", "axis " + std::to_string(ax) + " repeated");
   }
   out.m[0] = {in[0].shape(), in[0].dtype()};
@@ -103,8 +104,8 @@ void infer_Gather(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
   for (int64_t d = 0; ok && d < x.ndim(); ++d)
     ok = d == axis || index.shape()[static_cast<size_t>(d)] <= x.shape()[static_cast<size_t>(d)];
   if (!ok)
-    raise<ShapeError>("gather", "index of shape " + shape_str(index.shape()) + " must have the rank of x " + shape_str(x.shape()) +
-                                    " and no larger size outside axis " + std::to_string(axis));
+    raise<ShapeError>("gather", "index of shape " + shape_str(index.shape()) + " must have the rank of x " +
+                                    shape_str(x.shape()) + " and no larger size outside axis " + std::to_string(axis));
   out.m[0] = {index.shape(), x.dtype()};
 }
 
@@ -114,29 +115,31 @@ static void infer_scatter(const char* op, std::span<const Tensor> in, const Attr
   check_axis(op, axis, x.ndim(), x.shape());
   check_index_dtype(op, index.dtype());
   if (src.dtype() != x.dtype())
-    raise<DTypeError>(op, "src must have the dtype of x, got " + dtype_str(src.dtype()) + " and " + dtype_str(x.dtype()));
+    raise<DTypeError>(op,
+                      "src must have the dtype of x, got " + dtype_str(src.dtype()) + " and " + dtype_str(x.dtype()));
   bool ok = index.ndim() == x.ndim() && src.ndim() == x.ndim();
   for (int64_t d = 0; ok && d < x.ndim(); ++d) {
     int64_t i = index.shape()[static_cast<size_t>(d)];
     ok = i <= src.shape()[static_cast<size_t>(d)] && (d == axis || i <= x.shape()[static_cast<size_t>(d)]);
   }
   if (!ok)
-    raise<ShapeError>(op, "index of shape " + shape_str(index.shape()) + " must have the rank of x " + shape_str(x.shape()) +
-                              " and src " + shape_str(src.shape()) + ", be no larger than src, and no larger than x outside axis " +
-                              std::to_string(axis));
+    raise<ShapeError>(op, "index of shape " + shape_str(index.shape()) + " must have the rank of x " +
+                              shape_str(x.shape()) + " and src " + shape_str(src.shape()) +
+                              ", be no larger than src, and no larger than x outside axis " + std::to_string(axis));
   out.m[0] = {x.shape(), x.dtype()};
 }
 
 void infer_Scatter(std::span<const Tensor> in, const Attrs& a, MetaList& out) { infer_scatter("scatter", in, a, out); }
-void infer_ScatterAdd(std::span<const Tensor> in, const Attrs& a, MetaList& out) { infer_scatter("scatter_add", in, a, out); }
+void infer_ScatterAdd(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
+  infer_scatter("scatter_add", in, a, out);
+}
 
 void infer_IndexSelect(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
   const Tensor &x = in[0], &index = in[1];
   const int64_t axis = std::get<AxisAttrs>(a).axis;
   check_axis("index_select", axis, x.ndim(), x.shape());
   check_index_dtype("index_select", index.dtype());
-  if (index.ndim() > 1)
-    raise<ShapeError>("index_select", "index must be 1-d, got shape " + shape_str(index.shape()));
+  if (index.ndim() > 1) raise<ShapeError>("index_select", "index must be 1-d, got shape " + shape_str(index.shape()));
   Shape s = x.shape();
   if (x.ndim() == 0) {
     if (index.ndim() == 1) s.push_back(index.numel());  // a 0-d x acts as [1]; the result follows the index

@@ -7,8 +7,8 @@
 
 namespace ts = tessera;
 using namespace tessera::testing;
-using ts::Shape;
 using ts::IntList;
+using ts::Shape;
 using ts::Strides;
 
 namespace {
@@ -83,12 +83,19 @@ struct IndexCase {
 };
 
 const std::vector<IndexCase>& gather_scatter_cases() {
-  static const std::vector<IndexCase> v{
-      {{4, 5}, 0, {3, 5}, {3, 6}},      {{4, 5}, 1, {4, 7}, {4, 7}},        {{4, 5}, -1, {2, 3}, {3, 3}},
-      {{2, 3, 4}, 1, {2, 5, 4}, {2, 5, 4}}, {{2, 3, 4}, -1, {1, 2, 6}, {2, 2, 6}}, {{2, 3, 4}, 0, {3, 3, 2}, {3, 3, 4}},
-      {{6}, 0, {9}, {10}},              {{1, 4, 1}, 1, {1, 6, 1}, {1, 6, 2}}, {{0, 3}, 1, {0, 2}, {0, 2}},
-      {{3, 0}, 0, {2, 0}, {2, 0}},      {{3, 4}, 1, {3, 0}, {3, 0}},        {{}, 0, {}, {}},
-      {{3, 4, 2, 3}, 2, {2, 4, 3, 2}, {2, 4, 3, 3}}};
+  static const std::vector<IndexCase> v{{{4, 5}, 0, {3, 5}, {3, 6}},
+                                        {{4, 5}, 1, {4, 7}, {4, 7}},
+                                        {{4, 5}, -1, {2, 3}, {3, 3}},
+                                        {{2, 3, 4}, 1, {2, 5, 4}, {2, 5, 4}},
+                                        {{2, 3, 4}, -1, {1, 2, 6}, {2, 2, 6}},
+                                        {{2, 3, 4}, 0, {3, 3, 2}, {3, 3, 4}},
+                                        {{6}, 0, {9}, {10}},
+                                        {{1, 4, 1}, 1, {1, 6, 1}, {1, 6, 2}},
+                                        {{0, 3}, 1, {0, 2}, {0, 2}},
+                                        {{3, 0}, 0, {2, 0}, {2, 0}},
+                                        {{3, 4}, 1, {3, 0}, {3, 0}},
+                                        {{}, 0, {}, {}},
+                                        {{3, 4, 2, 3}, 2, {2, 4, 3, 2}, {2, 4, 3, 3}}};
   return v;
 }
 
@@ -99,11 +106,12 @@ TEST(Gather, MatchesReferenceForEveryDtypeLayoutAndIndexDtype) {
   uint64_t seed = 1;
   for (ts::DType dt : all_dtypes()) {
     for (const IndexCase& c : gather_scatter_cases()) {
-      int64_t n = c.x.empty() ? 1 : c.x[static_cast<size_t>(c.axis < 0 ? c.axis + static_cast<int64_t>(c.x.size()) : c.axis)];
+      int64_t n =
+          c.x.empty() ? 1 : c.x[static_cast<size_t>(c.axis < 0 ? c.axis + static_cast<int64_t>(c.x.size()) : c.axis)];
       for (Layout l : all_layouts()) {
         for (ts::DType it : {ts::DType::Int64, ts::DType::Int32}) {
-          SCOPED_TRACE(trace(dt, c.x, l) + " axis " + std::to_string(c.axis) + " index " + ts::shape_str(c.index) + " " +
-                       std::string(ts::dtype_name(it)));
+          SCOPED_TRACE(trace(dt, c.x, l) + " axis " + std::to_string(c.axis) + " index " + ts::shape_str(c.index) +
+                       " " + std::string(ts::dtype_name(it)));
           ts::Tensor x = make_input(c.x, dt, l, seed++, -50, 50);
           Layout il = it == ts::DType::Int64 ? Layout::Contiguous : l;
           ts::Tensor index = make_index(c.index, n, it, il, seed++);
@@ -126,24 +134,42 @@ TEST(Gather, LargeInputsOnSeveralThreads) {
 
 TEST(Gather, ReportsTheFirstOutOfRangeIndex) {
   ts::Tensor x = ts::zeros({3, 5});
-  expect_error<ts::IndexError>([&] { ts::gather(x, 1, ts::tensor<int64_t>({0, 7, 9, 1}, {2, 2})); },
-                               {"[gather] index 7 is out of range for axis 1 of size 5"});
-  expect_error<ts::IndexError>([&] { ts::gather(x, 0, ts::tensor<int32_t>({-4}, {1, 1})); },
-                               {"[gather] index -4 is out of range for axis 0 of size 3"});
-  expect_error<ts::IndexError>([&] { ts::gather(ts::zeros({2, 0}), 1, ts::zeros({2, 1}, ts::DType::Int64)); },
-                               {"[gather]", "index 0", "size 0"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::gather(x, 1, ts::tensor<int64_t>({0, 7, 9, 1}, {2, 2}));
+      },
+      {"[gather] index 7 is out of range for axis 1 of size 5"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::gather(x, 0, ts::tensor<int32_t>({-4}, {1, 1}));
+      },
+      {"[gather] index -4 is out of range for axis 0 of size 3"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::gather(ts::zeros({2, 0}), 1, ts::zeros({2, 1}, ts::DType::Int64));
+      },
+      {"[gather]", "index 0", "size 0"});
   // One bad value at the end of a large index: checked, never read out of bounds.
   ts::Tensor big = ts::zeros({1000, 100}, ts::DType::Int64);
   ts::Tensor bad = ts::concat({big, ts::full({1, 100}, 100, ts::DType::Int64)}, 0);
-  expect_error<ts::IndexError>([&] { ts::gather(ts::zeros({1001, 100}), 1, bad); }, {"[gather] index 100 is out of range"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::gather(ts::zeros({1001, 100}), 1, bad);
+      },
+      {"[gather] index 100 is out of range"});
 }
 
 TEST(Gather, RejectsBadShapesAndDtypes) {
   ts::Tensor x = ts::zeros({3, 5});
   expect_error<ts::DTypeError>([&] { ts::gather(x, 1, ts::zeros({3, 1})); }, {"[gather]", "int32 or int64", "float32"});
   expect_error<ts::DTypeError>([&] { ts::gather(x, 1, ts::zeros({3, 1}, ts::DType::UInt8)); }, {"[gather]", "uint8"});
-  expect_error<ts::ShapeError>([&] { ts::gather(x, 1, ts::zeros({3}, ts::DType::Int64)); }, {"[gather]", "[3]", "[3,5]"});
-  expect_error<ts::ShapeError>([&] { ts::gather(x, 1, ts::zeros({4, 1}, ts::DType::Int64)); }, {"[gather]", "[4,1]", "[3,5]"});
+  expect_error<ts::ShapeError>([&] { ts::gather(x, 1, ts::zeros({3}, ts::DType::Int64)); },
+                               {"[gather]", "[3]", "[3,5]"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::gather(x, 1, ts::zeros({4, 1}, ts::DType::Int64));
+      },
+      {"[gather]", "[4,1]", "[3,5]"});
   expect_error<ts::IndexError>([&] { ts::gather(x, 2, ts::zeros({3, 1}, ts::DType::Int64)); }, {"[gather]", "axis 2"});
 }
 
@@ -155,8 +181,8 @@ TEST(TakeAlongAxis, BroadcastsIndexAgainstXOutsideTheAxis) {
     int64_t axis;
     Shape index;
   };
-  const std::vector<C> cases{{{3, 1, 4}, 2, {1, 5, 2}}, {{3, 4}, 1, {3, 2}}, {{3, 4}, 0, {6, 1}}, {{1, 4}, -1, {5, 3}},
-                             {{4}, 0, {6}},             {{2, 0}, 0, {3, 1}}};
+  const std::vector<C> cases{{{3, 1, 4}, 2, {1, 5, 2}}, {{3, 4}, 1, {3, 2}}, {{3, 4}, 0, {6, 1}},
+                             {{1, 4}, -1, {5, 3}},      {{4}, 0, {6}},       {{2, 0}, 0, {3, 1}}};
   for (ts::DType dt : {ts::DType::Bool, ts::DType::Int8, ts::DType::Float16, ts::DType::Float64}) {
     for (const C& c : cases) {
       for (Layout l : all_layouts()) {
@@ -169,16 +195,26 @@ TEST(TakeAlongAxis, BroadcastsIndexAgainstXOutsideTheAxis) {
         for (size_t d = 0; d < bx.size(); ++d)
           if (d != a) bx[d] = bi[d] = std::max(c.x[d], c.index[d]) * (c.x[d] != 0 && c.index[d] != 0);
         Ref rx = to_ref(x), ri = to_ref(index), ex{bx, {}}, ei{bi, {}};
-        for_each_index(bx, [&](std::span<const int64_t> idx, int64_t) { ex.v.push_back(rx.v[static_cast<size_t>(broadcast_index(c.x, bx, idx))]); });
-        for_each_index(bi, [&](std::span<const int64_t> idx, int64_t) { ei.v.push_back(ri.v[static_cast<size_t>(broadcast_index(c.index, bi, idx))]); });
+        for_each_index(bx, [&](std::span<const int64_t> idx, int64_t) {
+          ex.v.push_back(rx.v[static_cast<size_t>(broadcast_index(c.x, bx, idx))]);
+        });
+        for_each_index(bi, [&](std::span<const int64_t> idx, int64_t) {
+          ei.v.push_back(ri.v[static_cast<size_t>(broadcast_index(c.index, bi, idx))]);
+        });
         EXPECT_CLOSE(ts::take_along_axis(x, index, c.axis), ref_gather(ex, static_cast<int64_t>(a), ei), dt);
       }
     }
   }
-  expect_error<ts::ShapeError>([] { ts::take_along_axis(ts::zeros({3, 4}), ts::zeros({2, 1}, ts::DType::Int64), 1); },
-                               {"[take_along_axis]", "[2,1]", "[3,4]"});
-  expect_error<ts::ShapeError>([] { ts::take_along_axis(ts::zeros({3, 4}), ts::zeros({2}, ts::DType::Int64), 1); },
-                               {"[take_along_axis]", "[2]", "[3,4]"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::take_along_axis(ts::zeros({3, 4}), ts::zeros({2, 1}, ts::DType::Int64), 1);
+      },
+      {"[take_along_axis]", "[2,1]", "[3,4]"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::take_along_axis(ts::zeros({3, 4}), ts::zeros({2}, ts::DType::Int64), 1);
+      },
+      {"[take_along_axis]", "[2]", "[3,4]"});
 }
 
 TEST(TakeAlongAxis, WithArgsortResultsSortsValues) {
@@ -193,14 +229,16 @@ TEST(Scatter, MatchesReferenceWithLastWriteWinning) {
   for (bool add : {false, true}) {
     for (ts::DType dt : all_dtypes()) {
       for (const IndexCase& c : gather_scatter_cases()) {
-        int64_t n = c.x.empty() ? 1 : c.x[static_cast<size_t>(c.axis < 0 ? c.axis + static_cast<int64_t>(c.x.size()) : c.axis)];
+        int64_t n =
+            c.x.empty() ? 1 : c.x[static_cast<size_t>(c.axis < 0 ? c.axis + static_cast<int64_t>(c.x.size()) : c.axis)];
         for (Layout l : all_layouts()) {
           ts::DType it = seed % 2 ? ts::DType::Int32 : ts::DType::Int64;
-          SCOPED_TRACE(std::string(add ? "scatter_add " : "scatter ") + trace(dt, c.x, l) + " axis " + std::to_string(c.axis) +
-                       " index " + ts::shape_str(c.index));
+          SCOPED_TRACE(std::string(add ? "scatter_add " : "scatter ") + trace(dt, c.x, l) + " axis " +
+                       std::to_string(c.axis) + " index " + ts::shape_str(c.index));
           ts::Tensor x = make_input(c.x, dt, l, seed++, -50, 50);
           ts::Tensor index = make_index(c.index, n, it, l, seed++);
-          ts::Tensor src = make_input(c.src, dt, l == Layout::Contiguous ? Layout::Transposed : Layout::Contiguous, seed++, -50, 50);
+          ts::Tensor src =
+              make_input(c.src, dt, l == Layout::Contiguous ? Layout::Transposed : Layout::Contiguous, seed++, -50, 50);
           int64_t axis = c.axis < 0 ? c.axis + std::max<int64_t>(1, static_cast<int64_t>(c.x.size())) : c.axis;
           ts::Tensor got = add ? ts::scatter_add(x, c.axis, index, src) : ts::scatter(x, c.axis, index, src);
           EXPECT_CLOSE_TOL(got, ref_scatter(to_ref(x), axis, to_ref(index), to_ref(src), add), dt, add ? 4.0 : 1.0);
@@ -217,7 +255,8 @@ TEST(Scatter, DuplicateIndicesResolveDeterministically) {
   ts::Tensor index = ts::tensor<int64_t>({0, 1, 0, 0, 0, 1, 1, 0, 1}, {3, 3});
   ts::Tensor src = ts::tensor<int64_t>({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3});
   EXPECT_EQ(ts::scatter(x, 0, index, src).to_vector<int64_t>(), (std::vector<int64_t>{4, 8, 3, 7, 2, 9}));
-  EXPECT_EQ(ts::scatter_add(x, 0, index, src).to_vector<int64_t>(), (std::vector<int64_t>{1 + 4, 5 + 8, 3, 7, 2, 6 + 9}));
+  EXPECT_EQ(ts::scatter_add(x, 0, index, src).to_vector<int64_t>(),
+            (std::vector<int64_t>{1 + 4, 5 + 8, 3, 7, 2, 6 + 9}));
   // Large float32 accumulation: identical bits with one thread and with several.
   ts::Tensor big_idx = ts::remainder(make_input({20000, 8}, ts::DType::Int64, Layout::Contiguous, 3, 0, 1000), 16);
   ts::Tensor big_src = make_input({20000, 8}, ts::DType::Float32, Layout::Contiguous, 4);
@@ -240,10 +279,12 @@ TEST(ScatterAdd, AccumulatesHalfPrecisionInFloat32AndWrapsIntegers) {
   ts::Tensor x = ts::zeros({1}, ts::DType::Float16);
   ts::Tensor idx = ts::zeros({1000}, ts::DType::Int64);
   ts::Tensor src = ts::full({1000}, 0.1, ts::DType::Float16);
-  float expected = static_cast<float>(ts::Half(static_cast<float>(1000 * static_cast<double>(static_cast<float>(ts::Half(0.1f))))));
+  float expected =
+      static_cast<float>(ts::Half(static_cast<float>(1000 * static_cast<double>(static_cast<float>(ts::Half(0.1f))))));
   EXPECT_EQ(ts::scatter_add(x, 0, idx, src).to_vector<float>()[0], expected);
   ts::Tensor i8 = ts::tensor<int8_t>({120});
-  EXPECT_EQ(ts::scatter_add(i8, 0, ts::zeros({2}, ts::DType::Int32), ts::tensor<int8_t>({5, 5})).to_vector<int8_t>()[0], -126);
+  EXPECT_EQ(ts::scatter_add(i8, 0, ts::zeros({2}, ts::DType::Int32), ts::tensor<int8_t>({5, 5})).to_vector<int8_t>()[0],
+            -126);
   ts::Tensor b = ts::tensor<bool>({false, false});
   EXPECT_EQ(ts::scatter_add(b, 0, ts::tensor<int64_t>({1, 1}), ts::tensor<bool>({true, true})).to_vector<bool>(),
             (std::vector<bool>{false, true}));
@@ -254,29 +295,50 @@ TEST(Scatter, CastsSrcAndAcceptsAScalarSrc) {
   ts::Tensor idx = ts::tensor<int64_t>({2, 0}, {2, 1});
   EXPECT_EQ(ts::scatter(x, 1, idx, ts::tensor<float>({1.9f, -2.5f}, {2, 1})).to_vector<int32_t>(),
             (std::vector<int32_t>{0, 0, 1, -2, 0, 0}));
-  EXPECT_EQ(ts::scatter(x, 1, idx, ts::scalar_tensor(int64_t{7})).to_vector<int32_t>(), (std::vector<int32_t>{0, 0, 7, 7, 0, 0}));
+  EXPECT_EQ(ts::scatter(x, 1, idx, ts::scalar_tensor(int64_t{7})).to_vector<int32_t>(),
+            (std::vector<int32_t>{0, 0, 7, 7, 0, 0}));
   EXPECT_EQ(ts::scatter_add(x, 1, idx, ts::scalar_tensor(int64_t{7})).dtype(), ts::DType::Int32);
 }
 
 TEST(Scatter, RejectsBadIndicesShapesAndDtypes) {
   ts::Tensor x = ts::zeros({3, 5});
   ts::Tensor src = ts::ones({3, 2});
-  expect_error<ts::IndexError>([&] { ts::scatter(x, 1, ts::tensor<int64_t>({0, 1, 2, 5, 0, 0}, {3, 2}), src); },
-                               {"[scatter] index 5 is out of range for axis 1 of size 5"});
-  expect_error<ts::IndexError>([&] { ts::scatter_add(x, 0, ts::tensor<int32_t>({0, -4}, {1, 2}), src); },
-                               {"[scatter_add] index -4 is out of range for axis 0 of size 3"});
-  expect_error<ts::ShapeError>([&] { ts::scatter(x, 1, ts::zeros({3, 3}, ts::DType::Int64), src); }, {"[scatter]", "[3,3]", "[3,2]"});
-  expect_error<ts::ShapeError>([&] { ts::scatter(x, 1, ts::zeros({4, 1}, ts::DType::Int64), ts::ones({4, 1})); }, {"[scatter]", "[4,1]", "[3,5]"});
-  expect_error<ts::ShapeError>([&] { ts::scatter_add(x, 1, ts::zeros({3}, ts::DType::Int64), src); }, {"[scatter_add]", "[3]"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::scatter(x, 1, ts::tensor<int64_t>({0, 1, 2, 5, 0, 0}, {3, 2}), src);
+      },
+      {"[scatter] index 5 is out of range for axis 1 of size 5"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::scatter_add(x, 0, ts::tensor<int32_t>({0, -4}, {1, 2}), src);
+      },
+      {"[scatter_add] index -4 is out of range for axis 0 of size 3"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::scatter(x, 1, ts::zeros({3, 3}, ts::DType::Int64), src);
+      },
+      {"[scatter]", "[3,3]", "[3,2]"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::scatter(x, 1, ts::zeros({4, 1}, ts::DType::Int64), ts::ones({4, 1}));
+      },
+      {"[scatter]", "[4,1]", "[3,5]"});
+  expect_error<ts::ShapeError>([&] { ts::scatter_add(x, 1, ts::zeros({3}, ts::DType::Int64), src); },
+                               {"[scatter_add]", "[3]"});
   expect_error<ts::DTypeError>([&] { ts::scatter(x, 1, ts::zeros({3, 2}), src); }, {"[scatter]", "float32"});
-  expect_error<ts::IndexError>([&] { ts::scatter(x, -3, ts::zeros({3, 2}, ts::DType::Int64), src); }, {"[scatter]", "axis -3"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::scatter(x, -3, ts::zeros({3, 2}, ts::DType::Int64), src);
+      },
+      {"[scatter]", "axis -3"});
 }
 
 // ----------------------------------------------------------- index_select
 TEST(IndexSelect, MatchesReferenceForEveryDtypeAndLayout) {
   uint64_t seed = 300;
-  const std::vector<std::pair<Shape, int64_t>> cases{{{5}, 0},    {{4, 6}, 0}, {{4, 6}, 1},     {{4, 6}, -1}, {{2, 3, 4}, 1},
-                                                     {{2, 3, 4}, 2}, {{1, 5, 1}, 1}, {{0, 3}, 1}, {{3, 0}, 0}, {{}, 0}};
+  const std::vector<std::pair<Shape, int64_t>> cases{{{5}, 0},       {{4, 6}, 0},    {{4, 6}, 1},    {{4, 6}, -1},
+                                                     {{2, 3, 4}, 1}, {{2, 3, 4}, 2}, {{1, 5, 1}, 1}, {{0, 3}, 1},
+                                                     {{3, 0}, 0},    {{}, 0}};
   for (ts::DType dt : all_dtypes()) {
     for (const auto& [shape, axis] : cases) {
       size_t a = static_cast<size_t>(axis < 0 ? axis + static_cast<int64_t>(shape.size()) : axis);
@@ -304,14 +366,25 @@ TEST(IndexSelect, MatchesReferenceForEveryDtypeAndLayout) {
 
 TEST(IndexSelect, RejectsBadIndices) {
   ts::Tensor x = ts::zeros({4, 6});
-  expect_error<ts::IndexError>([&] { ts::index_select(x, 1, ts::tensor<int64_t>({0, 6})); },
-                               {"[index_select] index 6 is out of range for axis 1 of size 6"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::index_select(x, 1, ts::tensor<int64_t>({0, 6}));
+      },
+      {"[index_select] index 6 is out of range for axis 1 of size 6"});
   expect_error<ts::IndexError>([&] { ts::index_select(x, 0, ts::tensor<int32_t>({-5})); },
                                {"[index_select] index -5 is out of range for axis 0 of size 4"});
-  expect_error<ts::ShapeError>([&] { ts::index_select(x, 0, ts::zeros({2, 2}, ts::DType::Int64)); }, {"[index_select]", "1-d", "[2,2]"});
-  expect_error<ts::DTypeError>([&] { ts::index_select(x, 0, ts::zeros({2}, ts::DType::Bool)); }, {"[index_select]", "bool"});
-  expect_error<ts::IndexError>([&] { ts::index_select(ts::zeros({0, 2}), 0, ts::zeros({1}, ts::DType::Int64)); },
-                               {"[index_select]", "index 0", "size 0"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::index_select(x, 0, ts::zeros({2, 2}, ts::DType::Int64));
+      },
+      {"[index_select]", "1-d", "[2,2]"});
+  expect_error<ts::DTypeError>([&] { ts::index_select(x, 0, ts::zeros({2}, ts::DType::Bool)); },
+                               {"[index_select]", "bool"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::index_select(ts::zeros({0, 2}), 0, ts::zeros({1}, ts::DType::Int64));
+      },
+      {"[index_select]", "index 0", "size 0"});
 }
 
 // ------------------------------------------------------------- embedding
@@ -323,7 +396,8 @@ TEST(Embedding, LooksUpRowsForIndicesOfAnyShape) {
       Ref rw = to_ref(w);
       for (const Shape& s : std::vector<Shape>{{}, {7}, {3, 4}, {0, 2}, {2, 1, 3}}) {
         SCOPED_TRACE(trace(dt, s, l));
-        ts::Tensor idx = make_index(s, 50, s.size() % 2 ? ts::DType::Int32 : ts::DType::Int64, Layout::Contiguous, seed++);
+        ts::Tensor idx =
+            make_index(s, 50, s.size() % 2 ? ts::DType::Int32 : ts::DType::Int64, Layout::Contiguous, seed++);
         Ref ri = to_ref(idx);
         Shape os = s;
         os.push_back(16);
@@ -338,10 +412,16 @@ TEST(Embedding, LooksUpRowsForIndicesOfAnyShape) {
   ts::Tensor w = make_input({1000, 64}, ts::DType::Float32, Layout::Contiguous, 9);
   ts::Tensor idx = make_index({64, 50}, 1000, ts::DType::Int64, Layout::Contiguous, 10);
   ts::Tensor e = ts::embedding(w, idx);
-  EXPECT_CLOSE(ts::reshape(e, {3200, 64}), ref_index_select(to_ref(w), 0, Ref{{3200}, to_ref(idx).v}), ts::DType::Float32);
-  expect_error<ts::ShapeError>([] { ts::embedding(ts::zeros({5}), ts::zeros({2}, ts::DType::Int64)); }, {"[embedding]", "[5]"});
+  EXPECT_CLOSE(ts::reshape(e, {3200, 64}), ref_index_select(to_ref(w), 0, Ref{{3200}, to_ref(idx).v}),
+               ts::DType::Float32);
+  expect_error<ts::ShapeError>([] { ts::embedding(ts::zeros({5}), ts::zeros({2}, ts::DType::Int64)); },
+                               {"[embedding]", "[5]"});
   expect_error<ts::DTypeError>([] { ts::embedding(ts::zeros({5, 2}), ts::zeros({2})); }, {"[embedding]", "float32"});
-  expect_error<ts::IndexError>([] { ts::embedding(ts::zeros({5, 2}), ts::tensor<int64_t>({1, 5})); }, {"index 5", "size 5"});
+  expect_error<ts::IndexError>(
+      [] {
+        ts::embedding(ts::zeros({5, 2}), ts::tensor<int64_t>({1, 5}));
+      },
+      {"index 5", "size 5"});
 }
 
 // ---------------------------------------------------------------- one_hot
@@ -368,7 +448,11 @@ TEST(OneHot, MarksEachClassForIndicesOfAnyShape) {
 }
 
 TEST(OneHot, RejectsClassesOutOfRange) {
-  expect_error<ts::IndexError>([] { ts::one_hot(ts::tensor<int64_t>({0, 3}), 3); }, {"[one_hot]", "class 3", "3 classes"});
+  expect_error<ts::IndexError>(
+      [] {
+        ts::one_hot(ts::tensor<int64_t>({0, 3}), 3);
+      },
+      {"[one_hot]", "class 3", "3 classes"});
   expect_error<ts::IndexError>([] { ts::one_hot(ts::tensor<int64_t>({-1}), 3); }, {"[one_hot]", "class -1"});
   expect_error<ts::DTypeError>([] { ts::one_hot(ts::tensor<float>({1}), 3); }, {"[one_hot]", "float32"});
   expect_error<ts::ValueError>([] { ts::one_hot(ts::tensor<int64_t>({1}), -2); }, {"[one_hot]", "-2"});

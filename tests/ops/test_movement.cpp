@@ -7,32 +7,30 @@
 
 namespace ts = tessera;
 using namespace tessera::testing;
-using ts::Shape;
 using ts::IntList;
+using ts::Shape;
 using ts::Strides;
 
 namespace {
 
 int64_t norm_axis(int64_t axis, size_t nd) { return axis < 0 ? axis + static_cast<int64_t>(nd) : axis; }
 
+/// Row-major concat: for each outer position, each input's contiguous (axis x inner) block in turn.
 Ref ref_concat(const std::vector<Ref>& xs, int64_t axis) {
   Shape s = xs[0].shape;
   size_t a = static_cast<size_t>(axis);
   s[a] = 0;
   for (const Ref& r : xs) s[a] += r.shape[a];
+  int64_t outer = 1, inner = 1;
+  for (size_t d = 0; d < a; ++d) outer *= s[d];
+  for (size_t d = a + 1; d < s.size(); ++d) inner *= s[d];
   Ref out{s, {}};
-  for_each_index(s, [&](std::span<const int64_t> idx, int64_t) {
-    int64_t i = idx[a];
+  for (int64_t o = 0; o < outer; ++o) {
     for (const Ref& r : xs) {
-      if (i < r.shape[a]) {
-        Shape src(idx.begin(), idx.end());
-        src[a] = i;
-        out.v.push_back(r.at(src));
-        return;
-      }
-      i -= r.shape[a];
+      int64_t len = r.shape[a] * inner;
+      out.v.insert(out.v.end(), r.v.begin() + o * len, r.v.begin() + (o + 1) * len);
     }
-  });
+  }
   return out;
 }
 
@@ -86,7 +84,8 @@ Ref ref_roll(const Ref& x, int64_t shift, std::optional<int64_t> axis) {
   Ref out{x.shape, std::vector<double>(x.v.size())};
   if (!axis) {
     int64_t n = x.numel();
-    for (int64_t i = 0; i < n; ++i) out.v[static_cast<size_t>((((i + shift) % n) + n) % n)] = x.v[static_cast<size_t>(i)];
+    for (int64_t i = 0; i < n; ++i)
+      out.v[static_cast<size_t>((((i + shift) % n) + n) % n)] = x.v[static_cast<size_t>(i)];
     return out;
   }
   size_t a = static_cast<size_t>(norm_axis(*axis, x.shape.size()));
@@ -171,10 +170,11 @@ TEST(Concat, LargeInputsAcrossTheParallelPaths) {
   uint64_t seed = 50;
   for (int64_t axis : {0, 1}) {
     for (Layout l : {Layout::Contiguous, Layout::Transposed}) {
-      ts::Tensor a = make_input({300, 257}, ts::DType::Float32, l, seed++);
-      ts::Tensor b = make_input({300, 257}, ts::DType::Float32, Layout::Contiguous, seed++);
+      ts::Tensor a = make_input({160, 257}, ts::DType::Float32, l, seed++);
+      ts::Tensor b = make_input({160, 257}, ts::DType::Float32, Layout::Contiguous, seed++);
       SCOPED_TRACE("axis " + std::to_string(axis) + " " + layout_name(l));
-      EXPECT_CLOSE(ts::concat({a, b, a}, axis), ref_concat({to_ref(a), to_ref(b), to_ref(a)}, axis), ts::DType::Float32);
+      EXPECT_CLOSE(ts::concat({a, b, a}, axis), ref_concat({to_ref(a), to_ref(b), to_ref(a)}, axis),
+                   ts::DType::Float32);
     }
   }
   std::vector<ts::Tensor> many;
@@ -215,7 +215,11 @@ TEST(Concat, RejectsMismatchedShapesNamingThem) {
   expect_error<ts::ShapeError>([&] { ts::concat({a, b}, 0); }, {"[concat]", "[2,3]", "[3,4]", "axis 0"});
   expect_error<ts::ShapeError>([&] { ts::concat({a, a, b}, 1); }, {"[concat]", "[2,3]", "[3,4]", "input 2"});
   expect_error<ts::ShapeError>([&] { ts::concat({a, c}, 0); }, {"[concat]", "[2,3]", "[2,3,1]"});
-  expect_error<ts::ShapeError>([&] { ts::concat({ts::scalar_tensor(1.0), ts::scalar_tensor(2.0)}); }, {"[concat]", "zero-dimensional"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::concat({ts::scalar_tensor(1.0), ts::scalar_tensor(2.0)});
+      },
+      {"[concat]", "zero-dimensional"});
   expect_error<ts::ValueError>([&] { ts::concat({}); }, {"[concat]", "at least one"});
   expect_error<ts::IndexError>([&] { ts::concat({a, a}, 2); }, {"[concat]", "axis 2"});
   expect_error<ts::IndexError>([&] { ts::concat({a}, -3); }, {"[concat]", "axis -3"});
@@ -248,10 +252,15 @@ TEST(Stack, JoinsAlongANewAxis) {
 }
 
 TEST(Stack, RequiresEqualShapes) {
-  expect_error<ts::ShapeError>([] { ts::stack({ts::zeros({2, 3}), ts::zeros({3, 2})}); }, {"[stack]", "[2,3]", "[3,2]"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::stack({ts::zeros({2, 3}), ts::zeros({3, 2})});
+      },
+      {"[stack]", "[2,3]", "[3,2]"});
   expect_error<ts::ValueError>([] { ts::stack({}); }, {"[stack]"});
   expect_error<ts::IndexError>([] { ts::stack({ts::zeros({2})}, 2); }, {"[stack]", "axis 2"});
-  EXPECT_EQ(ts::stack({ts::zeros({2}, ts::DType::Int8), ts::zeros({2}, ts::DType::Float32)}).dtype(), ts::DType::Float32);
+  EXPECT_EQ(ts::stack({ts::zeros({2}, ts::DType::Int8), ts::zeros({2}, ts::DType::Float32)}).dtype(),
+            ts::DType::Float32);
 }
 
 // ------------------------------------------------------------ split, chunk
@@ -279,7 +288,9 @@ TEST(Split, GivesViewsOfTheRequestedSizes) {
       EXPECT_CLOSE(ts::concat(even, 1), rx, dt);
       auto rows = ts::split(x, 1, 0);
       ASSERT_EQ(rows.size(), 4u);
-      for (int64_t i = 0; i < 4; ++i) EXPECT_CLOSE(ts::reshape(rows[static_cast<size_t>(i)], {7}), (Ref{{7}, std::vector<double>(rx.v.begin() + 7 * i, rx.v.begin() + 7 * i + 7)}), dt);
+      for (int64_t i = 0; i < 4; ++i)
+        EXPECT_CLOSE(ts::reshape(rows[static_cast<size_t>(i)], {7}),
+                     (Ref{{7}, std::vector<double>(rx.v.begin() + 7 * i, rx.v.begin() + 7 * i + 7)}), dt);
     }
   }
   EXPECT_EQ(ts::split(ts::zeros({0, 2}), 4, 0).size(), 1u);
@@ -301,7 +312,7 @@ TEST(Chunk, SplitsIntoAtMostNPiecesOfCeilSize) {
   ASSERT_EQ(c3.size(), 3u);
   EXPECT_EQ(c3[0].to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3}));
   EXPECT_EQ(c3[2].to_vector<int64_t>(), (std::vector<int64_t>{8, 9}));
-  EXPECT_EQ(ts::chunk(x, 4).size(), 4u);  // sizes 3,3,3,1
+  EXPECT_EQ(ts::chunk(x, 4).size(), 4u);                 // sizes 3,3,3,1
   EXPECT_EQ(ts::chunk(ts::arange(0, 6), 4).size(), 3u);  // sizes 2,2,2 (like PyTorch)
   EXPECT_EQ(ts::chunk(x, 20).size(), 10u);
   ts::Tensor m = make_input({3, 8}, ts::DType::Float32, Layout::Transposed, 3);
@@ -319,9 +330,15 @@ TEST(Pad, MatchesReferenceForEveryModeDtypeAndLayout) {
     std::vector<int64_t> pads;
   };
   // pads in NumPy order from the first axis; shorter lists leave trailing axes alone.
-  const std::vector<C> cases{{{5}, {2, 3}},          {{4, 3}, {1, 2, 2, 1}},    {{4, 3}, {0, 0, 2, 0}},
-                             {{4, 3}, {3, 0}},        {{2, 3, 4}, {1, 1, 0, 0, 3, 3}}, {{2, 1, 3}, {0, 1, 0, 0, 2, 2}},
-                             {{3, 4, 1}, {0, 0, 1, 3}}, {{1, 1}, {0, 0, 0, 0}},   {{3, 2, 2, 3}, {1, 0, 0, 1, 1, 1, 2, 2}}};
+  const std::vector<C> cases{{{5}, {2, 3}},
+                             {{4, 3}, {1, 2, 2, 1}},
+                             {{4, 3}, {0, 0, 2, 0}},
+                             {{4, 3}, {3, 0}},
+                             {{2, 3, 4}, {1, 1, 0, 0, 3, 3}},
+                             {{2, 1, 3}, {0, 1, 0, 0, 2, 2}},
+                             {{3, 4, 1}, {0, 0, 1, 3}},
+                             {{1, 1}, {0, 0, 0, 0}},
+                             {{3, 2, 2, 3}, {1, 0, 0, 1, 1, 1, 2, 2}}};
   for (ts::PadMode mode : {ts::PadMode::Constant, ts::PadMode::Reflect, ts::PadMode::Edge}) {
     for (ts::DType dt : all_dtypes()) {
       for (const C& c : cases) {
@@ -331,7 +348,8 @@ TEST(Pad, MatchesReferenceForEveryModeDtypeAndLayout) {
           ok = ok && (mode != ts::PadMode::Reflect || c.pads[i] == 0 || c.pads[i] < c.shape[i / 2]);
         if (!ok) continue;
         for (Layout l : all_layouts()) {
-          SCOPED_TRACE(trace(dt, c.shape, l) + " mode " + std::to_string(static_cast<int>(mode)) + " pads " + ts::shape_str(c.pads));
+          SCOPED_TRACE(trace(dt, c.shape, l) + " mode " + std::to_string(static_cast<int>(mode)) + " pads " +
+                       ts::shape_str(c.pads));
           ts::Tensor x = make_input(c.shape, dt, l, seed++, -50, 50);
           double value = dt == ts::DType::Bool ? 1.0 : 7.0;
           ts::Tensor y = ts::pad(x, c.pads, mode, value);
@@ -376,20 +394,39 @@ TEST(Pad, RejectsInvalidPadsWithShapes) {
   expect_error<ts::ValueError>([&] { ts::pad(x, {1, 1, 1}); }, {"[pad]", "pairs"});
   expect_error<ts::ValueError>([&] { ts::pad(x, {1, 1, 1, 1, 1, 1}); }, {"[pad]", "[2,3]"});
   expect_error<ts::ValueError>([&] { ts::pad(x, {0, 0, -1, 0}); }, {"[pad]", "negative", "[2,3]"});
-  expect_error<ts::ValueError>([&] { ts::pad(x, {0, 0, 3, 0}, ts::PadMode::Reflect); }, {"[pad]", "reflect", "axis 1", "[2,3]"});
+  expect_error<ts::ValueError>(
+      [&] {
+        ts::pad(x, {0, 0, 3, 0}, ts::PadMode::Reflect);
+      },
+      {"[pad]", "reflect", "axis 1", "[2,3]"});
   expect_error<ts::ValueError>([&] { ts::pad(x, {2, 0}, ts::PadMode::Reflect); }, {"[pad]", "reflect", "axis 0"});
-  expect_error<ts::ValueError>([&] { ts::pad(ts::zeros({0, 2}), {1, 0}, ts::PadMode::Edge); }, {"[pad]", "edge", "[0,2]"});
-  expect_error<ts::ValueError>([&] { ts::pad(ts::zeros({0}), {1, 0}, ts::PadMode::Reflect); }, {"[pad]", "reflect", "[0]"});
+  expect_error<ts::ValueError>(
+      [&] {
+        ts::pad(ts::zeros({0, 2}), {1, 0}, ts::PadMode::Edge);
+      },
+      {"[pad]", "edge", "[0,2]"});
+  expect_error<ts::ValueError>(
+      [&] {
+        ts::pad(ts::zeros({0}), {1, 0}, ts::PadMode::Reflect);
+      },
+      {"[pad]", "reflect", "[0]"});
   expect_error<ts::ValueError>([&] { ts::pad(x, {0, 1}, static_cast<ts::PadMode>(7)); }, {"[pad]", "mode"});
 }
 
 // -------------------------------------------------------------------- flip
 TEST(Flip, MatchesReferenceForEveryDtypeLayoutAndAxisSet) {
   uint64_t seed = 300;
-  const std::vector<std::pair<Shape, std::vector<int64_t>>> cases{
-      {{7}, {0}},          {{0}, {0}},          {{1}, {-1}},         {{4, 5}, {0}},       {{4, 5}, {1}},
-      {{4, 5}, {0, -1}},   {{2, 3, 4}, {1}},    {{2, 3, 4}, {0, 2}}, {{2, 3, 4}, {}},     {{3, 1, 4}, {1, 2}},
-      {{2, 3, 2, 3}, {0, 1, 2, 3}}};
+  const std::vector<std::pair<Shape, std::vector<int64_t>>> cases{{{7}, {0}},
+                                                                  {{0}, {0}},
+                                                                  {{1}, {-1}},
+                                                                  {{4, 5}, {0}},
+                                                                  {{4, 5}, {1}},
+                                                                  {{4, 5}, {0, -1}},
+                                                                  {{2, 3, 4}, {1}},
+                                                                  {{2, 3, 4}, {0, 2}},
+                                                                  {{2, 3, 4}, {}},
+                                                                  {{3, 1, 4}, {1, 2}},
+                                                                  {{2, 3, 2, 3}, {0, 1, 2, 3}}};
   for (ts::DType dt : all_dtypes()) {
     for (const auto& [shape, axes] : cases) {
       for (Layout l : all_layouts()) {
@@ -435,8 +472,8 @@ TEST(Roll, ShiftsCircularlyAlongAnAxisOrTheFlattenedTensor) {
 TEST(Tile, RepeatsTheWholeTensorLikeNumPy) {
   uint64_t seed = 500;
   const std::vector<std::pair<Shape, std::vector<int64_t>>> cases{
-      {{3}, {2}}, {{3}, {2, 2}}, {{2, 3}, {2}}, {{2, 3}, {1, 3}}, {{2, 3}, {0, 2}}, {{}, {3}}, {{2, 1, 2}, {2, 1, 3}},
-      {{0, 2}, {2, 2}}, {{2, 2}, {}}, {{1, 2}, {2, 1, 1}}};
+      {{3}, {2}}, {{3}, {2, 2}},          {{2, 3}, {2}},    {{2, 3}, {1, 3}}, {{2, 3}, {0, 2}},
+      {{}, {3}},  {{2, 1, 2}, {2, 1, 3}}, {{0, 2}, {2, 2}}, {{2, 2}, {}},     {{1, 2}, {2, 1, 1}}};
   for (ts::DType dt : all_dtypes()) {
     for (const auto& [shape, reps] : cases) {
       for (Layout l : all_layouts()) {
@@ -465,7 +502,8 @@ TEST(RepeatInterleave, ScalarRepeatsAlongAxisOrFlattened) {
       }
     }
   }
-  EXPECT_EQ(ts::repeat_interleave(ts::scalar_tensor(int64_t{5}), 3).to_vector<int64_t>(), (std::vector<int64_t>{5, 5, 5}));
+  EXPECT_EQ(ts::repeat_interleave(ts::scalar_tensor(int64_t{5}), 3).to_vector<int64_t>(),
+            (std::vector<int64_t>{5, 5, 5}));
   expect_error<ts::ValueError>([] { ts::repeat_interleave(ts::zeros({2}), -1); }, {"[repeat_interleave]", "-1"});
   expect_error<ts::IndexError>([] { ts::repeat_interleave(ts::zeros({2}), 2, 1); }, {"[repeat_interleave]", "axis 1"});
 }
@@ -478,12 +516,25 @@ TEST(RepeatInterleave, PerEntryCounts) {
       Ref rx = to_ref(x);
       SCOPED_TRACE(trace(dt, x.shape(), l));
       EXPECT_CLOSE(ts::repeat_interleave(x, ts::tensor<int64_t>({2, 0, 3}), 0), ref_repeat(rx, {2, 0, 3}, 0), dt);
-      EXPECT_CLOSE(ts::repeat_interleave(x, ts::tensor<int32_t>({1, 2, 0, 1}), -1), ref_repeat(rx, {1, 2, 0, 1}, 1), dt);
+      EXPECT_CLOSE(ts::repeat_interleave(x, ts::tensor<int32_t>({1, 2, 0, 1}), -1), ref_repeat(rx, {1, 2, 0, 1}, 1),
+                   dt);
       EXPECT_CLOSE(ts::repeat_interleave(x, ts::tensor<int64_t>({2}), 1), ref_repeat(rx, {2, 2, 2, 2}, 1), dt);
     }
   }
   ts::Tensor x = ts::zeros({3});
-  expect_error<ts::ShapeError>([&] { ts::repeat_interleave(x, ts::tensor<int64_t>({1, 2}), 0); }, {"[repeat_interleave]", "[2]", "[3]"});
-  expect_error<ts::ValueError>([&] { ts::repeat_interleave(x, ts::tensor<int64_t>({1, -2, 1}), 0); }, {"[repeat_interleave]", "-2"});
-  expect_error<ts::DTypeError>([&] { ts::repeat_interleave(x, ts::tensor<float>({1, 1, 1}), 0); }, {"[repeat_interleave]", "float32"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::repeat_interleave(x, ts::tensor<int64_t>({1, 2}), 0);
+      },
+      {"[repeat_interleave]", "[2]", "[3]"});
+  expect_error<ts::ValueError>(
+      [&] {
+        ts::repeat_interleave(x, ts::tensor<int64_t>({1, -2, 1}), 0);
+      },
+      {"[repeat_interleave]", "-2"});
+  expect_error<ts::DTypeError>(
+      [&] {
+        ts::repeat_interleave(x, ts::tensor<float>({1, 1, 1}), 0);
+      },
+      {"[repeat_interleave]", "float32"});
 }

@@ -8,8 +8,8 @@
 
 namespace ts = tessera;
 using namespace tessera::testing;
-using ts::Shape;
 using ts::IntList;
+using ts::Shape;
 using ts::Strides;
 
 namespace {
@@ -81,7 +81,8 @@ TEST(Reshape, PreservesRowMajorOrderForEveryDtypeAndLayout) {
         ts::Tensor x = make_input(shape, dt, l, seed++, -50, 50);
         Ref rx = to_ref(x);
         for (const Shape& t : targets) {
-          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(shape) + " -> " + ts::shape_str(t) + " " + layout_name(l));
+          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(shape) + " -> " + ts::shape_str(t) + " " +
+                       layout_name(l));
           ts::Tensor y = ts::reshape(x, t);
           Shape want_shape = t;
           int64_t known = 1;
@@ -130,7 +131,8 @@ TEST(Reshape, CopiesWhenStridesCannotBeViewed) {
   ts::Tensor e = ts::expand(ts::tensor<int64_t>({1, 2}, {1, 2}), {3, 2});
   EXPECT_EQ(ts::reshape(e, {6}).to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 1, 2, 1, 2}));
   // Stepped slices merge only where the steps line up.
-  ts::Tensor s = ts::slice(ts::arange(0, 16, 1, ts::DType::Int64).reshape({4, 4}), 1, 0, std::nullopt, 2);  // [4,2] strides [4,2]
+  ts::Tensor s =
+      ts::slice(ts::arange(0, 16, 1, ts::DType::Int64).reshape({4, 4}), 1, 0, std::nullopt, 2);  // [4,2] strides [4,2]
   ts::Tensor sv = ts::reshape(s, {8});
   EXPECT_EQ(sv.to_vector<int64_t>(), (std::vector<int64_t>{0, 2, 4, 6, 8, 10, 12, 14}));
 }
@@ -163,9 +165,13 @@ TEST(Flatten, MergesTheGivenAxisRange) {
 // ------------------------------------------------------ permute, transpose
 TEST(Permute, MatchesReferenceAndSharesStorage) {
   uint64_t seed = 100;
-  std::vector<std::pair<Shape, std::vector<int64_t>>> cases{
-      {{}, {}}, {{5}, {0}}, {{4, 5}, {1, 0}}, {{2, 3, 4}, {2, 0, 1}}, {{2, 3, 4}, {-1, -3, -2}},
-      {{3, 0, 2}, {1, 2, 0}}, {{2, 1, 3, 4}, {3, 1, 0, 2}}};
+  std::vector<std::pair<Shape, std::vector<int64_t>>> cases{{{}, {}},
+                                                            {{5}, {0}},
+                                                            {{4, 5}, {1, 0}},
+                                                            {{2, 3, 4}, {2, 0, 1}},
+                                                            {{2, 3, 4}, {-1, -3, -2}},
+                                                            {{3, 0, 2}, {1, 2, 0}},
+                                                            {{2, 1, 3, 4}, {3, 1, 0, 2}}};
   for (ts::DType dt : all_dtypes()) {
     for (const auto& [shape, perm] : cases) {
       for (Layout l : all_layouts()) {
@@ -243,12 +249,13 @@ TEST(Unsqueeze, InsertsAnAxisAtEveryPosition) {
 // ------------------------------------------------------------------ expand
 TEST(Expand, BroadcastsWithZeroStridesForEveryDtypeAndLayout) {
   uint64_t seed = 200;
-  std::vector<std::pair<Shape, Shape>> cases{{{}, {3, 2}}, {{1}, {4}}, {{3, 1}, {3, 4}}, {{1, 3}, {2, 2, 3}},
-                                              {{2, 1, 3}, {2, 5, 3}}, {{1}, {0}}, {{4}, {0, 4}}, {{2, 3}, {2, 3}}};
+  std::vector<std::pair<Shape, Shape>> cases{{{}, {3, 2}},           {{1}, {4}}, {{3, 1}, {3, 4}}, {{1, 3}, {2, 2, 3}},
+                                             {{2, 1, 3}, {2, 5, 3}}, {{1}, {0}}, {{4}, {0, 4}},    {{2, 3}, {2, 3}}};
   for (ts::DType dt : all_dtypes()) {
     for (const auto& [from, to] : cases) {
       for (Layout l : all_layouts()) {
-        SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(from) + " -> " + ts::shape_str(to) + " " + layout_name(l));
+        SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(from) + " -> " + ts::shape_str(to) + " " +
+                     layout_name(l));
         ts::Tensor x = make_input(from, dt, l, seed++, -50, 50);
         Ref rx = to_ref(x);
         Ref want{to, {}};
@@ -281,9 +288,9 @@ TEST(Slice, FollowsPythonRulesForStepsNegativesAndClamping) {
     std::optional<int64_t> start, stop;
     int64_t step;
   };
-  std::vector<C> cases{{std::nullopt, std::nullopt, 1}, {1, 4, 1},   {0, std::nullopt, 2}, {1, std::nullopt, 3},
-                       {-3, std::nullopt, 1},           {-100, 100, 1}, {2, -1, 1},        {4, 2, 1},
-                       {std::nullopt, -6, 1},           {7, 9, 1},   {-2, -1, 5},          {0, 0, 1}};
+  std::vector<C> cases{{std::nullopt, std::nullopt, 1}, {1, 4, 1},      {0, std::nullopt, 2}, {1, std::nullopt, 3},
+                       {-3, std::nullopt, 1},           {-100, 100, 1}, {2, -1, 1},           {4, 2, 1},
+                       {std::nullopt, -6, 1},           {7, 9, 1},      {-2, -1, 5},          {0, 0, 1}};
   for (ts::DType dt : all_dtypes()) {
     for (Layout l : all_layouts()) {
       for (int64_t axis : {0, 1, -1}) {
@@ -330,8 +337,12 @@ TEST(Select, PicksOneEntryAndDropsTheAxis) {
         int64_t ax = axis < 0 ? axis + 3 : axis;
         int64_t n = x.shape()[static_cast<size_t>(ax)];
         for (int64_t i : {int64_t{0}, n - 1, int64_t{-1}, -n}) {
-          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + layout_name(l) + " axis " + std::to_string(axis) + " index " + std::to_string(i));
-          Ref s = ref_slice(rx, ax, i, i < 0 ? (i + 1 == 0 ? std::optional<int64_t>() : std::optional<int64_t>(i + 1)) : std::optional<int64_t>(i + 1), 1);
+          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + layout_name(l) + " axis " + std::to_string(axis) +
+                       " index " + std::to_string(i));
+          Ref s = ref_slice(rx, ax, i,
+                            i < 0 ? (i + 1 == 0 ? std::optional<int64_t>() : std::optional<int64_t>(i + 1))
+                                  : std::optional<int64_t>(i + 1),
+                            1);
           Shape sh = s.shape;
           sh.erase(sh.begin() + ax);
           ts::Tensor y = ts::select(x, axis, i);
@@ -372,8 +383,11 @@ TEST(AsStrided, BuildsOverlappingAndReversedWindows) {
 
 TEST(AsStrided, RejectsViewsOutsideTheStorage) {
   ts::Tensor x = ts::zeros({10});
-  expect_error<ts::IndexError>([&] { ts::as_strided(x, {4, 3}, {3, 1}, 0); },
-                               {"[as_strided]", "[4,3]", "[3,1]", "offset 0", "10 elements"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::as_strided(x, {4, 3}, {3, 1}, 0);
+      },
+      {"[as_strided]", "[4,3]", "[3,1]", "offset 0", "10 elements"});
   expect_error<ts::IndexError>([&] { ts::as_strided(x, {2}, {1}, 9); }, {"[as_strided]", "offset 9"});
   expect_error<ts::IndexError>([&] { ts::as_strided(x, {3}, {-1}, 1); }, {"[as_strided]", "[-1]"});
   expect_error<ts::IndexError>([&] { ts::as_strided(x, {1}, {1}, -1); }, {"[as_strided]", "offset -1"});
@@ -385,9 +399,18 @@ TEST(AsStrided, RejectsExtentsThatOverflowInt64) {
   // Regression: (size - 1) * stride and the running extent overflowed (undefined behaviour) instead
   // of being refused.
   ts::Tensor x = ts::zeros({10});
-  expect_error<ts::IndexError>([&] { ts::as_strided(x, {3}, {INT64_MAX / 2 + 1}, 0); }, {"[as_strided]", "outside storage"});
-  expect_error<ts::IndexError>([&] { ts::as_strided(x, {2, 2}, {INT64_MAX, INT64_MAX}, 1); }, {"[as_strided]", "outside storage"});
-  expect_error<ts::IndexError>([&] { ts::as_strided(x, {2, 2}, {INT64_MIN, 1}, 5); }, {"[as_strided]", "outside storage"});
+  expect_error<ts::IndexError>([&] { ts::as_strided(x, {3}, {INT64_MAX / 2 + 1}, 0); },
+                               {"[as_strided]", "outside storage"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::as_strided(x, {2, 2}, {INT64_MAX, INT64_MAX}, 1);
+      },
+      {"[as_strided]", "outside storage"});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::as_strided(x, {2, 2}, {INT64_MIN, 1}, 5);
+      },
+      {"[as_strided]", "outside storage"});
 }
 
 // -------------------------------------------------------------- contiguous
@@ -401,8 +424,10 @@ TEST(Contiguous, ReturnsTheTensorWhenContiguousElseARowMajorCopy) {
         ts::Tensor c = ts::contiguous(x);
         EXPECT_TRUE(c.is_contiguous());
         EXPECT_CLOSE(c, to_ref(x), dt);
-        if (x.is_contiguous()) EXPECT_TRUE(c.is_same(x));
-        else EXPECT_FALSE(shares_storage(c, x));
+        if (x.is_contiguous())
+          EXPECT_TRUE(c.is_same(x));
+        else
+          EXPECT_FALSE(shares_storage(c, x));
       }
     }
   }
@@ -412,9 +437,9 @@ TEST(Views, ChainOfViewsReadsTheRightElements) {
   // permute -> slice -> expand -> select composed, checked against the composed reference.
   ts::Tensor x = make_input({4, 3, 5}, ts::DType::Float64, Layout::Offset, 77);
   Ref rx = to_ref(x);
-  ts::Tensor p = ts::permute(x, {2, 0, 1});                 // [5,4,3]
-  ts::Tensor s = ts::slice(p, 0, 1, std::nullopt, 2);        // [2,4,3]
-  ts::Tensor q = ts::select(s, 2, -1);                       // [2,4]
+  ts::Tensor p = ts::permute(x, {2, 0, 1});                   // [5,4,3]
+  ts::Tensor s = ts::slice(p, 0, 1, std::nullopt, 2);         // [2,4,3]
+  ts::Tensor q = ts::select(s, 2, -1);                        // [2,4]
   ts::Tensor e = ts::expand(ts::unsqueeze(q, 1), {2, 3, 4});  // [2,3,4]
   Ref want{{2, 3, 4}, {}};
   for_each_index(want.shape, [&](std::span<const int64_t> idx, int64_t) {

@@ -92,10 +92,14 @@ OperandMaps operand_maps(const Shape& ishape, const Strides& strides, int64_t ax
 template <typename Fn>
 decltype(auto) visit_elem_size(size_t es, Fn&& fn) {
   switch (es) {
-    case 1: return fn(uint8_t{});
-    case 2: return fn(uint16_t{});
-    case 4: return fn(uint32_t{});
-    default: return fn(uint64_t{});
+    case 1:
+      return fn(uint8_t{});
+    case 2:
+      return fn(uint16_t{});
+    case 4:
+      return fn(uint32_t{});
+    default:
+      return fn(uint64_t{});
   }
 }
 
@@ -261,8 +265,10 @@ bool scatter_run(Acc* acc, const Tensor& x, const Tensor& index, const Tensor& s
   std::atomic<bool> bad{false};
   const int64_t ias = im.axis_stride, sas = sm.axis_stride, oas = om.axis_stride;
   auto put = [](Acc& dst, Acc val) {
-    if constexpr (C == Combine::Assign) dst = val;
-    else combine_add(dst, val);
+    if constexpr (C == Combine::Assign)
+      dst = val;
+    else
+      combine_add(dst, val);
   };
   for_index_blocks(g.outer, g.A, g.inner, [&](int64_t o, int64_t i0, int64_t i1) {
     Acc* oo = acc + om.outer(o);

@@ -20,10 +20,14 @@ namespace {
 template <typename Fn>
 decltype(auto) visit_elem_size(size_t es, Fn&& fn) {
   switch (es) {
-    case 1: return fn(uint8_t{});
-    case 2: return fn(uint16_t{});
-    case 4: return fn(uint32_t{});
-    default: return fn(uint64_t{});
+    case 1:
+      return fn(uint8_t{});
+    case 2:
+      return fn(uint16_t{});
+    case 4:
+      return fn(uint32_t{});
+    default:
+      return fn(uint64_t{});
   }
 }
 
@@ -172,21 +176,25 @@ void concat_kernel(const KernelCall& c) {
     for (const Tensor& t : c.in) all_contig = all_contig && t.is_contiguous();
     const int64_t row = out.shape()[static_cast<size_t>(axis)] * inner;
     if (all_contig && outer > 1 && row < kElementwiseGrain) {
-      parallel_for(0, outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(row, 1)), [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o) {
-          E* dst = ob + o * row;
-          for (const Tensor& t : c.in) {
-            int64_t len = t.shape()[static_cast<size_t>(axis)] * inner;
-            if (len) std::memcpy(dst, static_cast<const E*>(t.impl().data()) + o * len, static_cast<size_t>(len) * sizeof(E));
-            dst += len;
-          }
-        }
-      });
+      parallel_for(0, outer, std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(row, 1)),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t o = b; o < e; ++o) {
+                       E* dst = ob + o * row;
+                       for (const Tensor& t : c.in) {
+                         int64_t len = t.shape()[static_cast<size_t>(axis)] * inner;
+                         if (len)
+                           std::memcpy(dst, static_cast<const E*>(t.impl().data()) + o * len,
+                                       static_cast<size_t>(len) * sizeof(E));
+                         dst += len;
+                       }
+                     }
+                   });
       return;
     }
     int64_t at = 0;
     for (const Tensor& t : c.in) {
-      strided_copy(ob + at * ost[static_cast<size_t>(axis)], ost, static_cast<const E*>(t.impl().data()), t.strides(), t.shape());
+      strided_copy(ob + at * ost[static_cast<size_t>(axis)], ost, static_cast<const E*>(t.impl().data()), t.strides(),
+                   t.shape());
       at += t.shape()[static_cast<size_t>(axis)];
     }
   });
@@ -205,7 +213,8 @@ void flip_kernel(const KernelCall& c) {
   }
   visit_elem_size(x.itemsize(), [&](auto tag) {
     using E = decltype(tag);
-    strided_copy(static_cast<E*>(out.impl().data()), out.strides(), static_cast<const E*>(x.impl().data()) + off, st, x.shape());
+    strided_copy(static_cast<E*>(out.impl().data()), out.strides(), static_cast<const E*>(x.impl().data()) + off, st,
+                 x.shape());
   });
 }
 
@@ -215,9 +224,12 @@ inline int64_t pad_source(int64_t j, int64_t lo, int64_t n, PadMode mode) {
   int64_t i = j - lo;
   if (i >= 0 && i < n) return i;
   switch (mode) {
-    case PadMode::Constant: return -1;
-    case PadMode::Reflect: return i < 0 ? -i : 2 * (n - 1) - i;
-    case PadMode::Edge: return i < 0 ? 0 : n - 1;
+    case PadMode::Constant:
+      return -1;
+    case PadMode::Reflect:
+      return i < 0 ? -i : 2 * (n - 1) - i;
+    case PadMode::Edge:
+      return i < 0 ? 0 : n - 1;
   }
   return -1;
 }
@@ -278,8 +290,10 @@ void pad_impl(const Tensor& x, const Tensor& out, const PadAttrs& p, E fill) {
       bool fill_row = x_empty;
       for (size_t d = 0; d + 1 < r && !fill_row; ++d) {
         int64_t s = pad_source(idx[d], lo[d], xs[d], mode);
-        if (s < 0) fill_row = true;
-        else soff += s * xst[d];
+        if (s < 0)
+          fill_row = true;
+        else
+          soff += s * xst[d];
       }
       if (fill_row) {
         for (int64_t j = 0; j < row; ++j) dst[j] = fill;
@@ -309,8 +323,9 @@ void pad_kernel(const KernelCall& c) {
   if (out.numel() == 0) return;
   visit_dtype(x.dtype(), [&](auto ttag) {
     using T = decltype(ttag);
-    using E = std::conditional_t<sizeof(T) == 1, uint8_t,
-                                 std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
+    using E = std::conditional_t<
+        sizeof(T) == 1, uint8_t,
+        std::conditional_t<sizeof(T) == 2, uint16_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>;
     static_assert(sizeof(E) == sizeof(T));
     T v = p.value.to<T>();
     E fill;

@@ -27,6 +27,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -43,10 +45,12 @@ namespace tessera::cpu {
 
 namespace {
 
-/// An input seen as a contiguous [A, R, B] block (R reduced or scanned).
+/// An input seen as a contiguous [S, A, R, B] block: S and R reduced (or R scanned), A and B kept;
+/// element (s, a, r, b) is at ((s * A + a) * R + r) * B + b and output (a, b) at a * B + b.
+/// S > 1 only for a leading reduced run followed by another one (e.g. axes {0, 2} of [N, C, HW]).
 struct Block {
   const void* data = nullptr;
-  int64_t A = 1, R = 1, B = 1;
+  int64_t S = 1, A = 1, R = 1, B = 1;
   Tensor keep;  // owns the copy when one was made
 };
 
@@ -113,8 +117,9 @@ Tensor copy_of(const Tensor& x) {
 
 enum class Fit { Ok, NotDense, Scattered };
 
-/// Views x as [A, R, B] when its non-unit axes, read in memory order, are dense (no gaps, no overlap,
-/// positive strides), the reduced ones form one run, and the kept ones keep their logical order.
+/// Views x as [S, A, R, B] when its non-unit axes, read in memory order, are dense (no gaps, no
+/// overlap, positive strides), the kept ones keep their logical order, and the runs of reduced and
+/// kept axes follow the pattern [kept] reduced [kept] or reduced kept reduced [kept].
 Fit try_block(const Tensor& x, const std::vector<bool>& red, Block& blk) {
   struct Dim {
     int64_t size, stride, axis;
@@ -133,30 +138,40 @@ Fit try_block(const Tensor& x, const std::vector<bool>& red, Block& blk) {
     if (dims[i].stride != expect) return Fit::NotDense;
     expect *= dims[i].size;
   }
-  int phase = 0;  // 0: before the reduced run, 1: inside it, 2: after it
-  int64_t last_kept = -1, A = 1, R = 1, B = 1;
+  // Runs of consecutive reduced / kept axes, in memory order.
+  struct Run {
+    bool red;
+    int64_t size;
+  };
+  std::vector<Run> runs;
+  int64_t last_kept = -1;
   for (const Dim& d : dims) {
-    if (d.red) {
-      if (phase == 2) return Fit::Scattered;
-      phase = 1;
-      R *= d.size;
-    } else {
+    if (!d.red) {
       if (d.axis < last_kept) return Fit::Scattered;
       last_kept = d.axis;
-      if (phase == 0) {
-        A *= d.size;
-      } else {
-        phase = 2;
-        B *= d.size;
-      }
     }
+    if (!runs.empty() && runs.back().red == d.red) runs.back().size *= d.size;
+    else runs.push_back({d.red, d.size});
   }
+  int64_t S = 1, A = 1, R = 1, B = 1;
+  size_t i = 0;
+  int nred = 0;
+  for (const Run& r : runs) nred += r.red;
+  if (nred > 2) return Fit::Scattered;
+  if (nred == 2) {
+    if (!runs[0].red) return Fit::Scattered;
+    S = runs[i++].size;
+  }
+  if (i < runs.size() && !runs[i].red) A = runs[i++].size;
+  if (i < runs.size() && runs[i].red) R = runs[i++].size;
+  if (i < runs.size() && !runs[i].red) B = runs[i++].size;
+  if (i != runs.size()) return Fit::Scattered;
   blk.data = x.impl().data();
-  blk.A = A, blk.R = R, blk.B = B;
+  blk.S = S, blk.A = A, blk.R = R, blk.B = B;
   return Fit::Ok;
 }
 
-/// The [A, R, B] view of x reduced over the axes flagged in red, copying x when needed.
+/// The [S, A, R, B] view of x reduced over the axes flagged in red, copying x when needed.
 Block plan_block(const Tensor& x, const std::vector<bool>& red) {
   Block blk;
   if (x.numel() == 0) {  // nothing to read: every output is the identity
@@ -376,8 +391,7 @@ struct Cascade {
   uint64_t occupied = 0;
   void push(Acc* v, int level) {  // v is clobbered
     while (occupied >> level & 1u) {
-      const Acc* s = store + level * w;
-      for (int64_t j = 0; j < w; ++j) v[j] = Op::comb(s[j], v[j]);
+      combine_into(v, store + level * w, w);
       occupied &= ~(uint64_t{1} << level);
       ++level;
     }
@@ -393,20 +407,44 @@ struct Cascade {
         std::copy(s, s + w, dst);
         have = true;
       } else {
-        for (int64_t j = 0; j < w; ++j) dst[j] = Op::comb(s[j], dst[j]);
+        combine_into(dst, s, w);
       }
     }
   }
+  /// v[j] = comb(s[j], v[j]): the earlier (higher-level) value on the left.
+  [[gnu::noinline]] static void combine_into(Acc* __restrict v, const Acc* __restrict s, int64_t w) {
+    for (int64_t j = 0; j < w; ++j) v[j] = Op::comb(s[j], v[j]);
+  }
 };
+
+/// parallel_for whose body may allocate: an exception inside is recorded and rethrown after the
+/// parallel region (never thrown across it).
+template <class Fn>
+void parallel_tasks(int64_t n, int64_t grain, const Fn& fn) {
+  std::atomic<bool> failed{false};
+  parallel_for(0, n, grain, [&](int64_t b, int64_t e) {
+    try {
+      fn(b, e);
+    } catch (...) {
+      failed = true;
+    }
+  });
+  if (failed) raise<OutOfMemoryError>("reduce", "out of memory for a reduction's scratch buffers");
+}
+
+/// Cascade levels needed for n leaves.
+inline int64_t cascade_levels(int64_t n) { return static_cast<int64_t>(std::bit_width(static_cast<uint64_t>(n))) + 1; }
 
 template <class Op, class In>
 struct Engine {
   using Acc = typename Op::Acc;
   using Out = typename Op::Out;
-  static constexpr int L = sizeof(Acc) >= 8 ? 32 : 64;       // lanes
-  static constexpr int64_t kLeaf = 16 * int64_t{L};          // elements per leaf
-  static constexpr int64_t kTile = sizeof(Acc) >= 8 ? 128 : 256;  // columns per outer tile
-  static constexpr int64_t kRowLeaf = 16;                    // rows per outer leaf
+  static constexpr int L = sizeof(Acc) >= 8 ? 32 : 64;              // lanes
+  static constexpr int64_t kLeaf = 16 * int64_t{L};                 // elements per leaf
+  // Columns per outer tile (64 KiB of accumulators): rows are read in long sequential runs, which
+  // matters more than keeping the accumulators in L1 (short runs separated by jumps read slowly).
+  static constexpr int64_t kTile = 65536 / int64_t{sizeof(Acc)};
+  static constexpr int64_t kRowLeaf = 16;                           // rows per outer leaf
   static constexpr bool kDirect = std::is_same_v<In, Acc> && Op::kPlainLoad;
 
   static void fill_init(Acc* v, int64_t n) {
@@ -456,8 +494,45 @@ struct Engine {
       for (int j = 0; j < w; ++j) lanes[j] = Op::comb(lanes[j], lanes[j + w]);
   }
 
-  /// A rows of n contiguous elements, each giving F outputs (F = 1, or the lane-trick column count).
-  static void inner(const In* x, int64_t A, int64_t n, int F, Out* out) {
+  /// out[a * F + j], a < A: the reduction over s < S of the runs of n contiguous elements at
+  /// x + (s * A + a) * n. F = 1, or the column count of the lane trick (lane j holds column j % F).
+  static void inner(const In* x, int64_t S, int64_t A, int64_t n, int F, Out* out) {
+    if (S == 1 && F == 1 && n < L) {  // short rows: one sequential loop each
+      parallel_for(0, A, std::max<int64_t>(1, kGrain / n), [&](int64_t b, int64_t e) {
+        for (int64_t a = b; a < e; ++a) {
+          const In* p = x + a * n;
+          Acc acc = Op::load(p[0]);
+          for (int64_t i = 1; i < n; ++i) acc = Op::comb(acc, Op::load(p[i]));
+          out[a] = Op::out(acc);
+        }
+      });
+      return;
+    }
+    if (S > 1) {  // segments combine pairwise too
+      parallel_for(0, A, std::max<int64_t>(1, kGrain / (S * n)), [&](int64_t b, int64_t e) {
+        Acc lanes[L], v[L];
+        for (int64_t a = b; a < e; ++a) {
+          if constexpr (Op::kPairwise) {
+            Acc store[64 * L];
+            Cascade<Op> cas{store, L};
+            for (int64_t s = 0; s < S; ++s) {
+              run_lanes(x + (s * A + a) * n, n, v);
+              cas.push(v, 0);
+            }
+            cas.finish(lanes);
+          } else {
+            fill_init(lanes, L);
+            for (int64_t s = 0; s < S; ++s) {
+              run_lanes(x + (s * A + a) * n, n, v);
+              for (int j = 0; j < L; ++j) lanes[j] = Op::comb(lanes[j], v[j]);
+            }
+          }
+          fold(lanes, F);
+          for (int j = 0; j < F; ++j) out[a * F + j] = Op::out(lanes[j]);
+        }
+      });
+      return;
+    }
     // Few long rows: split each into chunks of 2^c leaves (at most 64 chunks), aligned with the cascade.
     int c = 0;
     int64_t chunk = n;
@@ -468,7 +543,7 @@ struct Engine {
     }
     const int64_t nch = (n + chunk - 1) / chunk;
     if (nch == 1) {
-      parallel_for(0, A, std::max<int64_t>(1, kGrain / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
+      parallel_for(0, A, std::max<int64_t>(1, kGrain / n), [&](int64_t b, int64_t e) {
         Acc lanes[L];
         for (int64_t a = b; a < e; ++a) {
           run_lanes(x + a * n, n, lanes);
@@ -505,117 +580,147 @@ struct Engine {
     });
   }
 
-  /// dst[0, w) = reduction over rows [r0, r1) of columns [b0, b0 + w) of block a.
-  static void tile_rows(const In* x, int64_t R, int64_t B, int64_t a, int64_t b0, int64_t w, int64_t r0, int64_t r1,
-                        Acc* dst) {
-    [[maybe_unused]] Acc rowbuf[kDirect ? 1 : kTile];
-    auto add_rows = [&](int64_t ra, int64_t rb, Acc* acc) {
-      for (int64_t r = ra; r < rb; ++r) {
-        const In* row = x + (a * R + r) * B + b0;
-        const Acc* v;
-        if constexpr (kDirect) {
-          v = row;
-        } else {
-          load_block<Op>(row, w, rowbuf);
-          v = rowbuf;
-        }
-        for (int64_t j = 0; j < w; ++j) acc[j] = Op::comb(acc[j], v[j]);
+  /// acc[j] = comb(acc[j], v[j]) for j < w. Not inlined: inside the row loop GCC's unroll-and-jam
+  /// fuses rows and the fused loop no longer vectorizes.
+  [[gnu::noinline]] static void accumulate(Acc* __restrict acc, const Acc* __restrict v, int64_t w) {
+    for (int64_t j = 0; j < w; ++j) acc[j] = Op::comb(acc[j], v[j]);
+  }
+
+  /// acc[0, w) accumulates the reduced rows q in [qa, qb) (q = s * R + r) of columns [b0, b0 + w)
+  /// of output row a.
+  static void add_rows(const Block& k, const In* x, int64_t a, int64_t b0, int64_t w, int64_t qa, int64_t qb,
+                       Acc* __restrict acc, Acc* __restrict rowbuf) {
+    const int64_t A = k.A, R = k.R, B = k.B;
+    int64_t s = qa / R, r = qa % R;
+    const In* row = x + ((s * A + a) * R + r) * B + b0;
+    // A tile narrower than the row is a short run followed by a jump: prefetch the next row's run
+    // while this one is added, since the hardware streams restart at every jump.
+    const bool gaps = w < B;
+    for (int64_t q = qa; q < qb; ++q) {
+      const In* next;
+      if (++r == R) {
+        r = 0;
+        ++s;
+        next = x + (s * A + a) * R * B + b0;
+      } else {
+        next = row + B;
       }
-    };
+      if (gaps && q + 1 < qb) {
+        const char* np = reinterpret_cast<const char*>(next);
+        for (int64_t off = 0; off < w * static_cast<int64_t>(sizeof(In)); off += 64) __builtin_prefetch(np + off);
+      }
+      if constexpr (kDirect) {
+        accumulate(acc, row, w);
+      } else {
+        load_block<Op>(row, w, rowbuf);
+        accumulate(acc, rowbuf, w);
+      }
+      row = next;
+    }
+  }
+
+  /// dst[0, w) = reduction over the reduced rows [q0, q1) of columns [b0, b0 + w) of output row a,
+  /// pairwise over leaves of kRowLeaf rows. scr holds (2 + levels) * tile values.
+  static void tile_rows(const Block& k, const In* x, int64_t a, int64_t b0, int64_t w, int64_t tile, int64_t q0,
+                        int64_t q1, Acc* dst, Acc* scr) {
+    Acc* rowbuf = scr;
+    Acc* leafv = scr + tile;
     fill_init(dst, w);
-    if (!Op::kPairwise || r1 - r0 <= kRowLeaf) {
-      add_rows(r0, r1, dst);
+    if (!Op::kPairwise || q1 - q0 <= kRowLeaf) {
+      add_rows(k, x, a, b0, w, q0, q1, dst, rowbuf);
       return;
     }
-    Acc store[64 * kTile];
-    Acc leafv[kTile];
-    Cascade<Op> cas{store, w};
-    for (int64_t r = r0; r < r1; r += kRowLeaf) {
+    Cascade<Op> cas{scr + 2 * tile, w};
+    for (int64_t q = q0; q < q1; q += kRowLeaf) {
       fill_init(leafv, w);
-      add_rows(r, std::min(r + kRowLeaf, r1), leafv);
+      add_rows(k, x, a, b0, w, q, std::min(q + kRowLeaf, q1), leafv, rowbuf);
       cas.push(leafv, 0);
     }
     cas.finish(dst);
   }
 
-  /// [A, R, B] with wide B: whole rows accumulate into column tiles.
-  static void outer(const In* x, int64_t A, int64_t R, int64_t B, Out* out) {
-    const int64_t ntiles = (B + kTile - 1) / kTile, tasks = A * ntiles;
-    // Few tiles and many rows: split the rows into chunks of 2^c row leaves (at most 256 tasks).
+  /// Wide B: whole input rows accumulate into column tiles of the output row.
+  static void outer(const Block& k, const In* x, Out* out) {
+    const int64_t A = k.A, B = k.B, Q = k.S * k.R;
+    const int64_t tile = std::min(B, kTile), ntiles = (B + tile - 1) / tile, tasks = A * ntiles;
+    // Few tiles and many rows: split the rows into chunks of 2^c row leaves (at most 64 tasks).
     int c = 0;
-    int64_t rchunk = R;
-    if (tasks < 64 && R > (kRowLeaf << 5)) {
+    int64_t qchunk = Q;
+    if (tasks < 32 && Q > (kRowLeaf << 5)) {
       c = 4;
-      while (tasks * ((R + (kRowLeaf << c) - 1) / (kRowLeaf << c)) > 256) ++c;
-      rchunk = kRowLeaf << c;
+      while (tasks * ((Q + (kRowLeaf << c) - 1) / (kRowLeaf << c)) > 64) ++c;
+      qchunk = kRowLeaf << c;
     }
-    const int64_t nr = (R + rchunk - 1) / rchunk;
-    auto task_cols = [&](int64_t t, int64_t& a, int64_t& b0, int64_t& w) {
+    const int64_t nq = (Q + qchunk - 1) / qchunk;
+    const int64_t nscr = (2 + cascade_levels((qchunk + kRowLeaf - 1) / kRowLeaf)) * tile;
+    auto cols = [&](int64_t t, int64_t& a, int64_t& b0, int64_t& w) {
       a = t / ntiles;
-      b0 = (t % ntiles) * kTile;
-      w = std::min(kTile, B - b0);
+      b0 = (t % ntiles) * tile;
+      w = std::min(tile, B - b0);
     };
-    if (nr == 1) {
-      parallel_for(0, tasks, std::max<int64_t>(1, kGrain / std::max<int64_t>(R * std::min(B, kTile), 1)),
-                   [&](int64_t tb, int64_t te) {
-                     Acc acc[kTile];
-                     for (int64_t t = tb; t < te; ++t) {
-                       int64_t a, b0, w;
-                       task_cols(t, a, b0, w);
-                       tile_rows(x, R, B, a, b0, w, 0, R, acc);
-                       for (int64_t j = 0; j < w; ++j) out[a * B + b0 + j] = Op::out(acc[j]);
-                     }
-                   });
+    if (nq == 1) {
+      parallel_tasks(tasks, std::max<int64_t>(1, kGrain / (Q * tile)), [&](int64_t tb, int64_t te) {
+        auto scr = scratch<Acc>(nscr + tile);
+        Acc* acc = scr.get() + nscr;
+        for (int64_t t = tb; t < te; ++t) {
+          int64_t a, b0, w;
+          cols(t, a, b0, w);
+          tile_rows(k, x, a, b0, w, tile, 0, Q, acc, scr.get());
+          for (int64_t j = 0; j < w; ++j) out[a * B + b0 + j] = Op::out(acc[j]);
+        }
+      });
       return;
     }
-    auto part = scratch<Acc>(tasks * nr * kTile);
-    parallel_for(0, tasks * nr, 1, [&](int64_t tb, int64_t te) {
-      for (int64_t u = tb; u < te; ++u) {
-        int64_t t = u / nr, k = u % nr, a, b0, w;
-        task_cols(t, a, b0, w);
-        tile_rows(x, R, B, a, b0, w, k * rchunk, std::min(R, (k + 1) * rchunk), part.get() + u * kTile);
+    auto part = scratch<Acc>(tasks * nq * tile);
+    parallel_tasks(tasks * nq, 1, [&](int64_t ub, int64_t ue) {
+      auto scr = scratch<Acc>(nscr);
+      for (int64_t u = ub; u < ue; ++u) {
+        int64_t t = u / nq, kq = u % nq, a, b0, w;
+        cols(t, a, b0, w);
+        tile_rows(k, x, a, b0, w, tile, kq * qchunk, std::min(Q, (kq + 1) * qchunk), part.get() + u * tile, scr.get());
       }
     });
-    parallel_for(0, tasks, 1, [&](int64_t tb, int64_t te) {
+    const int64_t levels = c + cascade_levels(nq);
+    parallel_tasks(tasks, 1, [&](int64_t tb, int64_t te) {
+      auto scr = scratch<Acc>((levels + 1) * tile);
+      Acc* acc = scr.get();
       for (int64_t t = tb; t < te; ++t) {
         int64_t a, b0, w;
-        task_cols(t, a, b0, w);
-        Acc acc[kTile];
-        Acc* first = part.get() + t * nr * kTile;
+        cols(t, a, b0, w);
+        Acc* first = part.get() + t * nq * tile;
         if constexpr (Op::kPairwise) {
-          Acc store[64 * kTile];
-          Cascade<Op> cas{store, w};
-          for (int64_t k = 0; k < nr; ++k) cas.push(first + k * kTile, c);
+          Cascade<Op> cas{scr.get() + tile, w};
+          for (int64_t kq = 0; kq < nq; ++kq) cas.push(first + kq * tile, c);
           cas.finish(acc);
         } else {
           std::copy(first, first + w, acc);
-          for (int64_t k = 1; k < nr; ++k)
-            for (int64_t j = 0; j < w; ++j) acc[j] = Op::comb(acc[j], first[k * kTile + j]);
+          for (int64_t kq = 1; kq < nq; ++kq)
+            for (int64_t j = 0; j < w; ++j) acc[j] = Op::comb(acc[j], first[kq * tile + j]);
         }
         for (int64_t j = 0; j < w; ++j) out[a * B + b0 + j] = Op::out(acc[j]);
       }
     });
   }
 
-  static void run(const Block& blk, void* outp) {
+  static void run(const Block& k, void* outp) {
     Out* out = static_cast<Out*>(outp);
-    const int64_t A = blk.A, R = blk.R, B = blk.B;
-    if (R == 0) {
+    const int64_t S = k.S, A = k.A, R = k.R, B = k.B;
+    if (S * R == 0) {
       const Out v = Op::out(Op::init());
       parallel_for(0, A * B, kGrain, [&](int64_t b, int64_t e) { std::fill(out + b, out + e, v); });
       return;
     }
-    const In* x = static_cast<const In*>(blk.data);
-    if (R == 1) {
+    const In* x = static_cast<const In*>(k.data);
+    if (S * R == 1) {
       parallel_for(0, A * B, kGrain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) out[i] = Op::out(Op::load(x[i]));
       });
     } else if (B == 1) {
-      inner(x, A, R, 1, out);
-    } else if (B < L && L % B == 0) {
-      inner(x, A, R * B, static_cast<int>(B), out);
+      inner(x, S, A, R, 1, out);
+    } else if (B < L && L % B == 0 && R * B >= L) {
+      inner(x, S, A, R * B, static_cast<int>(B), out);
     } else {
-      outer(x, A, R, B, out);
+      outer(k, x, out);
     }
   }
 };
@@ -626,7 +731,7 @@ struct ArgEngine {
   using V = CmpT<In>;
   using Ext = std::conditional_t<kMax, MaxOp<In>, MinOp<In>>;
   using E = Engine<Ext, In>;
-  static constexpr int64_t kTile = 256;
+  static constexpr int64_t kTile = 8192;  // columns per outer tile (long sequential row runs)
   static constexpr int64_t kChunk = int64_t{1} << 16;
 
   static bool is_nan(V v) {
@@ -643,7 +748,8 @@ struct ArgEngine {
     E::fold(lanes, 1);
     return lanes[0];
   }
-  /// First i in [0, n) with p[i] == m (NaN matches NaN), or n.
+  /// First i in [0, n) with p[i] == m (NaN matches NaN), or n. Blocks of 64 are tested with
+  /// vector compares before the scalar search.
   static int64_t find_first(const In* p, int64_t n, V m) {
     const bool nan = is_nan(m);
     constexpr int64_t K = 64;
@@ -657,12 +763,11 @@ struct ArgEngine {
         load_block<Ext>(p + s, k, buf);
         v = buf;
       }
-      bool hit = false;
+      unsigned hit = 0;
       if (nan) {
-        if constexpr (std::is_floating_point_v<V>)
-          for (int64_t i = 0; i < k; ++i) hit |= v[i] != v[i];
+        for (int64_t i = 0; i < k; ++i) hit |= static_cast<unsigned>(is_nan(v[i]));
       } else {
-        for (int64_t i = 0; i < k; ++i) hit |= v[i] == m;
+        for (int64_t i = 0; i < k; ++i) hit |= static_cast<unsigned>(v[i] == m);
       }
       if (hit)
         for (int64_t i = 0; i < k; ++i)
@@ -685,54 +790,57 @@ struct ArgEngine {
     parallel_for(0, A * nch, 1, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         int64_t a = t / nch, s = (t % nch) * kChunk;
-        ext[static_cast<size_t>(t)] = extreme(x + a * R + s, std::min(kChunk, R - s));
+        ext[t] = extreme(x + a * R + s, std::min(kChunk, R - s));
       }
     });
     for (int64_t a = 0; a < A; ++a) {
-      V v = ext[static_cast<size_t>(a * nch)];
-      for (int64_t k = 1; k < nch; ++k) v = Ext::comb(v, ext[static_cast<size_t>(a * nch + k)]);
-      m[static_cast<size_t>(a)] = v;
+      V v = ext[a * nch];
+      for (int64_t k = 1; k < nch; ++k) v = Ext::comb(v, ext[a * nch + k]);
+      m[a] = v;
     }
     parallel_for(0, A * nch, 1, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         int64_t a = t / nch, s = (t % nch) * kChunk, n = std::min(kChunk, R - s);
-        int64_t i = find_first(x + a * R + s, n, m[static_cast<size_t>(a)]);
-        pos[static_cast<size_t>(t)] = i < n ? s + i : R;
+        int64_t i = find_first(x + a * R + s, n, m[a]);
+        pos[t] = i < n ? s + i : R;
       }
     });
     for (int64_t a = 0; a < A; ++a) {
       int64_t best = R;
-      for (int64_t k = 0; k < nch && best == R; ++k) best = pos[static_cast<size_t>(a * nch + k)];
+      for (int64_t k = 0; k < nch && best == R; ++k) best = pos[a * nch + k];
       out[a] = best;
     }
   }
 
+  /// Folds row r into the running extremes (kept out of line so that it vectorizes on its own).
+  [[gnu::noinline]] static void step(V* __restrict best, int64_t* __restrict idx, const V* __restrict v, int64_t w,
+                                     int64_t r) {
+    for (int64_t j = 0; j < w; ++j) {
+      bool bt = better(v[j], best[j]);
+      best[j] = bt ? v[j] : best[j];
+      idx[j] = bt ? r : idx[j];
+    }
+  }
+
   static void outer(const In* x, int64_t A, int64_t R, int64_t B, int64_t* out) {
-    const int64_t ntiles = (B + kTile - 1) / kTile;
-    parallel_for(0, A * ntiles, std::max<int64_t>(1, kGrain / (R * std::min(B, kTile))), [&](int64_t tb, int64_t te) {
-      V best[kTile], rowbuf[kTile];
-      int64_t idx[kTile];
+    const int64_t tile = std::min(B, kTile), ntiles = (B + tile - 1) / tile;
+    parallel_tasks(A * ntiles, std::max<int64_t>(1, kGrain / (R * tile)), [&](int64_t tb, int64_t te) {
+      auto best = scratch<V>(tile), rowbuf = scratch<V>(tile);
+      auto idx = scratch<int64_t>(tile);
       for (int64_t t = tb; t < te; ++t) {
-        const int64_t a = t / ntiles, b0 = (t % ntiles) * kTile, w = std::min(kTile, B - b0);
+        const int64_t a = t / ntiles, b0 = (t % ntiles) * tile, w = std::min(tile, B - b0);
         auto row = [&](int64_t r) -> const V* {
           const In* p = x + (a * R + r) * B + b0;
           if constexpr (std::is_same_v<In, V>) {
             return p;
           } else {
-            load_block<Ext>(p, w, rowbuf);
-            return rowbuf;
+            load_block<Ext>(p, w, rowbuf.get());
+            return rowbuf.get();
           }
         };
         const V* v0 = row(0);
         for (int64_t j = 0; j < w; ++j) best[j] = v0[j], idx[j] = 0;
-        for (int64_t r = 1; r < R; ++r) {
-          const V* v = row(r);
-          for (int64_t j = 0; j < w; ++j) {
-            bool bt = better(v[j], best[j]);
-            best[j] = bt ? v[j] : best[j];
-            idx[j] = bt ? r : idx[j];
-          }
-        }
+        for (int64_t r = 1; r < R; ++r) step(best.get(), idx.get(), row(r), w, r);
         for (int64_t j = 0; j < w; ++j) out[a * B + b0 + j] = idx[j];
       }
     });
@@ -757,46 +865,75 @@ struct Cumsum {
   using Acc = std::conditional_t<std::is_same_v<In, float> || std::is_same_v<In, double>, double,
                                  std::conditional_t<kIsHalf<In>, float, uint64_t>>;
   using Out = SumOut<In>;
-  static constexpr int64_t kTile = 256;
+  static constexpr int64_t kTile = 8192;  // columns per outer tile (long sequential row runs)
+  static constexpr int64_t kRows = 8;  // rows scanned together, so that their additions overlap
+
+  [[gnu::noinline]] static void scan_row(Acc* __restrict acc, const In* __restrict p, Out* __restrict o, int64_t w) {
+    for (int64_t j = 0; j < w; ++j) {
+      acc[j] += to_acc<Acc>(p[j]);
+      o[j] = from_acc<Out>(acc[j]);
+    }
+  }
 
   static void run(const Block& blk, void* outp) {
     const In* x = static_cast<const In*>(blk.data);
     Out* out = static_cast<Out*>(outp);
     const int64_t A = blk.A, R = blk.R, B = blk.B;
     if (B == 1) {
-      parallel_for(0, A, std::max<int64_t>(1, kGrain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
-        for (int64_t a = b; a < e; ++a) {
-          Acc acc = 0;
-          const In* p = x + a * R;
-          Out* o = out + a * R;
-          for (int64_t r = 0; r < R; ++r) {
-            acc += to_acc<Acc>(p[r]);
-            o[r] = from_acc<Out>(acc);
+      const int64_t groups = (A + kRows - 1) / kRows;
+      parallel_for(0, groups, std::max<int64_t>(1, kGrain / (R * kRows)), [&](int64_t gb, int64_t ge) {
+        for (int64_t g = gb; g < ge; ++g) {
+          const int64_t a0 = g * kRows;
+          if (a0 + kRows <= A) {
+            // Eight independent dependency chains (written out: a loop over the rows would be
+            // vectorized into gathers).
+            const In* p = x + a0 * R;
+            Out* o = out + a0 * R;
+            Acc c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
+            for (int64_t r = 0; r < R; ++r) {
+              c0 += to_acc<Acc>(p[r]);
+              c1 += to_acc<Acc>(p[R + r]);
+              c2 += to_acc<Acc>(p[2 * R + r]);
+              c3 += to_acc<Acc>(p[3 * R + r]);
+              c4 += to_acc<Acc>(p[4 * R + r]);
+              c5 += to_acc<Acc>(p[5 * R + r]);
+              c6 += to_acc<Acc>(p[6 * R + r]);
+              c7 += to_acc<Acc>(p[7 * R + r]);
+              o[r] = from_acc<Out>(c0);
+              o[R + r] = from_acc<Out>(c1);
+              o[2 * R + r] = from_acc<Out>(c2);
+              o[3 * R + r] = from_acc<Out>(c3);
+              o[4 * R + r] = from_acc<Out>(c4);
+              o[5 * R + r] = from_acc<Out>(c5);
+              o[6 * R + r] = from_acc<Out>(c6);
+              o[7 * R + r] = from_acc<Out>(c7);
+            }
+          } else {
+            for (int64_t a = a0; a < A; ++a) {
+              Acc acc = 0;
+              const In* p = x + a * R;
+              Out* o = out + a * R;
+              for (int64_t r = 0; r < R; ++r) {
+                acc += to_acc<Acc>(p[r]);
+                o[r] = from_acc<Out>(acc);
+              }
+            }
           }
         }
       });
       return;
     }
-    const int64_t ntiles = (B + kTile - 1) / kTile;
-    parallel_for(0, A * ntiles, std::max<int64_t>(1, kGrain / std::max<int64_t>(R * std::min(B, kTile), 1)),
-                 [&](int64_t tb, int64_t te) {
-                   Acc acc[kTile];
-                   for (int64_t t = tb; t < te; ++t) {
-                     const int64_t a = t / ntiles, b0 = (t % ntiles) * kTile, w = std::min(kTile, B - b0);
-                     std::fill(acc, acc + w, Acc(0));
-                     for (int64_t r = 0; r < R; ++r) {
-                       const In* p = x + (a * R + r) * B + b0;
-                       Out* o = out + (a * R + r) * B + b0;
-                       for (int64_t j = 0; j < w; ++j) {
-                         acc[j] += to_acc<Acc>(p[j]);
-                         o[j] = from_acc<Out>(acc[j]);
-                       }
-                     }
-                   }
-                 });
+    const int64_t tile = std::min(B, kTile), ntiles = (B + tile - 1) / tile;
+    parallel_tasks(A * ntiles, std::max<int64_t>(1, kGrain / (R * tile)), [&](int64_t tb, int64_t te) {
+      auto acc = scratch<Acc>(tile);
+      for (int64_t t = tb; t < te; ++t) {
+        const int64_t a = t / ntiles, b0 = (t % ntiles) * tile, w = std::min(tile, B - b0);
+        std::fill(acc.get(), acc.get() + w, Acc(0));
+        for (int64_t r = 0; r < R; ++r) scan_row(acc.get(), x + (a * R + r) * B + b0, out + (a * R + r) * B + b0, w);
+      }
+    });
   }
 };
-
 }  // namespace
 
 void reduce_run(OpId op, DType dt, const Block& blk, void* out) {

@@ -7,10 +7,11 @@
 // packed below the key (key << 32 | index in a uint64, or key << 64 | index in a 128-bit word), so
 // ascending order of the packed words is exactly the stable order (equal keys keep index order) and
 // no two packed words are equal.
-//   sort: LSD radix sort of the key bits (11-bit digits, stable, so equal keys keep index order) for
+//   sort: LSD radix sort of the key bits (8-bit digits, stable, so equal keys keep index order) for
 //         long lines, std::sort for short ones.
-//   topk: for small k, one pass keeping a heap of the k best packed words; otherwise nth_element
-//         then a sort of the first k. The result is the first k entries of the stable sort.
+//   topk: for k <= n / 8, one pass keeping a heap of the k best packed words (blocks of keys that
+//         cannot enter it are skipped with vector compares); otherwise the full sort's first k.
+//         Either way the result is the first k entries of the stable sort.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -31,7 +32,8 @@ inline constexpr bool kWideKey = std::is_same_v<T, int64_t> || std::is_same_v<T,
 template <class T>
 using KeyOf = std::conditional_t<kWideKey<T>, uint64_t, uint32_t>;
 
-/// The order-preserving unsigned key of a value (ascending).
+/// The order-preserving unsigned key of a value (ascending). Written with selects rather than
+/// branches so that loops over keys vectorize.
 template <class T>
 inline KeyOf<T> sort_key(T v) {
   if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, uint8_t>) {
@@ -41,18 +43,18 @@ inline KeyOf<T> sort_key(T v) {
   } else if constexpr (std::is_same_v<T, int64_t>) {
     return static_cast<uint64_t>(v) ^ (uint64_t{1} << 63);
   } else if constexpr (std::is_same_v<T, double>) {
-    if (v != v) return ~uint64_t{0};
-    if (v == 0) v = 0.0;  // -0.0 ties with +0.0
     uint64_t u;
     std::memcpy(&u, &v, 8);
-    return (u >> 63) ? ~u : (u | (uint64_t{1} << 63));
+    uint64_t k = (u >> 63) ? ~u : (u | (uint64_t{1} << 63));
+    k = v == 0 ? (uint64_t{1} << 63) : k;  // -0.0 ties with +0.0
+    return v != v ? ~uint64_t{0} : k;     // NaN above +inf
   } else {  // float, Half, BFloat16
     float f = static_cast<float>(v);
-    if (f != f) return ~uint32_t{0};
-    if (f == 0) f = 0.0f;
     uint32_t u;
     std::memcpy(&u, &f, 4);
-    return (u >> 31) ? ~u : (u | 0x80000000u);
+    uint32_t k = (u >> 31) ? ~u : (u | 0x80000000u);
+    k = f == 0 ? 0x80000000u : k;
+    return f != f ? ~uint32_t{0} : k;
   }
 }
 
@@ -62,8 +64,7 @@ struct LineSorter {
   using Key = KeyOf<In>;
   static constexpr int kIdxBits = sizeof(Packed) == 8 ? 32 : 64;
   static constexpr int kKeyBits = 8 * sizeof(Key);
-  static constexpr int kDigit = 11;
-  static constexpr int64_t kRadixMin = 512;  // shorter lines use std::sort
+  static constexpr int64_t kRadixMin = 1024;  // shorter lines use std::sort
 
   static Packed pack(In v, int64_t idx, bool flip) {
     Key k = sort_key(v);
@@ -74,26 +75,28 @@ struct LineSorter {
     return static_cast<int64_t>(static_cast<uint64_t>(p & ((static_cast<Packed>(1) << kIdxBits) - 1)));
   }
 
-  /// Stable LSD radix sort on the key bits; the result ends in buf.
+  /// Stable LSD radix sort on the key bits (8-bit digits, all histograms in one pass, passes whose
+  /// digit is the same for every key skipped); the result ends in buf.
   static void radix(Packed* buf, Packed* tmp, int64_t n) {
-    constexpr int64_t kBuckets = int64_t{1} << kDigit;
-    std::vector<int64_t> count(kBuckets);
+    constexpr int kPasses = kKeyBits / 8;
+    std::vector<int64_t> count(static_cast<size_t>(kPasses) * 256, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint64_t key = static_cast<uint64_t>(buf[i] >> kIdxBits);
+      for (int p = 0; p < kPasses; ++p) ++count[static_cast<size_t>(p * 256 + ((key >> (8 * p)) & 255))];
+    }
     Packed* src = buf;
     Packed* dst = tmp;
-    for (int shift = 0; shift < kKeyBits; shift += kDigit) {
-      std::fill(count.begin(), count.end(), 0);
-      const int s = kIdxBits + shift;
-      for (int64_t i = 0; i < n; ++i) ++count[static_cast<size_t>(static_cast<uint64_t>(src[i] >> s) & (kBuckets - 1))];
-      bool trivial = false;
-      for (int64_t b = 0; b < kBuckets; ++b) trivial = trivial || count[static_cast<size_t>(b)] == n;
-      if (trivial) continue;  // every key has the same digit: nothing moves
+    for (int p = 0; p < kPasses; ++p) {
+      int64_t* c = count.data() + p * 256;
+      const int s = kIdxBits + 8 * p;
+      if (c[static_cast<uint64_t>(src[0] >> s) & 255] == n) continue;  // nothing moves
       int64_t sum = 0;
-      for (auto& c : count) {
-        int64_t t = c;
-        c = sum;
+      for (int b = 0; b < 256; ++b) {
+        int64_t t = c[b];
+        c[b] = sum;
         sum += t;
       }
-      for (int64_t i = 0; i < n; ++i) dst[count[static_cast<size_t>(static_cast<uint64_t>(src[i] >> s) & (kBuckets - 1))]++] = src[i];
+      for (int64_t i = 0; i < n; ++i) dst[c[static_cast<uint64_t>(src[i] >> s) & 255]++] = src[i];
       std::swap(src, dst);
     }
     if (src != buf) std::copy(src, src + n, buf);
@@ -104,29 +107,42 @@ struct LineSorter {
   static void line(const In* x, int64_t n, int64_t xs, int64_t k, bool flip, In* vo, int64_t* io, int64_t os,
                    std::vector<Packed>& buf, std::vector<Packed>& tmp) {
     if (k == 0) return;
-    if (k < n && k <= 64 && k * 16 <= n) {
-      // Bounded max-heap of the k smallest packed words seen so far.
+    if (k * 8 <= n) {
+      // Bounded max-heap of the k best packed words. Later elements have larger indices, so one
+      // beats the heap's worst only when its key is strictly smaller: blocks of keys are computed
+      // and tested with vector compares, and most blocks are skipped whole.
       buf.resize(static_cast<size_t>(k));
       for (int64_t r = 0; r < k; ++r) buf[static_cast<size_t>(r)] = pack(x[r * xs], r, flip);
       std::make_heap(buf.begin(), buf.end());
-      Packed worst = buf.front();
-      for (int64_t r = k; r < n; ++r) {
-        Packed p = pack(x[r * xs], r, flip);
-        if (p < worst) {
-          std::pop_heap(buf.begin(), buf.end());
-          buf.back() = p;
-          std::push_heap(buf.begin(), buf.end());
-          worst = buf.front();
+      const Key mask = flip ? ~Key{0} : Key{0};
+      Key worst = static_cast<Key>(buf.front() >> kIdxBits);
+      constexpr int64_t K = 64;
+      Key keys[K];
+      for (int64_t s = k; s < n; s += K) {
+        const int64_t m = std::min(K, n - s);
+        const In* p = x + s * xs;
+        if (xs == 1) {
+          for (int64_t i = 0; i < m; ++i) keys[i] = sort_key(p[i]) ^ mask;
+        } else {
+          for (int64_t i = 0; i < m; ++i) keys[i] = sort_key(p[i * xs]) ^ mask;
+        }
+        unsigned any = 0;
+        for (int64_t i = 0; i < m; ++i) any |= static_cast<unsigned>(keys[i] < worst);
+        if (!any) continue;
+        for (int64_t i = 0; i < m; ++i) {
+          if (keys[i] < worst) {
+            std::pop_heap(buf.begin(), buf.end());
+            buf.back() = (static_cast<Packed>(keys[i]) << kIdxBits) | static_cast<Packed>(static_cast<uint64_t>(s + i));
+            std::push_heap(buf.begin(), buf.end());
+            worst = static_cast<Key>(buf.front() >> kIdxBits);
+          }
         }
       }
       std::sort_heap(buf.begin(), buf.end());
     } else {
       buf.resize(static_cast<size_t>(n));
       for (int64_t r = 0; r < n; ++r) buf[static_cast<size_t>(r)] = pack(x[r * xs], r, flip);
-      if (k < n) {
-        std::nth_element(buf.begin(), buf.begin() + k, buf.end());
-        std::sort(buf.begin(), buf.begin() + k);
-      } else if (n >= kRadixMin) {
+      if (n >= kRadixMin) {
         tmp.resize(static_cast<size_t>(n));
         radix(buf.data(), tmp.data(), n);
       } else {

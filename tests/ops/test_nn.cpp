@@ -135,6 +135,42 @@ TEST(Softmax, LargeOutputsWrittenWithStreamingStoresMatchReference) {
   }
 }
 
+namespace {
+// Runs fn with `threads` CPU threads, restoring the previous count.
+template <typename Fn>
+void with_threads(int threads, Fn&& fn) {
+  int old = ts::get_num_threads();
+  ts::set_num_threads(threads);
+  fn();
+  ts::set_num_threads(old);
+}
+}  // namespace
+
+TEST(Softmax, LongRowsSplitAcrossThreadsMatchReference) {
+  // Rows of >= 65536 elements are cut into chunks that run in parallel, and the per-chunk maxima
+  // and sums are combined (three threads: chunks do not split evenly). A run of -inf longer than a chunk
+  // checks that an all -inf chunk adds nothing instead of NaN.
+  with_threads(3, [] {
+    uint64_t seed = 500;
+    for (ts::DType dt : {ts::DType::Float32, ts::DType::Float64}) {
+      for (bool log : {false, true}) {
+        SCOPED_TRACE(std::string(log ? "log_softmax " : "softmax ") + std::string(ts::dtype_name(dt)));
+        ts::Tensor x = make_input({2, 200003}, dt, Layout::Contiguous, seed++, -20, 20);
+        Ref rx = to_ref(x);
+        for (size_t i = 1000; i < 80000; ++i) rx.v[i] = -INFINITY;
+        x = ts::cast(from_ref(rx), dt);
+        EXPECT_CLOSE(log ? ts::log_softmax(x, -1) : ts::softmax(x, -1), softmax_ref(rx, 1, log), dt);
+        // Rows at a stride (every other row of a taller matrix).
+        ts::Tensor tall = make_input({6, 70000}, dt, Layout::Contiguous, seed++, -5, 5);
+        ts::Tensor rows = ts::slice(tall, 0, 0, std::nullopt, 2);
+        EXPECT_CLOSE(log ? ts::log_softmax(rows, 1) : ts::softmax(rows, 1), softmax_ref(to_ref(rows), 1, log), dt);
+      }
+    }
+    ts::Tensor minf = ts::full({1, 70000}, -INFINITY);
+    for (double v : ts::softmax(minf, 1).to_vector<double>()) ASSERT_TRUE(std::isnan(v));
+  });
+}
+
 TEST(Softmax, StableForLargeMagnitudeInputs) {
   // exp(1e4) overflows every float type: the result is only right when the max is subtracted.
   uint64_t seed = 300;
@@ -263,6 +299,24 @@ TEST(LayerNorm, LargeOutputsWrittenWithStreamingStoresMatchReference) {
   EXPECT_CLOSE(ts::layer_norm(x, {1027}, w, b), norm_ref(rx, 1, param_values(w), param_values(b), 1e-5, false),
                ts::DType::Float32);
   EXPECT_CLOSE(ts::rms_norm(x, {1027}, w), norm_ref(rx, 1, param_values(w), {}, 1e-6, true), ts::DType::Float32);
+}
+
+TEST(LayerNorm, LongRowsSplitAcrossThreadsMatchReference) {
+  with_threads(3, [] {
+    uint64_t seed = 600;
+    for (ts::DType dt : {ts::DType::Float32, ts::DType::Float64}) {
+      for (bool rms : {false, true}) {
+        SCOPED_TRACE(std::string(rms ? "rms_norm " : "layer_norm ") + std::string(ts::dtype_name(dt)));
+        // Offset inputs, so that combining the chunks' means must be exact enough.
+        ts::Tensor x = make_input({3, 2, 50001}, dt, Layout::Contiguous, seed++, 1e4 - 2, 1e4 + 2);
+        ts::Tensor w = make_input({2, 50001}, dt, Layout::Contiguous, seed++, 0.5, 2);
+        ts::Tensor b = make_input({2, 50001}, dt, Layout::Contiguous, seed++, -1, 1);
+        Ref want = norm_ref(to_ref(x), 2, param_values(w), rms ? std::vector<double>{} : param_values(b), 1e-5, rms);
+        ts::Tensor y = rms ? ts::rms_norm(x, {2, 50001}, w, 1e-5) : ts::layer_norm(x, {2, 50001}, w, b, 1e-5);
+        EXPECT_CLOSE(y, want, dt);
+      }
+    }
+  });
 }
 
 TEST(LayerNorm, ConstantRowsGiveZeroNotNaN) {

@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -138,42 +139,74 @@ __attribute__((target("avx512f"))) inline double exp_sum_avx512(const float* x, 
   return s;
 }
 
-template <typename C, bool Log, int Isa>
-inline void softmax_row(const C* x, C* y, int64_t n, const C* next) {
-  const C m = row_max(x, n);
-  // A row of -inf gives m = -inf and exp(NaN) = NaN everywhere, like PyTorch.
-  double s = 0;
+// sum_k exp(x[k] - m), storing the terms to y when Store.
+template <typename C, bool Store, int Isa>
+inline double exp_sum(const C* x, C* y, int64_t n, C m, const C* next) {
   if constexpr (Isa == 2 && std::is_same_v<C, float>) {
-    s = exp_sum_avx512<!Log>(x, y, n, m, next);
+    return exp_sum_avx512<Store>(x, y, n, m, next);
   } else {
+    double s = 0;
     for (int64_t b = 0; b < n; b += kBlock) {
       const int64_t e = std::min(n, b + kBlock);
       prefetch_block(next ? next + b : nullptr, e - b);
       C bs = 0;
-      if constexpr (Log) {
-#pragma omp simd reduction(+ : bs)
-        for (int64_t k = b; k < e; ++k) bs += vexp(x[k] - m);
-      } else {
+      if constexpr (Store) {
 #pragma omp simd reduction(+ : bs)
         for (int64_t k = b; k < e; ++k) {
           C v = vexp(x[k] - m);
           y[k] = v;
           bs += v;
         }
+      } else {
+#pragma omp simd reduction(+ : bs)
+        for (int64_t k = b; k < e; ++k) bs += vexp(x[k] - m);
       }
       s += static_cast<double>(bs);
     }
+    return s;
   }
+}
+
+// The last pass of softmax (y = y * f, y holding the exp terms) or log_softmax (y = (x - m) - f
+// with f = log(sum): exact subtraction first, so large-magnitude rows keep their precision).
+template <typename C, bool Log>
+inline void softmax_apply(const C* x, C* y, int64_t n, C m, C f) {
   if constexpr (Log) {
-    // (x - m) - log(s): exact subtraction first, so large-magnitude rows keep their precision.
-    const C ls = static_cast<C>(std::log(s));
 #pragma omp simd
-    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m) - ls;
+    for (int64_t k = 0; k < n; ++k) y[k] = (x[k] - m) - f;
   } else {
-    const C inv = static_cast<C>(1.0 / s);
 #pragma omp simd
-    for (int64_t k = 0; k < n; ++k) y[k] *= inv;
+    for (int64_t k = 0; k < n; ++k) y[k] *= f;
   }
+}
+
+// y = exp(x - m) * f: the last pass of softmax when the exp terms were not kept (long rows).
+template <typename C, int Isa>
+inline void exp_scale(const C* x, C* y, int64_t n, C m, C f);
+__attribute__((target("avx512f"))) inline void exp_scale_avx512(const float* x, float* y, int64_t n, float m, float f) {
+  const __m512 vm = _mm512_set1_ps(m), vf = _mm512_set1_ps(f);
+  for (int64_t k = 0; k < n; k += 16) {
+    const __mmask16 mask = static_cast<__mmask16>(n - k >= 16 ? 0xffff : (1u << (n - k)) - 1);
+    __m512 v = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + k), vm));
+    _mm512_mask_storeu_ps(y + k, mask, _mm512_mul_ps(v, vf));
+  }
+}
+template <typename C, int Isa>
+inline void exp_scale(const C* x, C* y, int64_t n, C m, C f) {
+  if constexpr (Isa == 2 && std::is_same_v<C, float>) {
+    exp_scale_avx512(x, y, n, m, f);
+  } else {
+#pragma omp simd
+    for (int64_t k = 0; k < n; ++k) y[k] = vexp(x[k] - m) * f;
+  }
+}
+
+template <typename C, bool Log, int Isa>
+inline void softmax_row(const C* x, C* y, int64_t n, const C* next) {
+  const C m = row_max(x, n);
+  // A row of -inf gives m = -inf and exp(NaN) = NaN everywhere, like PyTorch.
+  const double s = exp_sum<C, !Log, Isa>(x, y, n, m, next);
+  softmax_apply<C, Log>(x, y, n, m, static_cast<C>(Log ? std::log(s) : 1.0 / s));
 }
 
 template <typename C>
@@ -202,23 +235,21 @@ inline double row_sum_sq(const C* x, int64_t n) {
   return s;
 }
 
-// y = (x - mean) * rstd * w + b (layer_norm) or x * rstd * w (rms_norm); w, b may be null.
-// layer_norm keeps the mean as hi + lo in the compute type: with |mean| >> std (inputs around 1e4,
-// say) x - hi is exact and the small lo term is applied after it, so the centered values keep full
-// precision. The centered pass also measures the error of the first-pass mean (sum of d), which
-// corrects both the variance and lo.
+// Row statistics of layer_norm: the mean as hi + lo (hi exactly representable in C, lo a small
+// double) and m2 = sum (x - mean)^2. Two passes: a first mean, then the centered sums, which also
+// measure that mean's error (sum of d) and correct it. With |mean| >> std (inputs around 1e4, say)
+// x - hi is exact and the small lo is applied after it, so the centered values keep full precision
+// (beyond a double mean's, for float64). For rms_norm, m2 = sum x^2 and the mean is 0.
 template <typename C, bool Rms>
-inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, double eps, const C* next) {
-  const double dn = static_cast<double>(n);
-  C hi = 0, lo = 0;
-  double var;
+inline void norm_stats(const C* x, int64_t n, const C* next, double& hi, double& lo, double& m2) {
   if constexpr (Rms) {
-    var = row_sum_sq(x, n) / dn;
+    hi = lo = 0;
+    m2 = row_sum_sq(x, n);
     prefetch_block(next, n);
   } else {
+    const double dn = static_cast<double>(n);
     const double mean0 = row_sum(x, n) / dn;
-    hi = static_cast<C>(mean0);
-    lo = static_cast<C>(mean0 - static_cast<double>(hi));
+    const C h = static_cast<C>(mean0), l = static_cast<C>(mean0 - static_cast<double>(h));
     double sd = 0, sq = 0;
     for (int64_t b = 0; b < n; b += kBlock) {
       const int64_t e = std::min(n, b + kBlock);
@@ -226,17 +257,24 @@ inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, dou
       C bd = 0, bq = 0;
 #pragma omp simd reduction(+ : bd, bq)
       for (int64_t k = b; k < e; ++k) {
-        C d = (x[k] - hi) - lo;
+        C d = (x[k] - h) - l;
         bd += d;
         bq += d * d;
       }
       sd += static_cast<double>(bd);
       sq += static_cast<double>(bq);
     }
-    const double corr = sd / dn;
-    var = std::max(0.0, sq / dn - corr * corr);
-    lo = static_cast<C>(static_cast<double>(lo) + corr);
+    hi = static_cast<double>(h);
+    lo = static_cast<double>(l) + sd / dn;
+    m2 = std::max(0.0, sq - sd * sd / dn);
   }
+}
+
+// y = ((x - hi) - lo) * rstd * w + b; w, b may be null.
+template <typename C>
+inline void norm_apply(const C* x, C* y, int64_t n, double mean_hi, double mean_lo, double var, double eps, const C* w,
+                       const C* bias) {
+  const C hi = static_cast<C>(mean_hi), lo = static_cast<C>(mean_lo);
   const C rs = static_cast<C>(1.0 / std::sqrt(var + eps));
   if (w && bias) {
 #pragma omp simd
@@ -251,6 +289,13 @@ inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, dou
 #pragma omp simd
     for (int64_t k = 0; k < n; ++k) y[k] = ((x[k] - hi) - lo) * rs;
   }
+}
+
+template <typename C, bool Rms>
+inline void norm_row(const C* x, C* y, int64_t n, const C* w, const C* bias, double eps, const C* next) {
+  double hi, lo, m2;
+  norm_stats<C, Rms>(x, n, next, hi, lo, m2);
+  norm_apply(x, y, n, hi, lo, m2 / static_cast<double>(n), eps, w, bias);
 }
 
 // ------------------------------------------------------------------ row jobs
@@ -341,8 +386,8 @@ inline void run_rows(const RowJob& j, int64_t r0, int64_t r1) {
   const int64_t n = j.n, st = j.stride;
   const bool direct = same && st == 1;
   const bool stream = direct && j.stream;
-  std::vector<C> buf(direct && !stream ? 0 : static_cast<size_t>(n));
-  C* tmp = buf.data();
+  std::unique_ptr<C[]> buf(direct && !stream ? nullptr : new C[static_cast<size_t>(n)]);  // uninitialized
+  C* tmp = buf.get();
   OuterIter it(j, r0), nx(j, r0);
   nx.next();
   for (int64_t r = r0; r < r1; ++r, it.next(), nx.next()) {
@@ -367,6 +412,62 @@ inline void run_rows(const RowJob& j, int64_t r0, int64_t r1) {
     }
   }
   if (stream) _mm_sfence();  // order the non-temporal stores before the kernel returns
+}
+
+// ----------------------------------------------------------------- long rows
+// Rows of at least kLongRow elements (larger than L2): each row is split into chunks that run in
+// parallel, in two phases with a small combine in between. Besides using every thread on few rows,
+// this reads a row twice instead of three times from memory, as the first phase's passes run on
+// an L2-resident chunk.
+//   softmax: phase 1 gives each chunk's max m_c and sum of exp(x - m_c); the combine takes
+//            m = max m_c and S = sum s_c exp(m_c - m); phase 2 writes exp(x - m) / S (log_softmax:
+//            (x - m) - log S). Phase 1 keeps no exp terms: x is read twice, y written once.
+//   norms:   phase 1 gives each chunk's mean (hi_c + lo_c) and m2; the combine is Chan et al.'s
+//            (mean = sum n_c mean_c / n, m2 = sum m2_c + n_c (mean_c - mean)^2), with the means taken
+//            relative to the first chunk's hi so that no precision is lost; phase 2 normalizes.
+constexpr int64_t kLongRow = 65536;   // minimum row length for the chunked path
+constexpr int64_t kLongChunk = 32768;  // elements per chunk (128 KiB of float32: stays in L2)
+
+struct LongJob {
+  const void* x = nullptr;
+  void* y = nullptr;
+  int64_t n = 0, chunk = kLongChunk;
+  int phase = 0;
+  double* p0 = nullptr;  // per-chunk partials (phase 0)
+  double* p1 = nullptr;
+  double* p2 = nullptr;
+  double m = 0, f = 0, hi = 0, lo = 0, var = 0;  // combined (phase 1)
+  const void* w = nullptr;
+  const void* b = nullptr;
+  double eps = 0;
+};
+
+template <typename C, Kind K, int Isa>
+inline void run_long(const LongJob& j, int64_t c0, int64_t c1) {
+  const C* x = static_cast<const C*>(j.x);
+  C* y = static_cast<C*>(j.y);
+  for (int64_t c = c0; c < c1; ++c) {
+    const int64_t b = c * j.chunk, len = std::min(j.chunk, j.n - b);
+    if constexpr (K == Kind::Softmax || K == Kind::LogSoftmax) {
+      if (j.phase == 0) {
+        const C m = row_max(x + b, len);
+        j.p0[c] = static_cast<double>(m);
+        j.p1[c] = exp_sum<C, false, Isa>(x + b, nullptr, len, m, nullptr);
+      } else if constexpr (K == Kind::Softmax) {
+        exp_scale<C, Isa>(x + b, y + b, len, static_cast<C>(j.m), static_cast<C>(j.f));
+      } else {
+        softmax_apply<C, true>(x + b, y + b, len, static_cast<C>(j.m), static_cast<C>(j.f));
+      }
+    } else {
+      if (j.phase == 0) {
+        norm_stats<C, K == Kind::RmsNorm>(x + b, len, nullptr, j.p0[c], j.p1[c], j.p2[c]);
+      } else {
+        const C* w = static_cast<const C*>(j.w);
+        const C* bias = static_cast<const C*>(j.b);
+        norm_apply(x + b, y + b, len, j.hi, j.lo, j.var, j.eps, w ? w + b : nullptr, bias ? bias + b : nullptr);
+      }
+    }
+  }
 }
 
 // --------------------------------------------------------------- column jobs
@@ -452,6 +553,14 @@ TS_NN_AVX2 void rows_avx2(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K
 template <typename T, Kind K>
 __attribute__((flatten)) void rows_baseline(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K, 0>(j, b, e); }
 
+using LongFn = void (*)(const LongJob&, int64_t, int64_t);
+template <typename C, Kind K>
+TS_NN_AVX512 void long_avx512(const LongJob& j, int64_t b, int64_t e) { run_long<C, K, 2>(j, b, e); }
+template <typename C, Kind K>
+TS_NN_AVX2 void long_avx2(const LongJob& j, int64_t b, int64_t e) { run_long<C, K, 1>(j, b, e); }
+template <typename C, Kind K>
+__attribute__((flatten)) void long_baseline(const LongJob& j, int64_t b, int64_t e) { run_long<C, K, 0>(j, b, e); }
+
 template <typename T, bool Log>
 TS_NN_AVX512 void cols_avx512(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
 template <typename T, bool Log>
@@ -476,6 +585,15 @@ RowsFn rows_fn() {
     default: return &rows_baseline<T, K>;
   }
 }
+template <typename C, Kind K>
+LongFn long_fn() {
+  switch (isa_level()) {
+    case 2: return &long_avx512<C, K>;
+    case 1: return &long_avx2<C, K>;
+    default: return &long_baseline<C, K>;
+  }
+}
+
 template <typename T, bool Log>
 ColsFn cols_fn() {
   switch (isa_level()) {
@@ -570,6 +688,59 @@ RowsFn rows_fn_for(DType t) {
   }
 }
 
+/// The chunked path for rows (unit stride, compute-type data) too few to keep the threads busy.
+template <typename C, Kind K>
+void run_long_rows(const RowJob& job, int64_t rows) {
+  LongJob lj;
+  lj.n = job.n;
+  lj.w = job.w;
+  lj.b = job.b;
+  lj.eps = job.eps;
+  const int64_t chunks = (job.n + lj.chunk - 1) / lj.chunk;
+  std::vector<double> p0(static_cast<size_t>(chunks)), p1(static_cast<size_t>(chunks)), p2(static_cast<size_t>(chunks));
+  lj.p0 = p0.data();
+  lj.p1 = p1.data();
+  lj.p2 = p2.data();
+  LongFn fn = long_fn<C, K>();
+  OuterIter it(job, 0);
+  for (int64_t r = 0; r < rows; ++r, it.next()) {
+    lj.x = reinterpret_cast<const C*>(job.x) + it.off;
+    lj.y = reinterpret_cast<C*>(job.y) + r * job.n;
+    lj.phase = 0;
+    parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) { fn(lj, b, e); });
+    const double dn = static_cast<double>(job.n);
+    if constexpr (K == Kind::Softmax || K == Kind::LogSoftmax) {
+      double m = -std::numeric_limits<double>::infinity(), sum = 0;
+      for (double v : p0) m = std::max(m, v);
+      // A chunk of -inf only adds nothing (its own sum is NaN); with every chunk -inf, m = -inf and
+      // phase 2 gives NaN everywhere like the one-pass kernel.
+      for (int64_t c = 0; c < chunks; ++c)
+        if (p0[static_cast<size_t>(c)] != -std::numeric_limits<double>::infinity())
+          sum += p1[static_cast<size_t>(c)] * std::exp(p0[static_cast<size_t>(c)] - m);
+      lj.m = m;
+      lj.f = K == Kind::LogSoftmax ? std::log(sum) : 1.0 / sum;
+    } else {
+      // Chunk means relative to ref = hi_0 (hi_c - ref is exact when the means are close, which is
+      // when precision matters), so the combined mean keeps lo's precision: mean = ref + delta.
+      const double ref = p0[0];
+      double delta = 0, m2 = 0;
+      auto len = [&](int64_t c) { return static_cast<double>(std::min(lj.chunk, job.n - c * lj.chunk)); };
+      auto delta_c = [&](int64_t c) { return (p0[static_cast<size_t>(c)] - ref) + p1[static_cast<size_t>(c)]; };
+      for (int64_t c = 0; c < chunks; ++c) delta += len(c) * delta_c(c);
+      delta /= dn;
+      for (int64_t c = 0; c < chunks; ++c) {
+        const double d = delta_c(c) - delta;
+        m2 += p2[static_cast<size_t>(c)] + len(c) * d * d;
+      }
+      lj.hi = ref;
+      lj.lo = delta;
+      lj.var = m2 / dn;
+    }
+    lj.phase = 1;
+    parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) { fn(lj, b, e); });
+  }
+}
+
 /// Runs K over the rows made of axes [first, ndim) of x (which must merge into one strided axis,
 /// else x is copied to a contiguous tensor first).
 template <Kind K>
@@ -586,6 +757,12 @@ void run_row_kernel(Tensor x, const Tensor& y, int64_t first, RowJob job) {
   for (int64_t d = first; d < x.ndim(); ++d) job.n *= x.shape()[static_cast<size_t>(d)];
   set_outer(job, x, first);
   const int64_t rows = job.n ? y.numel() / job.n : 0;
+  const bool in_place_type = x.dtype() == DType::Float32 || x.dtype() == DType::Float64;
+  if (!omp_in_parallel() && in_place_type && stride == 1 && job.n >= kLongRow) {
+    if (x.dtype() == DType::Float64) run_long_rows<double, K>(job, rows);
+    else run_long_rows<float, K>(job, rows);
+    return;
+  }
   job.stream = 2 * y.numel() * static_cast<int64_t>(y.itemsize()) > streaming_threshold();
   RowsFn fn = rows_fn_for<K>(x.dtype());
   parallel_for(0, rows, rows_grain(job.n), [&](int64_t b, int64_t e) { fn(job, b, e); });

@@ -14,7 +14,8 @@ namespace tessera {
 namespace {
 constexpr size_t kAlign = 64;
 constexpr int kSmallBins = 16;  // 64 .. 1024 in steps of 64
-constexpr int kNumBins = kSmallBins + 4 * 64;
+constexpr int kMaxLog = 62;  // requests above 2^62 bytes are refused before binning
+constexpr int kNumBins = kSmallBins + 4 * (kMaxLog - 10 + 1);
 }  // namespace
 
 CachingAllocator::CachingAllocator(RawAlloc raw_alloc, RawFree raw_free, const char* device_name)
@@ -39,8 +40,9 @@ int CachingAllocator::bin_of(size_t r) {
 }
 
 void* CachingAllocator::allocate(size_t nbytes) {
+  if (nbytes > (size_t{1} << kMaxLog))
+    raise<OutOfMemoryError>("alloc", "request of " + std::to_string(nbytes) + " bytes is too large");
   size_t r = round_size(nbytes);
-  if (r < nbytes) raise<OutOfMemoryError>("alloc", "request of " + std::to_string(nbytes) + " bytes is too large");
   int b = bin_of(r);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -93,6 +95,7 @@ void CachingAllocator::reset_peak() {
 void CachingAllocator::empty_cache() {
   std::lock_guard<std::mutex> lock(mu_);
   for (int b = 0; b < kNumBins; ++b) {
+    if (bins_[static_cast<size_t>(b)].empty()) continue;
     size_t r;
     if (b < kSmallBins) {
       r = static_cast<size_t>(b + 1) * kAlign;

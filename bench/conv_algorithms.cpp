@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
     for (size_t ci = 0; ci < cases.size(); ++ci) {
       const Case& c = cases[ci];
       ts::Tensor x = ts::randn({c.N, c.C, c.H, c.W}, gen);
-      ts::Tensor w = c.transposed ? ts::randn({c.C, c.O / c.g, c.k, c.k}, gen) : ts::randn({c.O, c.C / c.g, c.k, c.k}, gen);
+      ts::Tensor w =
+          c.transposed ? ts::randn({c.C, c.O / c.g, c.k, c.k}, gen) : ts::randn({c.O, c.C / c.g, c.k, c.k}, gen);
       std::function<ts::Tensor()> f;
       if (c.transposed)
         f = [&] { return ts::conv_transpose2d(x, w, {}, {{c.s, c.s}, {c.p, c.p}, {0, 0}, {c.d, c.d}, c.g}); };
@@ -98,7 +99,8 @@ int main(int argc, char** argv) {
       ts::cpu::conv_force_algorithm(0);
     }
   }
-  std::printf("float32 convolution, %d threads, median of %d interleaved repetitions: ms per call (GFLOP/s)\n", ts::get_num_threads(), reps);
+  std::printf("float32 convolution, %d threads, median of %d interleaved repetitions: ms per call (GFLOP/s)\n",
+              ts::get_num_threads(), reps);
   std::printf("%-34s %22s %22s %22s\n", "case", algo_names[1], algo_names[2], algo_names[3]);
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     std::printf("%-34s", cases[ci].name.c_str());

@@ -28,8 +28,10 @@
 namespace {
 
 enum { RowMajor = 101, NoTrans = 111, Trans = 112 };
-using cblas_sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
-using cblas_dgemm_t = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int, double, double*, int);
+using cblas_sgemm_t = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
+                               int);
+using cblas_dgemm_t = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int, double,
+                               double*, int);
 
 struct Blas {
   std::string name;
@@ -72,41 +74,110 @@ double time_call(const std::function<void()>& fn, double min_time = 0.03) {
   return best;
 }
 
-// The direct loop Tessera uses for tiny float32 products (row-major, C = A B).
-void tiny_sgemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
-  for (int64_t i = 0; i < m; ++i) {
-    float* ci = c + i * n;
-    for (int64_t j = 0; j < n; ++j) ci[j] = 0;
-    for (int64_t p = 0; p < k; ++p) {
-      float av = a[i * k + p];
-      const float* bp = b + p * n;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) ci[j] += av * bp[j];
+// A copy of the register-blocked loop Tessera uses for tiny float32 products
+// (src/backend/cpu/matmul_kernels.cpp, tiny_sgemm); single-threaded.
+constexpr int kNR = 16;
+typedef float VecNR __attribute__((vector_size(kNR * sizeof(float)), aligned(4)));
+template <int MR>
+[[gnu::always_inline]] inline void tiny_block(int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* bp,
+                                              int64_t bstride, float beta, float* c, int64_t ldc, int64_t nc) {
+  VecNR acc[MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r] = VecNR{};
+  for (int64_t p = 0; p < k; ++p) {
+    VecNR bv;
+    std::memcpy(&bv, bp + p * bstride, sizeof(bv));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) acc[r] += a[r * a_rs + p * a_cs] * bv;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    float* cr = c + r * ldc;
+    if (nc == kNR && beta == 0) {
+      std::memcpy(cr, &acc[r], sizeof(VecNR));
+      continue;
+    }
+    for (int64_t j = 0; j < nc; ++j) cr[j] = acc[r][j] + (beta == 0 ? 0.f : beta * cr[j]);
+  }
+}
+void tiny_sgemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
+                int64_t b_rs, int64_t b_cs, float beta, float* c, int64_t ldc) {
+  float stack_buf[2048];
+  std::vector<float> heap_buf;
+  float* buf = stack_buf;
+  if (k * kNR > 2048) {
+    heap_buf.resize(k * kNR);
+    buf = heap_buf.data();
+  }
+  for (int64_t j0 = 0; j0 < n; j0 += kNR) {
+    int64_t nc = std::min<int64_t>(kNR, n - j0);
+    const float* bp;
+    int64_t bstride;
+    if (nc == kNR && b_cs == 1) {
+      bp = b + j0;
+      bstride = b_rs;
+    } else {
+      for (int64_t p = 0; p < k; ++p) {
+        const float* br = b + p * b_rs + j0 * b_cs;
+        float* d = buf + p * kNR;
+        int64_t j = 0;
+        for (; j < nc; ++j) d[j] = br[j * b_cs];
+        for (; j < kNR; ++j) d[j] = 0;
+      }
+      bp = buf;
+      bstride = kNR;
+    }
+    int64_t i = 0;
+    for (; i + 8 <= m; i += 8) tiny_block<8>(k, a + i * a_rs, a_rs, a_cs, bp, bstride, beta, c + i * ldc + j0, ldc, nc);
+    const float* ai = a + i * a_rs;
+    float* ci = c + i * ldc + j0;
+    switch (m - i) {
+      case 7:
+        tiny_block<7>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 6:
+        tiny_block<6>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 5:
+        tiny_block<5>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 4:
+        tiny_block<4>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 3:
+        tiny_block<3>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 2:
+        tiny_block<2>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 1:
+        tiny_block<1>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
     }
   }
 }
-
 struct DnnlMatmul {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   dnnl::stream strm{eng};
-  std::map<std::tuple<int64_t, int64_t, int64_t, int>, dnnl::matmul> cache;
-  dnnl::matmul get(int64_t m, int64_t n, int64_t k, dnnl::memory::data_type dt, bool cached) {
-    auto key = std::make_tuple(m, n, k, static_cast<int>(dt));
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, bool>, dnnl::matmul> cache;
+  dnnl::matmul get(int64_t m, int64_t n, int64_t k, dnnl::memory::data_type dt, bool cached, bool bt = false) {
+    auto key = std::make_tuple(m, n, k, static_cast<int>(dt), bt);
     if (cached) {
       auto it = cache.find(key);
       if (it != cache.end()) return it->second;
     }
     using tag = dnnl::memory::format_tag;
-    dnnl::memory::desc a({m, k}, dt, tag::ab), b({k, n}, dt, tag::ab), c({m, n}, dt, tag::ab);
+    dnnl::memory::desc a({m, k}, dt, tag::ab), b({k, n}, dt, bt ? tag::ba : tag::ab), c({m, n}, dt, tag::ab);
     dnnl::matmul p(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), eng));
     if (cached) cache.emplace(key, p);
     return p;
   }
-  void run(int64_t m, int64_t n, int64_t k, dnnl::memory::data_type dt, const void* A, const void* B, void* C, bool cached) {
-    dnnl::matmul p = get(m, n, k, dt, cached);
+  void run(int64_t m, int64_t n, int64_t k, dnnl::memory::data_type dt, const void* A, const void* B, void* C,
+           bool cached, bool bt = false) {
+    dnnl::matmul p = get(m, n, k, dt, cached, bt);
     using tag = dnnl::memory::format_tag;
-    dnnl::memory a({{m, k}, dt, tag::ab}, eng, const_cast<void*>(A)), b({{k, n}, dt, tag::ab}, eng, const_cast<void*>(B)),
-        c({{m, n}, dt, tag::ab}, eng, C);
+    dnnl::memory a({{m, k}, dt, tag::ab}, eng, const_cast<void*>(A)),
+        b({{k, n}, dt, bt ? tag::ba : tag::ab}, eng, const_cast<void*>(B)), c({{m, n}, dt, tag::ab}, eng, C);
     p.execute(strm, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
   }
 };
@@ -136,42 +207,40 @@ int main(int argc, char** argv) {
   }
   struct Cfg {
     std::string name;
-    std::function<void(int64_t, const float*, const float*, float*, const double*, const double*, double*, const uint16_t*,
-                       const uint16_t*, uint16_t*)>
+    std::function<void(int64_t, const float*, const float*, float*, const double*, const double*, double*,
+                       const uint16_t*, const uint16_t*, uint16_t*)>
         fn;
   };
   using dt = dnnl::memory::data_type;
   std::vector<Cfg> cfgs = {
-      {"f32 dnnl_sgemm", [](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
-         dnnl_sgemm('N', 'N', n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+      {"f32 dnnl_sgemm", [](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto,
+                            auto) { dnnl_sgemm('N', 'N', n, n, n, 1.f, a, n, b, n, 0.f, c, n); }},
+      {"f32 dnnl_sgemm B^T", [](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto,
+                                auto) { dnnl_sgemm('N', 'T', n, n, n, 1.f, a, n, b, n, 0.f, c, n); }},
+      {"f32 dnnl matmul (cached)", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto,
+                                       auto) { mm.run(n, n, n, dt::f32, a, b, c, true); }},
+      {"f32 dnnl matmul B^T (cached)", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto,
+                                           auto) { mm.run(n, n, n, dt::f32, a, b, c, true, true); }},
+      {"f32 openblas B^T",
+       [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
+         openblas.sgemm(RowMajor, NoTrans, Trans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
        }},
-      {"f32 dnnl_sgemm B^T", [](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
-         dnnl_sgemm('N', 'T', n, n, n, 1.f, a, n, b, n, 0.f, c, n);
+      {"f32 dnnl matmul (new pd)", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto,
+                                       auto) { mm.run(n, n, n, dt::f32, a, b, c, false); }},
+      {"f32 openblas", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto,
+                           auto) { openblas.sgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n); }},
+      {"f32 blis", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto,
+                       auto) { blis.sgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n); }},
+      {"f32 tiny loop (1 thread)",
+       [](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
+         if (n <= 128) tiny_sgemm(n, n, n, a, n, 1, b, n, 1, 0.f, c, n);
        }},
-      {"f32 dnnl matmul (cached)", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
-         mm.run(n, n, n, dt::f32, a, b, c, true);
-       }},
-      {"f32 dnnl matmul (new pd)", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
-         mm.run(n, n, n, dt::f32, a, b, c, false);
-       }},
-      {"f32 openblas", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
-         openblas.sgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
-       }},
-      {"f32 blis", [&](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
-         blis.sgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.f, a, n, b, n, 0.f, c, n);
-       }},
-      {"f32 direct loop", [](int64_t n, auto a, auto b, auto c, auto, auto, auto, auto, auto, auto) {
-         if (n <= 128) tiny_sgemm(n, n, n, a, b, c);
-       }},
-      {"bf16 dnnl matmul (cached)", [&](int64_t n, auto, auto, auto, auto, auto, auto, auto a, auto b, auto c) {
-         mm.run(n, n, n, dt::bf16, a, b, c, true);
-       }},
-      {"f64 openblas", [&](int64_t n, auto, auto, auto, auto a, auto b, auto c, auto, auto, auto) {
-         openblas.dgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n);
-       }},
-      {"f64 blis", [&](int64_t n, auto, auto, auto, auto a, auto b, auto c, auto, auto, auto) {
-         blis.dgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n);
-       }},
+      {"bf16 dnnl matmul (cached)", [&](int64_t n, auto, auto, auto, auto, auto, auto, auto a, auto b,
+                                        auto c) { mm.run(n, n, n, dt::bf16, a, b, c, true); }},
+      {"f64 openblas", [&](int64_t n, auto, auto, auto, auto a, auto b, auto c, auto, auto,
+                           auto) { openblas.dgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n); }},
+      {"f64 blis", [&](int64_t n, auto, auto, auto, auto a, auto b, auto c, auto, auto,
+                       auto) { blis.dgemm(RowMajor, NoTrans, NoTrans, n, n, n, 1.0, a, n, b, n, 0.0, c, n); }},
   };
   if (const char* only = std::getenv("GEMM_ONLY")) {
     std::vector<Cfg> keep;
@@ -199,22 +268,29 @@ int main(int argc, char** argv) {
         bh[i] = static_cast<uint16_t>(x >> 16);
       }
       for (size_t ci = 0; ci < cfgs.size(); ++ci) {
-        if (cfgs[ci].name == "f32 direct loop" && n > 128) continue;
+        if (cfgs[ci].name.find("tiny") != std::string::npos && n > 128) continue;
         double min_time = n >= 1024 ? 0.3 : 0.05;
-        double t = time_call([&] { cfgs[ci].fn(n, a.data(), b.data(), c.data(), ad.data(), bd.data(), cd.data(), ah.data(), bh.data(), ch.data()); },
-                             min_time);
+        double t = time_call(
+            [&] {
+              cfgs[ci].fn(n, a.data(), b.data(), c.data(), ad.data(), bd.data(), cd.data(), ah.data(), bh.data(),
+                          ch.data());
+            },
+            min_time);
         res[ci][si].push_back(2.0 * n * n * n / t * 1e-9);
       }
     }
   }
-  std::printf("GFLOP/s, square n x n x n, %d threads, median of %d interleaved repetitions\n%-28s", threads, reps, "library");
+  std::printf("GFLOP/s, square n x n x n, %d threads, median of %d interleaved repetitions\n%-28s", threads, reps,
+              "library");
   for (int64_t n : sizes) std::printf("%8lld", static_cast<long long>(n));
   std::printf("\n");
   for (size_t ci = 0; ci < cfgs.size(); ++ci) {
     std::printf("%-28s", cfgs[ci].name.c_str());
     for (size_t si = 0; si < sizes.size(); ++si)
-      if (res[ci][si].empty()) std::printf("%8s", "-");
-      else std::printf("%8.1f", median(res[ci][si]));
+      if (res[ci][si].empty())
+        std::printf("%8s", "-");
+      else
+        std::printf("%8.1f", median(res[ci][si]));
     std::printf("\n");
   }
   return 0;

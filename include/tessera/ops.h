@@ -193,7 +193,11 @@ TESSERA_API Tensor cumsum(const Tensor& x, int64_t axis);
 
 // ------------------------------------------------------------------ linalg
 /// Matrix product with NumPy semantics: 1-d operands are promoted to matrices and the added axis removed;
-/// batch axes broadcast. [.., m, k] x [.., k, n] -> [.., m, n].
+/// batch axes broadcast. [.., m, k] x [.., k, n] -> [.., m, n]. Dtypes promote; k = 0 gives zeros.
+/// Integer products wrap around in the result dtype (like an accumulator of that width); bool is
+/// logical (out = any(a and b)). float16/bfloat16 accumulate in float32.
+/// Throws ShapeError ("[matmul] cannot multiply [2,3] by [4,5]") for mismatched inner or batch axes
+/// and for 0-d operands.
 TESSERA_API Tensor matmul(const Tensor& a, const Tensor& b);
 
 // --------------------------------------------------------------- movement
@@ -288,7 +292,10 @@ struct Conv2dOptions {
   std::array<int64_t, 2> dilation{1, 1};
   int64_t groups = 1;
 };
-/// x [N, C, H, W], weight [O, C/groups, kH, kW], optional bias [O] -> [N, O, H', W'].
+/// x [N, C, H, W] (or unbatched [C, H, W]), weight [O, C/groups, kH, kW], optional bias [O] -> [N, O, H', W']
+/// with H' = (H + 2*padding - dilation*(kH-1) - 1) / stride + 1 (PyTorch semantics, cross-correlation).
+/// Floating dtypes only (promoted; integer or bool inputs throw DTypeError). Mismatched channels,
+/// groups not dividing the channels, or an input smaller than the dilated kernel throw ShapeError.
 TESSERA_API Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Conv2dOptions& opt = {});
 struct Conv1dOptions {
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
@@ -314,7 +321,11 @@ struct Pool2dOptions {
   bool ceil_mode = false;
   bool count_include_pad = true;  // avg pooling only
 };
-/// x [N, C, H, W] (or [C, H, W]).
+/// x [N, C, H, W] (or [C, H, W]). PyTorch's rules: padding must be at most kernel/2 (else ValueError);
+/// output size floor((H + 2p - k) / s) + 1, or ceil with ceil_mode, where the last window must start
+/// inside the input or the left padding. Max pooling keeps the dtype and propagates NaN; average
+/// pooling is "float" and divides by the window clipped to the padded input (count_include_pad) or
+/// to the input.
 TESSERA_API Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt);
 TESSERA_API Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt);
 struct Pool1dOptions {
@@ -327,7 +338,8 @@ struct Pool1dOptions {
 /// x [N, C, L] (or [C, L]).
 TESSERA_API Tensor max_pool1d(const Tensor& x, const Pool1dOptions& opt);
 TESSERA_API Tensor avg_pool1d(const Tensor& x, const Pool1dOptions& opt);
-/// Averages over windows that split H and W into output_size bins (PyTorch's start/end rule).
+/// Averages over windows that split H and W into output_size bins (PyTorch's start/end rule:
+/// [floor(i*H/out), ceil((i+1)*H/out))). x [N, C, H, W] or [C, H, W]; "float".
 TESSERA_API Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
 
 /// Normalizes over the trailing axes given by normalized_shape; weight/bias of that shape are optional.

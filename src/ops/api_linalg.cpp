@@ -30,36 +30,46 @@ struct ConvGeom {
 };
 
 std::string geom_str(const std::array<int64_t, 2>& v, int64_t nsp) {
-  return nsp == 1 ? i2s(v[1]) : "(" + i2s(v[0]) + ", " + i2s(v[1]) + ")";
+  if (nsp == 1) return i2s(v[1]);
+  std::string s = "(";
+  s += i2s(v[0]);
+  s += ", ";
+  s += i2s(v[1]);
+  s += ")";
+  return s;
 }
 
 // Validates x [N, C, *sp] (batched) and weight; raises naming op with the shapes as passed.
 void check_conv(const char* op, const Tensor& x, const Tensor& w, const ConvGeom& g, bool transposed) {
   int64_t nd = g.nsp + 2;
   if (x.ndim() != nd && x.ndim() != nd - 1)
-    raise<ShapeError>(op, "input must be " + i2s(nd) + "-d (batched) or " + i2s(nd - 1) + "-d (unbatched), got " + shape_str(x.shape()));
+    raise<ShapeError>(op, "input must be " + i2s(nd) + "-d (batched) or " + i2s(nd - 1) + "-d (unbatched), got " +
+                              shape_str(x.shape()));
   if (w.ndim() != nd) raise<ShapeError>(op, "weight must be " + i2s(nd) + "-d, got " + shape_str(w.shape()));
   for (int i = 2 - static_cast<int>(g.nsp); i < 2; ++i) {
     if (g.stride[i] < 1) raise<ValueError>(op, "stride must be positive, got " + geom_str(g.stride, g.nsp));
     if (g.dilation[i] < 1) raise<ValueError>(op, "dilation must be positive, got " + geom_str(g.dilation, g.nsp));
     if (g.padding[i] < 0) raise<ValueError>(op, "padding must be non-negative, got " + geom_str(g.padding, g.nsp));
-    if (g.output_padding[i] < 0) raise<ValueError>(op, "output_padding must be non-negative, got " + geom_str(g.output_padding, g.nsp));
+    if (g.output_padding[i] < 0)
+      raise<ValueError>(op, "output_padding must be non-negative, got " + geom_str(g.output_padding, g.nsp));
   }
   if (g.groups < 1) raise<ValueError>(op, "groups must be positive, got " + i2s(g.groups));
   const Shape &sx = x.shape(), &sw = w.shape();
   int64_t off = x.ndim() - g.nsp;  // index of the first spatial axis
   int64_t C = sx[static_cast<size_t>(off - 1)];
   if (C % g.groups != 0)
-    raise<ShapeError>(op, "groups=" + i2s(g.groups) + " does not divide the " + i2s(C) + " input channels of " + shape_str(sx));
+    raise<ShapeError>(
+        op, "groups=" + i2s(g.groups) + " does not divide the " + i2s(C) + " input channels of " + shape_str(sx));
   if (!transposed) {
     if (sw[0] % g.groups != 0)
-      raise<ShapeError>(op, "groups=" + i2s(g.groups) + " does not divide the " + i2s(sw[0]) + " output channels of weight " + shape_str(sw));
+      raise<ShapeError>(op, "groups=" + i2s(g.groups) + " does not divide the " + i2s(sw[0]) +
+                                " output channels of weight " + shape_str(sw));
     if (sw[1] * g.groups != C)
-      raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) + " with groups=" +
-                                i2s(g.groups) + " expects " + i2s(sw[1] * g.groups));
+      raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) +
+                                " with groups=" + i2s(g.groups) + " expects " + i2s(sw[1] * g.groups));
   } else if (sw[0] != C) {
-    raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) + " expects " + i2s(sw[0]) +
-                              " (weight is [in_channels, out_channels/groups, kernel...])");
+    raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) +
+                              " expects " + i2s(sw[0]) + " (weight is [in_channels, out_channels/groups, kernel...])");
   }
   for (int64_t i = 0; i < g.nsp; ++i) {
     size_t ai = static_cast<size_t>(2 - g.nsp + i);  // index into the 2-element geometry arrays
@@ -68,16 +78,18 @@ void check_conv(const char* op, const Tensor& x, const Tensor& w, const ConvGeom
     int64_t eff = g.dilation[ai] * (k - 1) + 1;
     if (!transposed) {
       if (in + 2 * g.padding[ai] < eff)
-        raise<ShapeError>(op, "input " + shape_str(sx) + " padded by " + geom_str(g.padding, g.nsp) + " is smaller than the kernel of weight " +
-                                  shape_str(sw) + " with dilation " + geom_str(g.dilation, g.nsp));
+        raise<ShapeError>(op, "input " + shape_str(sx) + " padded by " + geom_str(g.padding, g.nsp) +
+                                  " is smaller than the kernel of weight " + shape_str(sw) + " with dilation " +
+                                  geom_str(g.dilation, g.nsp));
     } else {
       if (g.output_padding[ai] >= g.stride[ai] && g.output_padding[ai] >= g.dilation[ai])
-        raise<ValueError>(op, "output_padding " + geom_str(g.output_padding, g.nsp) + " must be smaller than either stride " +
-                                  geom_str(g.stride, g.nsp) + " or dilation " + geom_str(g.dilation, g.nsp));
+        raise<ValueError>(op, "output_padding " + geom_str(g.output_padding, g.nsp) +
+                                  " must be smaller than either stride " + geom_str(g.stride, g.nsp) + " or dilation " +
+                                  geom_str(g.dilation, g.nsp));
       int64_t o = (in - 1) * g.stride[ai] - 2 * g.padding[ai] + eff + g.output_padding[ai];
       if (o < 1 && in > 0)
-        raise<ShapeError>(op, "input " + shape_str(sx) + " with weight " + shape_str(sw) + " and padding " + geom_str(g.padding, g.nsp) +
-                                  " gives a non-positive output size " + i2s(o));
+        raise<ShapeError>(op, "input " + shape_str(sx) + " with weight " + shape_str(sw) + " and padding " +
+                                  geom_str(g.padding, g.nsp) + " gives a non-positive output size " + i2s(o));
     }
   }
 }
@@ -86,8 +98,8 @@ DType conv_dtype(const char* op, const Tensor& x, const Tensor& w, const Tensor&
   DType t = promote_types(x.dtype(), w.dtype());
   if (bias.defined()) t = promote_types(t, bias.dtype());
   if (!is_floating(t))
-    raise<DTypeError>(op, "expects floating-point input and weight, got " + std::string(dtype_name(x.dtype())) + " and " +
-                              std::string(dtype_name(w.dtype())));
+    raise<DTypeError>(op, "expects floating-point input and weight, got " + std::string(dtype_name(x.dtype())) +
+                              " and " + std::string(dtype_name(w.dtype())));
   return t;
 }
 
@@ -98,7 +110,8 @@ void check_bias(const char* op, const Tensor& bias, int64_t out_channels) {
 
 // x4, w4: 4-d inputs of one floating dtype; returns [N, O, H', W'] with bias added (broadcast add:
 // the primitive has two inputs, and the add is one pass over the output).
-Tensor conv_run(OpId op, const Tensor& x4, const Tensor& w4, const Tensor& bias, const ConvAttrs& a, int64_t out_channels) {
+Tensor conv_run(OpId op, const Tensor& x4, const Tensor& w4, const Tensor& bias, const ConvAttrs& a,
+                int64_t out_channels) {
   Tensor y = dispatch1(op, {x4, w4}, a);
   if (bias.defined()) y = add(y, reshape(as_dtype(bias, y.dtype()), {1, out_channels, 1, 1}));
   return y;
@@ -116,17 +129,18 @@ int64_t pool_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool c
 void check_pool(const char* op, const Tensor& x, const PoolAttrs& p, int64_t nsp) {
   int64_t nd = nsp + 2;
   if (x.ndim() != nd && x.ndim() != nd - 1)
-    raise<ShapeError>(op, "input must be " + i2s(nd) + "-d (batched) or " + i2s(nd - 1) + "-d (unbatched), got " + shape_str(x.shape()));
+    raise<ShapeError>(op, "input must be " + i2s(nd) + "-d (batched) or " + i2s(nd - 1) + "-d (unbatched), got " +
+                              shape_str(x.shape()));
   for (int64_t i = 2 - nsp; i < 2; ++i) {
     if (p.kernel[i] < 1) raise<ValueError>(op, "kernel size must be positive, got " + geom_str(p.kernel, nsp));
     if (p.stride[i] < 1) raise<ValueError>(op, "stride must be positive, got " + geom_str(p.stride, nsp));
     if (p.padding[i] < 0 || p.padding[i] > p.kernel[i] / 2)
-      raise<ValueError>(op, "padding " + geom_str(p.padding, nsp) + " must be non-negative and at most half of kernel size " +
-                                geom_str(p.kernel, nsp));
+      raise<ValueError>(op, "padding " + geom_str(p.padding, nsp) +
+                                " must be non-negative and at most half of kernel size " + geom_str(p.kernel, nsp));
     int64_t in = x.shape()[static_cast<size_t>(x.ndim() - 2 + i)];
     if (pool_out_size(in, p.kernel[i], p.padding[i], p.stride[i], p.ceil_mode) < 1)
-      raise<ShapeError>(op, "input " + shape_str(x.shape()) + " is too small for kernel " + geom_str(p.kernel, nsp) + " with padding " +
-                                geom_str(p.padding, nsp));
+      raise<ShapeError>(op, "input " + shape_str(x.shape()) + " is too small for kernel " + geom_str(p.kernel, nsp) +
+                                " with padding " + geom_str(p.padding, nsp));
   }
 }
 

@@ -17,7 +17,8 @@ std::string pair_str(const std::array<int64_t, 2>& p) { return "(" + i2s(p[0]) +
 
 void same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())
-    raise<DTypeError>(op, "inputs must have the same dtype, got " + dtype_str(a.dtype()) + " and " + dtype_str(b.dtype()));
+    raise<DTypeError>(op,
+                      "inputs must have the same dtype, got " + dtype_str(a.dtype()) + " and " + dtype_str(b.dtype()));
 }
 
 void check_rank(const char* op, const char* what, const Tensor& t, int64_t rank) {
@@ -30,7 +31,8 @@ void check_conv_attrs(const char* op, const ConvAttrs& c) {
     if (c.stride[i] < 1) raise<ValueError>(op, "stride must be positive, got " + pair_str(c.stride));
     if (c.dilation[i] < 1) raise<ValueError>(op, "dilation must be positive, got " + pair_str(c.dilation));
     if (c.padding[i] < 0) raise<ValueError>(op, "padding must be non-negative, got " + pair_str(c.padding));
-    if (c.output_padding[i] < 0) raise<ValueError>(op, "output_padding must be non-negative, got " + pair_str(c.output_padding));
+    if (c.output_padding[i] < 0)
+      raise<ValueError>(op, "output_padding must be non-negative, got " + pair_str(c.output_padding));
   }
   if (c.groups < 1) raise<ValueError>(op, "groups must be positive, got " + i2s(c.groups));
 }
@@ -54,8 +56,8 @@ void infer_pool(const char* op, std::span<const Tensor> in, const Attrs& a, Meta
     if (p.kernel[i] < 1) raise<ValueError>(op, "kernel size must be positive, got " + pair_str(p.kernel));
     if (p.stride[i] < 1) raise<ValueError>(op, "stride must be positive, got " + pair_str(p.stride));
     if (p.padding[i] < 0 || p.padding[i] > p.kernel[i] / 2)
-      raise<ValueError>(op, "padding " + pair_str(p.padding) + " must be non-negative and at most half of kernel size " +
-                                pair_str(p.kernel));
+      raise<ValueError>(op, "padding " + pair_str(p.padding) +
+                                " must be non-negative and at most half of kernel size " + pair_str(p.kernel));
     int64_t in_sz = s[2 + i];
     int64_t o = pool_out_size(in_sz, p.kernel[i], p.padding[i], p.stride[i], p.ceil_mode);
     if (o < 1)
@@ -105,21 +107,23 @@ void infer_Conv2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
   const Shape &sx = x.shape(), &sw = w.shape();
   int64_t C = sx[1], O = sw[0];
   if (C % c.groups != 0)
-    raise<ShapeError>(op, "groups=" + i2s(c.groups) + " does not divide the " + i2s(C) + " input channels of " + shape_str(sx));
+    raise<ShapeError>(
+        op, "groups=" + i2s(c.groups) + " does not divide the " + i2s(C) + " input channels of " + shape_str(sx));
   if (O % c.groups != 0)
     raise<ShapeError>(op, "groups=" + i2s(c.groups) + " does not divide the " + i2s(O) + " output channels of weight " +
                               shape_str(sw));
   if (sw[1] * c.groups != C)
-    raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) + " with groups=" +
-                              i2s(c.groups) + " expects " + i2s(sw[1] * c.groups));
+    raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) +
+                              " with groups=" + i2s(c.groups) + " expects " + i2s(sw[1] * c.groups));
   if (sw[2] < 1 || sw[3] < 1) raise<ShapeError>(op, "weight " + shape_str(sw) + " has an empty kernel");
   Shape s{sx[0], O, 0, 0};
   for (int i = 0; i < 2; ++i) {
     int64_t eff = c.dilation[i] * (sw[2 + i] - 1) + 1;
     int64_t padded = sx[2 + i] + 2 * c.padding[i];
     if (padded < eff)
-      raise<ShapeError>(op, "input " + shape_str(sx) + " padded by " + pair_str(c.padding) + " is smaller than the kernel " +
-                                shape_str(sw) + " with dilation " + pair_str(c.dilation));
+      raise<ShapeError>(op, "input " + shape_str(sx) + " padded by " + pair_str(c.padding) +
+                                " is smaller than the kernel " + shape_str(sw) + " with dilation " +
+                                pair_str(c.dilation));
     s[2 + i] = (padded - eff) / c.stride[i] + 1;
   }
   out.m[0] = {s, x.dtype()};
@@ -137,27 +141,33 @@ void infer_ConvTranspose2d(std::span<const Tensor> in, const Attrs& a, MetaList&
   const Shape &sx = x.shape(), &sw = w.shape();
   int64_t C = sx[1];
   if (C % c.groups != 0)
-    raise<ShapeError>(op, "groups=" + i2s(c.groups) + " does not divide the " + i2s(C) + " input channels of " + shape_str(sx));
+    raise<ShapeError>(
+        op, "groups=" + i2s(c.groups) + " does not divide the " + i2s(C) + " input channels of " + shape_str(sx));
   if (sw[0] != C)
-    raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) + " expects " +
-                              i2s(sw[0]) + " (weight is [in_channels, out_channels/groups, kH, kW])");
+    raise<ShapeError>(op, "input " + shape_str(sx) + " has " + i2s(C) + " channels but weight " + shape_str(sw) +
+                              " expects " + i2s(sw[0]) + " (weight is [in_channels, out_channels/groups, kH, kW])");
   if (sw[2] < 1 || sw[3] < 1) raise<ShapeError>(op, "weight " + shape_str(sw) + " has an empty kernel");
   Shape s{sx[0], sw[1] * c.groups, 0, 0};
   for (int i = 0; i < 2; ++i) {
     if (c.output_padding[i] >= c.stride[i] && c.output_padding[i] >= c.dilation[i])
       raise<ValueError>(op, "output_padding " + pair_str(c.output_padding) + " must be smaller than either stride " +
                                 pair_str(c.stride) + " or dilation " + pair_str(c.dilation));
-    int64_t o = (sx[2 + i] - 1) * c.stride[i] - 2 * c.padding[i] + c.dilation[i] * (sw[2 + i] - 1) + c.output_padding[i] + 1;
+    int64_t o =
+        (sx[2 + i] - 1) * c.stride[i] - 2 * c.padding[i] + c.dilation[i] * (sw[2 + i] - 1) + c.output_padding[i] + 1;
     if (o < 1 && sx[2 + i] > 0)
-      raise<ShapeError>(op, "input " + shape_str(sx) + " with weight " + shape_str(sw) + " and padding " + pair_str(c.padding) +
-                                " gives a non-positive output size " + i2s(o));
+      raise<ShapeError>(op, "input " + shape_str(sx) + " with weight " + shape_str(sw) + " and padding " +
+                                pair_str(c.padding) + " gives a non-positive output size " + i2s(o));
     s[2 + i] = std::max<int64_t>(o, 0);
   }
   out.m[0] = {s, x.dtype()};
 }
 
-void infer_MaxPool2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) { infer_pool("max_pool2d", in, a, out, false); }
-void infer_AvgPool2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) { infer_pool("avg_pool2d", in, a, out, true); }
+void infer_MaxPool2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
+  infer_pool("max_pool2d", in, a, out, false);
+}
+void infer_AvgPool2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
+  infer_pool("avg_pool2d", in, a, out, true);
+}
 
 void infer_AdaptiveAvgPool2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
   const char* op = "adaptive_avg_pool2d";

@@ -5,6 +5,12 @@
 
 namespace ts = tessera;
 using ts::Shape;
+
+namespace tessera::cpu {
+// Exported by the CPU backend: 0 = automatic, 1 = im2col/col2im + GEMM, 2 = oneDNN on NCHW memory,
+// 3 = oneDNN with blocked memory. Lets the tests cover every float32 algorithm on every case.
+void conv_force_algorithm(int algo);
+}  // namespace tessera::cpu
 using namespace tessera::testing;
 
 namespace {
@@ -15,10 +21,12 @@ struct ConvCase {
   int64_t groups = 1;
   std::array<int64_t, 2> output_padding{0, 0};  // transposed only
   std::string str() const {
-    auto p = [](const std::array<int64_t, 2>& a) { return "(" + std::to_string(a[0]) + "," + std::to_string(a[1]) + ")"; };
-    return "x[" + std::to_string(N) + "," + std::to_string(C) + "," + std::to_string(H) + "," + std::to_string(W) + "] O=" +
-           std::to_string(O) + " k=" + std::to_string(kh) + "x" + std::to_string(kw) + " s=" + p(stride) + " p=" + p(padding) +
-           " d=" + p(dilation) + " g=" + std::to_string(groups) + " op=" + p(output_padding);
+    auto p = [](const std::array<int64_t, 2>& a) {
+      return "(" + std::to_string(a[0]) + "," + std::to_string(a[1]) + ")";
+    };
+    return "x[" + std::to_string(N) + "," + std::to_string(C) + "," + std::to_string(H) + "," + std::to_string(W) +
+           "] O=" + std::to_string(O) + " k=" + std::to_string(kh) + "x" + std::to_string(kw) + " s=" + p(stride) +
+           " p=" + p(padding) + " d=" + p(dilation) + " g=" + std::to_string(groups) + " op=" + p(output_padding);
   }
 };
 
@@ -72,25 +80,26 @@ Ref conv_transpose2d_ref(const Ref& x, const Ref& w, const Ref* bias, const Conv
                     w.v[static_cast<size_t>(((cin * Og + og) * c.kh + i) * c.kw + j)];
               }
   if (bias)
-    for (size_t e = 0; e < y.v.size(); ++e) y.v[e] += bias->v[static_cast<size_t>((static_cast<int64_t>(e) / (Ho * Wo)) % c.O)];
+    for (size_t e = 0; e < y.v.size(); ++e)
+      y.v[e] += bias->v[static_cast<size_t>((static_cast<int64_t>(e) / (Ho * Wo)) % c.O)];
   return y;
 }
 
 std::vector<ConvCase> conv_cases() {
   return {
-      {2, 3, 7, 6, 4, 3, 3},                                    // plain 3x3
-      {1, 4, 9, 9, 6, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},         // strided, padded, grouped
-      {2, 6, 8, 7, 6, 3, 3, {1, 1}, {1, 1}, {1, 1}, 6},         // depthwise
-      {1, 4, 8, 8, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},         // depthwise, channel multiplier 2
-      {2, 5, 6, 6, 7, 1, 1},                                    // 1x1 (no im2col)
-      {1, 3, 10, 9, 2, 3, 2, {2, 1}, {1, 0}, {2, 1}},           // dilated, asymmetric
-      {2, 16, 12, 12, 16, 3, 3, {1, 1}, {1, 1}},                // oneDNN blocked path
-      {1, 8, 11, 11, 12, 5, 5, {2, 2}, {2, 2}, {1, 1}, 4},      // strided grouped 5x5
-      {3, 2, 5, 5, 4, 5, 5, {1, 1}, {2, 2}},                    // kernel as large as the input
-      {1, 2, 9, 9, 3, 2, 2, {3, 3}},                            // stride larger than kernel
-      {1, 2, 1, 1, 3, 1, 1},                                    // size-1 spatial
-      {0, 3, 5, 5, 2, 3, 3},                                    // empty batch
-      {2, 3, 6, 6, 4, 3, 3, {2, 2}, {0, 0}, {2, 2}},            // dilation 2, stride 2
+      {2, 3, 7, 6, 4, 3, 3},                                // plain 3x3
+      {1, 4, 9, 9, 6, 3, 3, {2, 2}, {1, 1}, {1, 1}, 2},     // strided, padded, grouped
+      {2, 6, 8, 7, 6, 3, 3, {1, 1}, {1, 1}, {1, 1}, 6},     // depthwise
+      {1, 4, 8, 8, 8, 3, 3, {1, 1}, {1, 1}, {1, 1}, 4},     // depthwise, channel multiplier 2
+      {2, 5, 6, 6, 7, 1, 1},                                // 1x1 (no im2col)
+      {1, 3, 10, 9, 2, 3, 2, {2, 1}, {1, 0}, {2, 1}},       // dilated, asymmetric
+      {2, 16, 12, 12, 16, 3, 3, {1, 1}, {1, 1}},            // oneDNN blocked path
+      {1, 8, 11, 11, 12, 5, 5, {2, 2}, {2, 2}, {1, 1}, 4},  // strided grouped 5x5
+      {3, 2, 5, 5, 4, 5, 5, {1, 1}, {2, 2}},                // kernel as large as the input
+      {1, 2, 9, 9, 3, 2, 2, {3, 3}},                        // stride larger than kernel
+      {1, 2, 1, 1, 3, 1, 1},                                // size-1 spatial
+      {0, 3, 5, 5, 2, 3, 3},                                // empty batch
+      {2, 3, 6, 6, 4, 3, 3, {2, 2}, {0, 0}, {2, 2}},        // dilation 2, stride 2
   };
 }
 
@@ -108,10 +117,13 @@ std::vector<ConvCase> transpose_cases() {
 }
 
 // Inputs in [-1, 1]: sums of K = C*kh*kw products stay well scaled; tolerance grows with sqrt(K).
-double conv_tol(const ConvCase& c) { return std::max(1.0, std::sqrt(static_cast<double>(c.C / c.groups * c.kh * c.kw))); }
+double conv_tol(const ConvCase& c) {
+  return std::max(1.0, std::sqrt(static_cast<double>(c.C / c.groups * c.kh * c.kw)));
+}
 
 void check_conv(const ConvCase& c, ts::DType dt, Layout lx, bool with_bias, uint64_t& seed) {
-  SCOPED_TRACE("conv2d " + c.str() + " " + std::string(ts::dtype_name(dt)) + " " + layout_name(lx) + (with_bias ? " bias" : ""));
+  SCOPED_TRACE("conv2d " + c.str() + " " + std::string(ts::dtype_name(dt)) + " " + layout_name(lx) +
+               (with_bias ? " bias" : ""));
   ts::Tensor x = make_input({c.N, c.C, c.H, c.W}, dt, lx, seed++, -1, 1);
   ts::Tensor w = make_input({c.O, c.C / c.groups, c.kh, c.kw}, dt, Layout::Contiguous, seed++, -1, 1);
   ts::Tensor b = with_bias ? make_input({c.O}, dt, Layout::Contiguous, seed++, -1, 1) : ts::Tensor();
@@ -122,7 +134,8 @@ void check_conv(const ConvCase& c, ts::DType dt, Layout lx, bool with_bias, uint
 }
 
 void check_transpose(const ConvCase& c, ts::DType dt, Layout lx, bool with_bias, uint64_t& seed) {
-  SCOPED_TRACE("conv_transpose2d " + c.str() + " " + std::string(ts::dtype_name(dt)) + " " + layout_name(lx) + (with_bias ? " bias" : ""));
+  SCOPED_TRACE("conv_transpose2d " + c.str() + " " + std::string(ts::dtype_name(dt)) + " " + layout_name(lx) +
+               (with_bias ? " bias" : ""));
   ts::Tensor x = make_input({c.N, c.C, c.H, c.W}, dt, lx, seed++, -1, 1);
   ts::Tensor w = make_input({c.C, c.O / c.groups, c.kh, c.kw}, dt, Layout::Contiguous, seed++, -1, 1);
   ts::Tensor b = with_bias ? make_input({c.O}, dt, Layout::Contiguous, seed++, -1, 1) : ts::Tensor();
@@ -138,6 +151,20 @@ TEST(Conv2d, Float32MatchesDirectLoopForEveryLayoutStridePaddingDilationAndGroup
   uint64_t seed = 1;
   for (const ConvCase& c : conv_cases())
     for (Layout l : all_layouts()) check_conv(c, ts::DType::Float32, l, l == Layout::Sliced, seed);
+}
+
+TEST(Conv2d, EveryFloat32AlgorithmMatchesDirectLoop) {
+  uint64_t seed = 100;
+  for (int algo : {1, 2, 3}) {
+    SCOPED_TRACE("algorithm " + std::to_string(algo));
+    ts::cpu::conv_force_algorithm(algo);
+    for (const ConvCase& c : conv_cases())
+      for (Layout l : {Layout::Contiguous, Layout::Transposed})
+        check_conv(c, ts::DType::Float32, l, l == Layout::Contiguous, seed);
+    ConvCase big{2, 32, 10, 10, 40, 3, 3, {2, 2}, {1, 1}};  // strided, many channels
+    check_conv(big, ts::DType::Float32, Layout::Contiguous, false, seed);
+  }
+  ts::cpu::conv_force_algorithm(0);
 }
 
 TEST(Conv2d, OtherFloatDtypesMatchDirectLoop) {
@@ -188,10 +215,14 @@ TEST(Conv1d, MatchesDirectLoop) {
   struct C1 {
     int64_t N, C, L, O, k, stride, padding, dilation, groups;
   };
-  for (C1 c : std::vector<C1>{{2, 3, 10, 4, 3, 1, 0, 1, 1}, {1, 4, 17, 6, 5, 2, 2, 1, 2}, {2, 4, 9, 4, 3, 1, 2, 2, 4}, {1, 2, 1, 3, 1, 1, 0, 1, 1}}) {
+  for (C1 c : std::vector<C1>{{2, 3, 10, 4, 3, 1, 0, 1, 1},
+                              {1, 4, 17, 6, 5, 2, 2, 1, 2},
+                              {2, 4, 9, 4, 3, 1, 2, 2, 4},
+                              {1, 2, 1, 3, 1, 1, 0, 1, 1}}) {
     for (ts::DType dt : {ts::DType::Float32, ts::DType::Float64}) {
       for (Layout l : {Layout::Contiguous, Layout::Transposed, Layout::Sliced}) {
-        SCOPED_TRACE("conv1d L=" + std::to_string(c.L) + " k=" + std::to_string(c.k) + " " + std::string(ts::dtype_name(dt)) + " " + layout_name(l));
+        SCOPED_TRACE("conv1d L=" + std::to_string(c.L) + " k=" + std::to_string(c.k) + " " +
+                     std::string(ts::dtype_name(dt)) + " " + layout_name(l));
         ts::Tensor x = make_input({c.N, c.C, c.L}, dt, l, seed++, -1, 1);
         ts::Tensor w = make_input({c.O, c.C / c.groups, c.k}, dt, Layout::Contiguous, seed++, -1, 1);
         ts::Tensor b = make_input({c.O}, dt, Layout::Contiguous, seed++, -1, 1);
@@ -207,7 +238,8 @@ TEST(Conv1d, MatchesDirectLoop) {
                 for (int64_t j = 0; j < c.k; ++j) {
                   int64_t il = t * c.stride - c.padding + j * c.dilation;
                   if (il < 0 || il >= c.L) continue;
-                  s += rx.v[static_cast<size_t>((n * c.C + (o / Og) * Cg + ci) * c.L + il)] * rw.v[static_cast<size_t>((o * Cg + ci) * c.k + j)];
+                  s += rx.v[static_cast<size_t>((n * c.C + (o / Og) * Cg + ci) * c.L + il)] *
+                       rw.v[static_cast<size_t>((o * Cg + ci) * c.k + j)];
                 }
               want.v.push_back(s);
             }
@@ -221,6 +253,17 @@ TEST(ConvTranspose2d, Float32MatchesScatterReferenceForEveryLayout) {
   uint64_t seed = 2000;
   for (const ConvCase& c : transpose_cases())
     for (Layout l : all_layouts()) check_transpose(c, ts::DType::Float32, l, l == Layout::Offset, seed);
+}
+
+TEST(ConvTranspose2d, EveryFloat32AlgorithmMatchesScatterReference) {
+  uint64_t seed = 2500;
+  for (int algo : {1, 2, 3}) {
+    SCOPED_TRACE("algorithm " + std::to_string(algo));
+    ts::cpu::conv_force_algorithm(algo);
+    for (const ConvCase& c : transpose_cases())
+      check_transpose(c, ts::DType::Float32, Layout::Contiguous, algo == 1, seed);
+  }
+  ts::cpu::conv_force_algorithm(0);
 }
 
 TEST(ConvTranspose2d, OtherFloatDtypesMatchScatterReference) {
@@ -246,22 +289,60 @@ TEST(ConvTranspose2d, IsTheAdjointOfConv2d) {
 }
 
 TEST(Conv2d, ReportsBadShapesAndArguments) {
-  expect_error<ts::ShapeError>([] { ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 2, 3, 3})); },
-                               {"[conv2d]", "[1,3,5,5]", "3 channels", "[4,2,3,3]"});
-  expect_error<ts::ShapeError>([] { ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 1, 3, 3}), {}, {{1, 1}, {0, 0}, {1, 1}, 2}); },
-                               {"[conv2d]", "groups=2", "3 input channels"});
-  expect_error<ts::ShapeError>([] { ts::conv2d(ts::zeros({1, 4, 5, 5}), ts::zeros({3, 2, 3, 3}), {}, {{1, 1}, {0, 0}, {1, 1}, 2}); },
-                               {"[conv2d]", "groups=2", "3 output channels", "[3,2,3,3]"});
-  expect_error<ts::ShapeError>([] { ts::conv2d(ts::zeros({1, 3, 2, 2}), ts::zeros({4, 3, 3, 3})); }, {"[conv2d]", "[1,3,2,2]", "smaller"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 2, 3, 3}));
+      },
+      {"[conv2d]", "[1,3,5,5]", "3 channels", "[4,2,3,3]"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 1, 3, 3}), {}, {{1, 1}, {0, 0}, {1, 1}, 2});
+      },
+      {"[conv2d]", "groups=2", "3 input channels"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv2d(ts::zeros({1, 4, 5, 5}), ts::zeros({3, 2, 3, 3}), {}, {{1, 1}, {0, 0}, {1, 1}, 2});
+      },
+      {"[conv2d]", "groups=2", "3 output channels", "[3,2,3,3]"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv2d(ts::zeros({1, 3, 2, 2}), ts::zeros({4, 3, 3, 3}));
+      },
+      {"[conv2d]", "[1,3,2,2]", "smaller"});
   expect_error<ts::ShapeError>([] { ts::conv2d(ts::zeros({3, 5}), ts::zeros({4, 3, 3, 3})); }, {"[conv2d]", "[3,5]"});
-  expect_error<ts::ShapeError>([] { ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 3, 3, 3}), ts::zeros({3})); }, {"[conv2d]", "bias", "[3]"});
-  expect_error<ts::ValueError>([] { ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 3, 3, 3}), {}, {{0, 1}}); }, {"[conv2d]", "stride"});
-  expect_error<ts::DTypeError>([] { ts::conv2d(ts::zeros({1, 3, 5, 5}, ts::DType::Int32), ts::zeros({4, 3, 3, 3}, ts::DType::Int32)); },
-                               {"[conv2d]", "int32"});
-  expect_error<ts::ShapeError>([] { ts::conv1d(ts::zeros({1, 3, 5}), ts::zeros({4, 2, 3})); }, {"[conv1d]", "[1,3,5]", "[4,2,3]"});
-  expect_error<ts::ShapeError>([] { ts::conv1d(ts::zeros({1, 4, 5}), ts::zeros({4, 4, 3}), {}, {1, 0, 1, 3}); }, {"[conv1d]", "groups=3"});
-  expect_error<ts::ShapeError>([] { ts::conv_transpose2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 2, 3, 3})); },
-                               {"[conv_transpose2d]", "[1,3,5,5]", "[4,2,3,3]"});
-  expect_error<ts::ValueError>([] { ts::conv_transpose2d(ts::zeros({1, 3, 5, 5}), ts::zeros({3, 2, 3, 3}), {}, {{1, 1}, {0, 0}, {1, 1}}); },
-                               {"[conv_transpose2d]", "output_padding"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 3, 3, 3}), ts::zeros({3}));
+      },
+      {"[conv2d]", "bias", "[3]"});
+  expect_error<ts::ValueError>(
+      [] {
+        ts::conv2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 3, 3, 3}), {}, {{0, 1}});
+      },
+      {"[conv2d]", "stride"});
+  expect_error<ts::DTypeError>(
+      [] {
+        ts::conv2d(ts::zeros({1, 3, 5, 5}, ts::DType::Int32), ts::zeros({4, 3, 3, 3}, ts::DType::Int32));
+      },
+      {"[conv2d]", "int32"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv1d(ts::zeros({1, 3, 5}), ts::zeros({4, 2, 3}));
+      },
+      {"[conv1d]", "[1,3,5]", "[4,2,3]"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv1d(ts::zeros({1, 4, 5}), ts::zeros({4, 4, 3}), {}, {1, 0, 1, 3});
+      },
+      {"[conv1d]", "groups=3"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::conv_transpose2d(ts::zeros({1, 3, 5, 5}), ts::zeros({4, 2, 3, 3}));
+      },
+      {"[conv_transpose2d]", "[1,3,5,5]", "[4,2,3,3]"});
+  expect_error<ts::ValueError>(
+      [] {
+        ts::conv_transpose2d(ts::zeros({1, 3, 5, 5}), ts::zeros({3, 2, 3, 3}), {}, {{1, 1}, {0, 0}, {1, 1}});
+      },
+      {"[conv_transpose2d]", "output_padding"});
 }

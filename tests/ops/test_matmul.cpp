@@ -36,7 +36,8 @@ Ref matmul_ref(const Ref& a, const Ref& b) {
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) {
         double s = 0;
-        for (int64_t p = 0; p < k; ++p) s += a.v[static_cast<size_t>(offa + i * k + p)] * b.v[static_cast<size_t>(offb + p * n + j)];
+        for (int64_t p = 0; p < k; ++p)
+          s += a.v[static_cast<size_t>(offa + i * k + p)] * b.v[static_cast<size_t>(offb + p * n + j)];
         out.v[static_cast<size_t>((g * m + i) * n + j)] = s;
       }
   }
@@ -49,25 +50,25 @@ struct Case {
 
 std::vector<Case> cases() {
   return {
-      {{3}, {3}},                // dot product -> 0-d
-      {{4}, {4, 5}},             // vector x matrix
-      {{2, 4}, {4}},             // matrix x vector
+      {{3}, {3}},     // dot product -> 0-d
+      {{4}, {4, 5}},  // vector x matrix
+      {{2, 4}, {4}},  // matrix x vector
       {{2, 3}, {3, 4}},
       {{1, 1}, {1, 1}},
       {{1, 5}, {5, 1}},
-      {{4, 1}, {1, 3}},          // k = 1 (outer product)
-      {{2, 0}, {0, 3}},          // k = 0 gives zeros
-      {{0, 3}, {3, 4}},          // m = 0
-      {{3, 2}, {2, 0}},          // n = 0
-      {{5, 2, 3}, {3, 4}},       // batch x shared matrix (one folded GEMM when contiguous)
-      {{3, 4}, {2, 4, 5}},       // shared left operand
-      {{2, 1, 3, 4}, {5, 4, 2}}, // broadcast batch axes on both sides
+      {{4, 1}, {1, 3}},           // k = 1 (outer product)
+      {{2, 0}, {0, 3}},           // k = 0 gives zeros
+      {{0, 3}, {3, 4}},           // m = 0
+      {{3, 2}, {2, 0}},           // n = 0
+      {{5, 2, 3}, {3, 4}},        // batch x shared matrix (one folded GEMM when contiguous)
+      {{3, 4}, {2, 4, 5}},        // shared left operand
+      {{2, 1, 3, 4}, {5, 4, 2}},  // broadcast batch axes on both sides
       {{1, 3, 4}, {2, 4, 5}},
-      {{3}, {2, 3, 4}},          // 1-d with a batch
+      {{3}, {2, 3, 4}},  // 1-d with a batch
       {{2, 3, 4}, {4}},
-      {{0, 2, 3}, {3, 2}},       // empty batch
-      {{33, 65}, {65, 31}},      // library GEMM path
-      {{2, 40, 50}, {50, 60}},   // folded batch on the library path
+      {{0, 2, 3}, {3, 2}},      // empty batch
+      {{33, 65}, {65, 31}},     // library GEMM path
+      {{2, 40, 50}, {50, 60}},  // folded batch on the library path
       {{3, 40, 50}, {3, 50, 20}},
       {{70, 70}, {70, 70}},
       {{50}, {50, 300}},
@@ -77,8 +78,8 @@ std::vector<Case> cases() {
 double tol_scale(const Case& c) { return std::max(1.0, std::sqrt(static_cast<double>(c.a.back()))); }
 
 void check_case(const Case& c, ts::DType dt, Layout la, Layout lb, uint64_t& seed) {
-  SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.a) + " " + layout_name(la) + " x " + ts::shape_str(c.b) +
-               " " + layout_name(lb));
+  SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.a) + " " + layout_name(la) + " x " +
+               ts::shape_str(c.b) + " " + layout_name(lb));
   double lo = dt == ts::DType::UInt8 ? 0 : -3, hi = 3;
   ts::Tensor a = make_input(c.a, dt, la, seed++, lo, hi);
   ts::Tensor b = make_input(c.b, dt, lb, seed++, lo, hi);
@@ -130,6 +131,26 @@ TEST(Matmul, BFloat16AndFloat16AgreeWithFloat32OnLargerProducts) {
   }
 }
 
+TEST(Matmul, ManySmallBatchedProductsRunInParallelForEveryDtype) {
+  // Small per-batch products are spread over threads, each GEMM single-threaded inside.
+  uint64_t seed = 800;
+  for (ts::DType dt : all_dtypes()) {
+    for (const Case& c :
+         std::vector<Case>{{{64, 12, 10}, {64, 10, 14}}, {{48, 1, 20}, {20, 33}}, {{40, 7, 9}, {1, 9, 5}}}) {
+      check_case(c, dt, Layout::Contiguous, Layout::Contiguous, seed);
+      check_case(c, dt, Layout::Transposed, Layout::Expanded, seed);
+    }
+  }
+}
+
+TEST(Matmul, LargeProductWithTransposedRightOperand) {
+  // x W^T with row-major x (the Linear pattern), large enough for oneDNN's matmul primitive.
+  uint64_t seed = 900;
+  Case c{{2, 256, 260}, {260, 256}};  // 256*256*260 multiply-adds per batch entry
+  check_case(c, ts::DType::Float32, Layout::Offset, Layout::Transposed, seed);
+  check_case(c, ts::DType::BFloat16, Layout::Contiguous, Layout::Transposed, seed);
+}
+
 TEST(Matmul, IntegerProductsWrapAroundLikeTheDtype) {
   ts::Tensor a8 = ts::tensor<int8_t>({100, 100, -100, 27}, {2, 2});
   ts::Tensor b8 = ts::tensor<int8_t>({2, 1, 1, 3}, {2, 2});
@@ -161,7 +182,8 @@ TEST(Matmul, PromotesMixedDtypes) {
   ts::Tensor y = ts::matmul(i32, f32);
   EXPECT_EQ(y.dtype(), ts::DType::Float32);
   EXPECT_EQ(y.to_vector<float>(), (std::vector<float>(4, 3.0f)));
-  EXPECT_EQ(ts::matmul(ts::full({2, 2}, 1, ts::DType::Float16), ts::full({2, 2}, 1, ts::DType::BFloat16)).dtype(), ts::DType::Float32);
+  EXPECT_EQ(ts::matmul(ts::full({2, 2}, 1, ts::DType::Float16), ts::full({2, 2}, 1, ts::DType::BFloat16)).dtype(),
+            ts::DType::Float32);
   ts::Tensor u8 = ts::full({1, 2}, 200, ts::DType::UInt8);
   ts::Tensor i8 = ts::full({2, 1}, -1, ts::DType::Int8);
   ts::Tensor z = ts::matmul(u8, i8);
@@ -195,9 +217,17 @@ TEST(Matmul, RespectsTheThreadCountAndGivesTheSameResult) {
 }
 
 TEST(Matmul, ReportsIncompatibleShapes) {
-  expect_error<ts::ShapeError>([] { ts::matmul(ts::zeros({2, 3}), ts::zeros({4, 5})); }, {"[matmul] cannot multiply [2,3] by [4,5]"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::matmul(ts::zeros({2, 3}), ts::zeros({4, 5}));
+      },
+      {"[matmul] cannot multiply [2,3] by [4,5]"});
   expect_error<ts::ShapeError>([] { ts::matmul(ts::zeros({3}), ts::zeros({4})); }, {"[matmul]", "[3]", "[4]"});
-  expect_error<ts::ShapeError>([] { ts::matmul(ts::zeros({2, 3, 4}), ts::zeros({3, 4, 5})); }, {"[matmul]", "[2,3,4]", "[3,4,5]", "batch"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::matmul(ts::zeros({2, 3, 4}), ts::zeros({3, 4, 5}));
+      },
+      {"[matmul]", "[2,3,4]", "[3,4,5]", "batch"});
   expect_error<ts::ShapeError>([] { ts::matmul(ts::zeros({}), ts::zeros({2})); }, {"[matmul]", "[]", "[2]"});
   expect_error<ts::ValueError>([] { ts::matmul(ts::Tensor(), ts::zeros({2})); }, {"[matmul]", "undefined"});
 }

@@ -49,8 +49,10 @@ Ref pool_ref(const Ref& x, const PoolCase& c, bool is_max, bool count_include_pa
             sum += v;
             ++inside;
           }
-        if (is_max) y.v.push_back(nan ? NAN : best);
-        else y.v.push_back(sum / (count_include_pad ? padded_count : static_cast<double>(inside)));
+        if (is_max)
+          y.v.push_back(nan ? NAN : best);
+        else
+          y.v.push_back(sum / (count_include_pad ? padded_count : static_cast<double>(inside)));
       }
   return y;
 }
@@ -60,7 +62,7 @@ std::vector<PoolCase> pool_cases() {
       {{2, 3, 8, 8}, {2, 2}, {2, 2}, {0, 0}, false},
       {{1, 2, 7, 9}, {3, 3}, {2, 2}, {1, 1}, false},
       {{1, 2, 7, 9}, {3, 3}, {2, 2}, {1, 1}, true},
-      {{2, 2, 5, 5}, {2, 2}, {2, 2}, {1, 1}, true},   // last window would start in the right padding: dropped
+      {{2, 2, 5, 5}, {2, 2}, {2, 2}, {1, 1}, true},  // last window would start in the right padding: dropped
       {{1, 3, 6, 5}, {3, 2}, {1, 2}, {1, 0}, true},
       {{1, 1, 10, 7}, {4, 3}, {3, 2}, {2, 1}, true},
       {{2, 2, 6, 6}, {3, 3}, {3, 3}, {0, 0}, true},   // ceil_mode adds a partial window
@@ -71,8 +73,9 @@ std::vector<PoolCase> pool_cases() {
 }
 
 std::string case_str(const PoolCase& c) {
-  return ts::shape_str(c.x) + " k=" + std::to_string(c.k[0]) + "x" + std::to_string(c.k[1]) + " s=" + std::to_string(c.s[0]) + "," +
-         std::to_string(c.s[1]) + " p=" + std::to_string(c.p[0]) + "," + std::to_string(c.p[1]) + (c.ceil_mode ? " ceil" : "");
+  return ts::shape_str(c.x) + " k=" + std::to_string(c.k[0]) + "x" + std::to_string(c.k[1]) +
+         " s=" + std::to_string(c.s[0]) + "," + std::to_string(c.s[1]) + " p=" + std::to_string(c.p[0]) + "," +
+         std::to_string(c.p[1]) + (c.ceil_mode ? " ceil" : "");
 }
 
 }  // namespace
@@ -97,7 +100,8 @@ TEST(AvgPool2d, MatchesReferenceWithAndWithoutPaddingInTheCount) {
       for (ts::DType dt : float_dtypes())
         for (Layout l : all_layouts()) {
           if (dt != ts::DType::Float32 && l != Layout::Contiguous && l != Layout::Sliced) continue;
-          SCOPED_TRACE(case_str(c) + (cip ? " count_include_pad " : " ") + std::string(ts::dtype_name(dt)) + " " + layout_name(l));
+          SCOPED_TRACE(case_str(c) + (cip ? " count_include_pad " : " ") + std::string(ts::dtype_name(dt)) + " " +
+                       layout_name(l));
           ts::Tensor x = make_input(c.x, dt, l, seed++);
           Ref want = pool_ref(to_ref(x), c, false, cip);
           EXPECT_CLOSE_TOL(ts::avg_pool2d(x, {c.k, c.s, c.p, c.ceil_mode, cip}), want, dt, 2);
@@ -129,7 +133,8 @@ TEST(Pool1d, MatchesReferenceAndAcceptsUnbatchedInput) {
     for (int64_t k : {1, 2, 3, 4})
       for (int64_t s : {1, 2, 3})
         for (int64_t p = 0; p <= k / 2; ++p) {
-          SCOPED_TRACE("k=" + std::to_string(k) + " s=" + std::to_string(s) + " p=" + std::to_string(p) + (ceil_mode ? " ceil" : ""));
+          SCOPED_TRACE("k=" + std::to_string(k) + " s=" + std::to_string(s) + " p=" + std::to_string(p) +
+                       (ceil_mode ? " ceil" : ""));
           ts::Tensor x = make_input({2, 3, 11}, ts::DType::Float32, Layout::Transposed, seed++);
           PoolCase c{{2, 3, 1, 11}, {1, k}, {1, s}, {0, p}, ceil_mode};
           Ref rx = to_ref(x);
@@ -139,7 +144,8 @@ TEST(Pool1d, MatchesReferenceAndAcceptsUnbatchedInput) {
           EXPECT_CLOSE(ts::max_pool1d(x, {k, s, p, ceil_mode}), mx, ts::DType::Float32);
           EXPECT_CLOSE(ts::avg_pool1d(x, {k, s, p, ceil_mode, false}), av, ts::DType::Float32);
           // Unbatched [C, L] gives the first image's result.
-          Ref first{{3, mx.shape[2]}, std::vector<double>(mx.v.begin(), mx.v.begin() + static_cast<int64_t>(mx.v.size() / 2))};
+          Ref first{{3, mx.shape[2]},
+                    std::vector<double>(mx.v.begin(), mx.v.begin() + static_cast<int64_t>(mx.v.size() / 2))};
           EXPECT_CLOSE(ts::max_pool1d(ts::select(x, 0, 0), {k, s, p, ceil_mode}), first, ts::DType::Float32);
         }
 }
@@ -161,7 +167,8 @@ TEST(AdaptiveAvgPool2d, UsesPyTorchBinsIncludingOverlappingAndUpsamplingBins) {
   for (Shape xs : std::vector<Shape>{{2, 3, 7, 9}, {1, 2, 5, 5}, {1, 1, 3, 2}, {0, 2, 4, 4}})
     for (std::array<int64_t, 2> os : std::vector<std::array<int64_t, 2>>{{3, 4}, {1, 1}, {5, 5}, {2, 7}})
       for (ts::DType dt : float_dtypes()) {
-        SCOPED_TRACE(ts::shape_str(xs) + " -> " + std::to_string(os[0]) + "x" + std::to_string(os[1]) + " " + std::string(ts::dtype_name(dt)));
+        SCOPED_TRACE(ts::shape_str(xs) + " -> " + std::to_string(os[0]) + "x" + std::to_string(os[1]) + " " +
+                     std::string(ts::dtype_name(dt)));
         ts::Tensor x = make_input(xs, dt, Layout::Transposed, seed++);
         Ref rx = to_ref(x);
         int64_t H = xs[2], W = xs[3];
@@ -185,14 +192,32 @@ TEST(AdaptiveAvgPool2d, UsesPyTorchBinsIncludingOverlappingAndUpsamplingBins) {
 }
 
 TEST(Pool, ReportsBadArguments) {
-  expect_error<ts::ValueError>([] { ts::max_pool2d(ts::zeros({1, 1, 8, 8}), {{2, 2}, std::nullopt, {2, 0}}); },
-                               {"[max_pool2d]", "padding", "half"});
+  expect_error<ts::ValueError>(
+      [] {
+        ts::max_pool2d(ts::zeros({1, 1, 8, 8}), {{2, 2}, std::nullopt, {2, 0}});
+      },
+      {"[max_pool2d]", "padding", "half"});
   expect_error<ts::ValueError>([] { ts::avg_pool1d(ts::zeros({1, 1, 8}), {3, 1, 2}); }, {"[avg_pool1d]", "padding"});
-  expect_error<ts::ShapeError>([] { ts::max_pool2d(ts::zeros({1, 1, 2, 2}), {{3, 3}}); }, {"[max_pool2d]", "[1,1,2,2]", "too small"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::max_pool2d(ts::zeros({1, 1, 2, 2}), {{3, 3}});
+      },
+      {"[max_pool2d]", "[1,1,2,2]", "too small"});
   expect_error<ts::ShapeError>([] { ts::max_pool1d(ts::zeros({1, 1, 2, 2}), {2}); }, {"[max_pool1d]", "[1,1,2,2]"});
   expect_error<ts::ShapeError>([] { ts::avg_pool2d(ts::zeros({4, 4}), {{2, 2}}); }, {"[avg_pool2d]", "[4,4]"});
-  expect_error<ts::ValueError>([] { ts::max_pool2d(ts::zeros({1, 1, 4, 4}), {{2, 2}, std::array<int64_t, 2>{0, 1}}); },
-                               {"[max_pool2d]", "stride"});
-  expect_error<ts::ValueError>([] { ts::adaptive_avg_pool2d(ts::zeros({1, 1, 4, 4}), {0, 2}); }, {"[adaptive_avg_pool2d]", "output_size"});
-  expect_error<ts::ShapeError>([] { ts::adaptive_avg_pool2d(ts::zeros({1, 1, 0, 4}), {2, 2}); }, {"[adaptive_avg_pool2d]", "[1,1,0,4]"});
+  expect_error<ts::ValueError>(
+      [] {
+        ts::max_pool2d(ts::zeros({1, 1, 4, 4}), {{2, 2}, std::array<int64_t, 2>{0, 1}});
+      },
+      {"[max_pool2d]", "stride"});
+  expect_error<ts::ValueError>(
+      [] {
+        ts::adaptive_avg_pool2d(ts::zeros({1, 1, 4, 4}), {0, 2});
+      },
+      {"[adaptive_avg_pool2d]", "output_size"});
+  expect_error<ts::ShapeError>(
+      [] {
+        ts::adaptive_avg_pool2d(ts::zeros({1, 1, 0, 4}), {2, 2});
+      },
+      {"[adaptive_avg_pool2d]", "[1,1,0,4]"});
 }

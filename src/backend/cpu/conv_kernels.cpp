@@ -65,8 +65,8 @@ struct Geom {
 Geom make_geom(const KernelCall& c, bool transposed) {
   const auto& a = std::get<ConvAttrs>(c.attrs);
   const Shape &xs = c.in[0].shape(), &ws = c.in[1].shape(), &ys = c.out[0].shape();
-  Geom g{xs[0], xs[1], xs[2], xs[3], ys[1], ws[2], ws[3], ys[2], ys[3], a.stride[0], a.stride[1], a.padding[0], a.padding[1],
-         a.dilation[0], a.dilation[1], a.groups};
+  Geom g{xs[0], xs[1],       xs[2],       xs[3],        ys[1],        ws[2],         ws[3],         ys[2],
+         ys[3], a.stride[0], a.stride[1], a.padding[0], a.padding[1], a.dilation[0], a.dilation[1], a.groups};
   (void)transposed;
   return g;
 }
@@ -109,8 +109,8 @@ void im2col(const T* x, const Geom& g, int64_t r0, int64_t r1, T* col) {
 // so that outputs are computed 16 columns x R rows at a time in registers (R independent FMA
 // chains, all taps accumulated, one store) without bounds checks.
 template <typename T, int R>
-[[gnu::always_inline]] inline void depthwise_rows(const T* buf, int64_t Wp, const T* tap_w, const int64_t* tap_off, int64_t taps,
-                                                  const Geom& g, int64_t oh, T* yp) {
+[[gnu::always_inline]] inline void depthwise_rows(const T* buf, int64_t Wp, const T* tap_w, const int64_t* tap_off,
+                                                  int64_t taps, const Geom& g, int64_t oh, T* yp) {
   constexpr int L = 16;
   typedef T Vec __attribute__((vector_size(L * sizeof(T)), aligned(sizeof(T))));
   int64_t row_step = g.sh * Wp, sw = g.sw;
@@ -156,7 +156,8 @@ template <typename T, int R>
 }
 
 template <typename T>
-[[gnu::always_inline]] inline void depthwise_planes(const T* x, const T* w, T* y, const Geom& g, int64_t q0, int64_t q1) {
+[[gnu::always_inline]] inline void depthwise_planes(const T* x, const T* w, T* y, const Geom& g, int64_t q0,
+                                                    int64_t q1) {
   int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, HW = g.H * g.W, P = g.Ho * g.Wo;
   // Slack after the plane: the last 16-column chunk of a row may read past the padded width.
   std::vector<T> buf(static_cast<size_t>(Hp * Wp + 16 * g.sw + g.kw * g.dw + 1), T(0));
@@ -175,27 +176,36 @@ template <typename T>
     int64_t oh = 0;
     for (; oh + 4 <= g.Ho; oh += 4) depthwise_rows<T, 4>(buf.data(), Wp, wp, to, taps, g, oh, yp);
     switch (g.Ho - oh) {
-      case 3: depthwise_rows<T, 3>(buf.data(), Wp, wp, to, taps, g, oh, yp); break;
-      case 2: depthwise_rows<T, 2>(buf.data(), Wp, wp, to, taps, g, oh, yp); break;
-      case 1: depthwise_rows<T, 1>(buf.data(), Wp, wp, to, taps, g, oh, yp); break;
-      default: break;
+      case 3:
+        depthwise_rows<T, 3>(buf.data(), Wp, wp, to, taps, g, oh, yp);
+        break;
+      case 2:
+        depthwise_rows<T, 2>(buf.data(), Wp, wp, to, taps, g, oh, yp);
+        break;
+      case 1:
+        depthwise_rows<T, 1>(buf.data(), Wp, wp, to, taps, g, oh, yp);
+        break;
+      default:
+        break;
     }
   }
 }
 
 // One clone per ISA level (the CPU layer is compiled for baseline x86-64).
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void depthwise_f32(const float* x, const float* w,
-                                                                                             float* y, const Geom& g, int64_t q0,
-                                                                                             int64_t q1) {
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void depthwise_f32(
+    const float* x, const float* w, float* y, const Geom& g, int64_t q0, int64_t q1) {
   depthwise_planes(x, w, y, g, q0, q1);
 }
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void depthwise_f64(const double* x, const double* w,
-                                                                                              double* y, const Geom& g, int64_t q0,
-                                                                                              int64_t q1) {
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void depthwise_f64(
+    const double* x, const double* w, double* y, const Geom& g, int64_t q0, int64_t q1) {
   depthwise_planes(x, w, y, g, q0, q1);
 }
-inline void depthwise(const float* x, const float* w, float* y, const Geom& g, int64_t q0, int64_t q1) { depthwise_f32(x, w, y, g, q0, q1); }
-inline void depthwise(const double* x, const double* w, double* y, const Geom& g, int64_t q0, int64_t q1) { depthwise_f64(x, w, y, g, q0, q1); }
+inline void depthwise(const float* x, const float* w, float* y, const Geom& g, int64_t q0, int64_t q1) {
+  depthwise_f32(x, w, y, g, q0, q1);
+}
+inline void depthwise(const double* x, const double* w, double* y, const Geom& g, int64_t q0, int64_t q1) {
+  depthwise_f64(x, w, y, g, q0, q1);
+}
 
 template <typename T>
 void conv_gemm(const Tensor& xt, const Tensor& wt, const Tensor& yt, const Geom& g) {
@@ -342,13 +352,17 @@ std::optional<DnnlConv> make_dnnl_conv(const Geom& g, bool transposed, Algo algo
   int64_t kk = g.kh * g.kw;
   if (!transposed) {
     // PyTorch [O, C/g, kh, kw] is oneDNN's oihw, or goihw split into groups.
-    if (g.groups == 1) d.user_wei = md({g.O, g.C, g.kh, g.kw}, dt::f32, tag::oihw);
-    else d.user_wei = md({g.groups, g.Og(), g.Cg(), g.kh, g.kw}, dt::f32, tag::goihw);
+    if (g.groups == 1)
+      d.user_wei = md({g.O, g.C, g.kh, g.kw}, dt::f32, tag::oihw);
+    else
+      d.user_wei = md({g.groups, g.Og(), g.Cg(), g.kh, g.kw}, dt::f32, tag::goihw);
   } else {
     // PyTorch [C, O/g, kh, kw] = (g, i, o, h, w); oneDNN wants (g, o, i, h, w): a strided view.
-    if (g.groups == 1) d.user_wei = md({g.O, g.C, g.kh, g.kw}, dt::f32, {kk, g.O * kk, g.kw, 1});
+    if (g.groups == 1)
+      d.user_wei = md({g.O, g.C, g.kh, g.kw}, dt::f32, {kk, g.O * kk, g.kw, 1});
     else
-      d.user_wei = md({g.groups, g.Og(), g.Cg(), g.kh, g.kw}, dt::f32, {g.Cg() * g.Og() * kk, kk, g.Og() * kk, g.kw, 1});
+      d.user_wei =
+          md({g.groups, g.Og(), g.Cg(), g.kh, g.kw}, dt::f32, {g.Cg() * g.Og() * kk, kk, g.Og() * kk, g.kw, 1});
   }
   bool blocked = algo == Algo::DnnlBlocked;
   md src = blocked ? md(d.user_src.dims(), dt::f32, tag::any) : d.user_src;
@@ -359,8 +373,8 @@ std::optional<DnnlConv> make_dnnl_conv(const Geom& g, bool transposed, Algo algo
   dnnl::memory::dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pl{g.ph, g.pw}, pr{g.ph, g.pw};
   try {
     if (!transposed) {
-      dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src, wei, dst,
-                                           strides, dil, pl, pr);
+      dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                           wei, dst, strides, dil, pl, pr);
       dnnl::convolution_forward::primitive_desc pd(desc, dnnl_engine());
       d.prim = dnnl::convolution_forward(pd);
       d.src = pd.src_desc(), d.wei = pd.weights_desc(), d.dst = pd.dst_desc();
@@ -369,8 +383,8 @@ std::optional<DnnlConv> make_dnnl_conv(const Geom& g, bool transposed, Algo algo
       int64_t opw = g.Wo - ((g.W - 1) * g.sw - 2 * g.pw + (g.kw - 1) * g.dw + 1);
       if (oph >= g.sh) pr[0] -= oph;
       if (opw >= g.sw) pr[1] -= opw;
-      dnnl::deconvolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct, src, wei,
-                                             dst, strides, dil, pl, pr);
+      dnnl::deconvolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct,
+                                             src, wei, dst, strides, dil, pl, pr);
       dnnl::deconvolution_forward::primitive_desc pd(desc, dnnl_engine());
       d.prim = dnnl::deconvolution_forward(pd);
       d.src = pd.src_desc(), d.wei = pd.weights_desc(), d.dst = pd.dst_desc();
@@ -391,7 +405,9 @@ std::optional<DnnlConv> dnnl_conv(const Geom& g, bool transposed, Algo algo) {
   static std::mutex mu;
   static std::map<DnnlKey, std::optional<DnnlConv>> cache;
   DnnlKey key{{g.N, g.C, g.H, g.W, g.O, g.kh, g.kw, g.Ho, g.Wo, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups},
-              transposed, static_cast<int>(algo), get_num_threads()};
+              transposed,
+              static_cast<int>(algo),
+              get_num_threads()};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it == cache.end()) {
@@ -408,8 +424,11 @@ bool run_dnnl(const Tensor& x, const Tensor& w, const Tensor& y, const Geom& g, 
   const dnnl::engine& eng = dnnl_engine();
   dnnl::stream strm(eng);
   auto mem = [&](const dnnl::memory::desc& m, void* ptr) { return dnnl::memory(m, eng, ptr); };
-  auto buffer = [&](const dnnl::memory::desc& m) { return scratch(static_cast<int64_t>(m.get_size()), DType::UInt8, x.device()); };
-  dnnl::memory usrc = mem(d->user_src, x.raw_data()), uwei = mem(d->user_wei, w.raw_data()), udst = mem(d->user_dst, y.raw_data());
+  auto buffer = [&](const dnnl::memory::desc& m) {
+    return scratch(static_cast<int64_t>(m.get_size()), DType::UInt8, x.device());
+  };
+  dnnl::memory usrc = mem(d->user_src, x.raw_data()), uwei = mem(d->user_wei, w.raw_data()),
+               udst = mem(d->user_dst, y.raw_data());
   Tensor bs, bw, bd;
   dnnl::memory src = usrc, wei = uwei, dst = udst;
   if (d->src_in) {
@@ -432,10 +451,22 @@ bool run_dnnl(const Tensor& x, const Tensor& w, const Tensor& y, const Geom& g, 
   return true;
 }
 
-// The automatic choice for float32 (see docs/cpu_backend.md for the measurements behind it).
+// The automatic choice for float32, from the measurements in docs/cpu_backend.md (2 threads, Zen 4):
+// oneDNN's blocked layouts win on 3x3 / dilated / grouped / 7x7 convolutions and overlapping
+// transposed ones; its reorders cost more than they gain on 1x1 and strided convolutions with many
+// channels and on non-overlapping transposed ones, where im2col/col2im + GEMM wins; the direct
+// depthwise loop beats both oneDNN variants; tiny inputs go to oneDNN on plain NCHW memory.
 Algo choose_algo(const Geom& g, bool transposed) {
-  (void)g;
-  (void)transposed;
+  bool unit_dilation = g.dh == 1 && g.dw == 1;
+  if (!transposed) {
+    if (g.Cg() == 1 && g.Og() == 1) return Algo::Gemm;  // depthwise: the direct loop
+    bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+    if (pointwise && g.groups == 1) return Algo::Gemm;  // one GEMM per image, no im2col
+    if (g.groups == 1 && (g.sh > 1 || g.sw > 1) && g.C >= 32 && unit_dilation) return Algo::Gemm;
+    if (g.N * g.C * g.H * g.W <= 4096) return Algo::DnnlPlain;
+    return Algo::DnnlBlocked;
+  }
+  if (g.kh == g.sh && g.kw == g.sw && unit_dilation) return Algo::Gemm;  // windows do not overlap
   return Algo::DnnlBlocked;
 }
 
@@ -454,8 +485,10 @@ void conv_common(const KernelCall& c, bool transposed) {
     Tensor x32 = to_dtype(c.in[0], DType::Float32), w32 = to_dtype(c.in[1], DType::Float32);
     Algo algo = g_forced.load() ? static_cast<Algo>(g_forced.load()) : choose_algo(g, transposed);
     if (algo == Algo::Gemm || !run_dnnl(x32, w32, y32, g, transposed, algo)) {
-      if (transposed) deconv_gemm<float>(x32, w32, y32, g);
-      else conv_gemm<float>(x32, w32, y32, g);
+      if (transposed)
+        deconv_gemm<float>(x32, w32, y32, g);
+      else
+        conv_gemm<float>(x32, w32, y32, g);
     }
     const float* src = y32.data<float>();
     visit_dtype(dt, [&](auto tag) {
@@ -473,11 +506,15 @@ void conv_common(const KernelCall& c, bool transposed) {
   if (dt == DType::Float32) {
     Algo algo = g_forced.load() ? static_cast<Algo>(g_forced.load()) : choose_algo(g, transposed);
     if (algo != Algo::Gemm && run_dnnl(x, w, y, g, transposed, algo)) return;
-    if (transposed) deconv_gemm<float>(x, w, y, g);
-    else conv_gemm<float>(x, w, y, g);
+    if (transposed)
+      deconv_gemm<float>(x, w, y, g);
+    else
+      conv_gemm<float>(x, w, y, g);
   } else {
-    if (transposed) deconv_gemm<double>(x, w, y, g);
-    else conv_gemm<double>(x, w, y, g);
+    if (transposed)
+      deconv_gemm<double>(x, w, y, g);
+    else
+      conv_gemm<double>(x, w, y, g);
   }
 }
 

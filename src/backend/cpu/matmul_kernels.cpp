@@ -3,9 +3,10 @@
 // Library choice, by measurement on the reference machine (figures in docs/cpu_backend.md,
 // program in bench/gemm_libraries.cpp):
 //   float32   oneDNN dnnl_sgemm; its transpose flags take transposed views without a copy. It
-//             matches or beats OpenBLAS and BLIS at every size and, unlike OpenBLAS, does not
-//             depend on OPENBLAS_CORETYPE. Products below kTinyFlops use the register-blocked loop
-//             below, where the library's fixed call cost dominates.
+//             matches or beats OpenBLAS and BLIS from 128^3 up and, unlike OpenBLAS, does not
+//             depend on OPENBLAS_CORETYPE. Products up to kTinyFlops use the register-blocked loop
+//             below, where the libraries' fixed call cost dominates. Row-major A times transposed
+//             B (x W^T) from 256^3 up uses oneDNN's matmul primitive, faster than transb = 'T'.
 //   bfloat16  oneDNN's matmul primitive (bf16 inputs, f32 accumulation, cached) when the CPU has
 //             AVX512_BF16; otherwise converted to float32.
 //   float16   converted to float32 (no fp16 arithmetic on the reference CPUs).
@@ -59,38 +60,40 @@ bool cpu_has_bf16() {
 namespace {
 
 // ------------------------------------------------------------------ tiny float32 GEMM
-// Below this many multiply-adds a direct loop beats dnnl_sgemm's fixed cost (~0.3 us per call).
-constexpr int64_t kTinyFlops = 8192;
-constexpr int kNR = 16;  // columns per register block: one 512-bit vector
+// Up to this many multiply-adds (64^3) the single-threaded loop below beats dnnl_sgemm, whose
+// fixed cost is ~0.3 us and whose 2-thread split does not pay yet (bench/gemm_libraries.cpp).
+constexpr int64_t kTinyFlops = int64_t{1} << 18;
+constexpr int kNR = 16;
 typedef float VecNR __attribute__((vector_size(kNR * sizeof(float)), aligned(4)));
-
-// MR rows x 16 columns of C, accumulated in MR vector registers over all of k.
+// MR rows x 16 columns of C, accumulated in MR vector registers over all of k; B rows are read
+// bstride apart (a packed panel or B itself).
 template <int MR>
 [[gnu::always_inline]] inline void tiny_block(int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* bp,
-                                              float beta, float* c, int64_t ldc, int64_t nc) {
+                                              int64_t bstride, float beta, float* c, int64_t ldc, int64_t nc) {
   VecNR acc[MR];
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) acc[r] = VecNR{};
   for (int64_t p = 0; p < k; ++p) {
     VecNR bv;
-    std::memcpy(&bv, bp + p * kNR, sizeof(bv));
+    std::memcpy(&bv, bp + p * bstride, sizeof(bv));
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) acc[r] += a[r * a_rs + p * a_cs] * bv;
   }
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    float tmp[kNR];
-    std::memcpy(tmp, &acc[r], sizeof(tmp));
     float* cr = c + r * ldc;
-    if (beta == 0) {
-      for (int64_t j = 0; j < nc; ++j) cr[j] = tmp[j];
-    } else {
-      for (int64_t j = 0; j < nc; ++j) cr[j] = tmp[j] + beta * cr[j];
+    if (nc == kNR && beta == 0) {
+      std::memcpy(cr, &acc[r], sizeof(VecNR));
+      continue;
     }
+    for (int64_t j = 0; j < nc; ++j) cr[j] = acc[r][j] + (beta == 0 ? 0.f : beta * cr[j]);
   }
 }
-
-// C[m, n] = A B + beta C with A, B given by element strides. One clone per ISA level.
+// C[m, n] = A B + beta C with A, B given by element strides. One clone per ISA level (the CPU
+// layer is compiled for baseline x86-64).
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void tiny_sgemm(
-    int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_rs, int64_t b_cs,
-    float beta, float* c, int64_t ldc) {
+    int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b, int64_t b_rs,
+    int64_t b_cs, float beta, float* c, int64_t ldc) {
   float stack_buf[2048];
   std::vector<float> heap_buf;
   float* buf = stack_buf;
@@ -100,29 +103,57 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
   }
   for (int64_t j0 = 0; j0 < n; j0 += kNR) {
     int64_t nc = std::min<int64_t>(kNR, n - j0);
-    // Pack B[:, j0:j0+16] zero-padded, so the inner loop always works on full vectors.
-    for (int64_t p = 0; p < k; ++p) {
-      const float* br = b + p * b_rs + j0 * b_cs;
-      float* d = buf + p * kNR;
-      int64_t j = 0;
-      for (; j < nc; ++j) d[j] = br[j * b_cs];
-      for (; j < kNR; ++j) d[j] = 0;
+    const float* bp;
+    int64_t bstride;
+    if (nc == kNR && b_cs == 1) {  // full-width panel read in place
+      bp = b + j0;
+      bstride = b_rs;
+    } else {  // pack B[:, j0:j0+16] zero-padded, so the inner loop always works on full vectors
+      for (int64_t p = 0; p < k; ++p) {
+        const float* br = b + p * b_rs + j0 * b_cs;
+        float* d = buf + p * kNR;
+        int64_t j = 0;
+        for (; j < nc; ++j) d[j] = br[j * b_cs];
+        for (; j < kNR; ++j) d[j] = 0;
+      }
+      bp = buf;
+      bstride = kNR;
     }
     int64_t i = 0;
-    for (; i + 4 <= m; i += 4) tiny_block<4>(k, a + i * a_rs, a_rs, a_cs, buf, beta, c + i * ldc + j0, ldc, nc);
+    for (; i + 8 <= m; i += 8) tiny_block<8>(k, a + i * a_rs, a_rs, a_cs, bp, bstride, beta, c + i * ldc + j0, ldc, nc);
     const float* ai = a + i * a_rs;
     float* ci = c + i * ldc + j0;
     switch (m - i) {
-      case 3: tiny_block<3>(k, ai, a_rs, a_cs, buf, beta, ci, ldc, nc); break;
-      case 2: tiny_block<2>(k, ai, a_rs, a_cs, buf, beta, ci, ldc, nc); break;
-      case 1: tiny_block<1>(k, ai, a_rs, a_cs, buf, beta, ci, ldc, nc); break;
-      default: break;
+      case 7:
+        tiny_block<7>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 6:
+        tiny_block<6>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 5:
+        tiny_block<5>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 4:
+        tiny_block<4>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 3:
+        tiny_block<3>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 2:
+        tiny_block<2>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      case 1:
+        tiny_block<1>(k, ai, a_rs, a_cs, bp, bstride, beta, ci, ldc, nc);
+        break;
+      default:
+        break;
     }
   }
 }
 
 void check_blas_int(int64_t v) {
-  if (v > INT_MAX) raise<NotImplementedError>("matmul", "float64 GEMM dimension " + std::to_string(v) + " exceeds the BLAS int range");
+  if (v > INT_MAX)
+    raise<NotImplementedError>("matmul", "float64 GEMM dimension " + std::to_string(v) + " exceeds the BLAS int range");
 }
 
 }  // namespace
@@ -136,7 +167,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int
   }
   sync_library_threads();
   dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
-  if (st != dnnl_success) raise<Error>("matmul", "dnnl_sgemm failed with status " + std::to_string(static_cast<int>(st)));
+  if (st != dnnl_success)
+    raise<Error>("matmul", "dnnl_sgemm failed with status " + std::to_string(static_cast<int>(st)));
 }
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b, int64_t ldb,
@@ -145,8 +177,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, in
   for (int64_t v : {m, n, k, lda, ldb, ldc}) check_blas_int(v);
   sync_library_threads();
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
-              static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
-              static_cast<int>(ldc));
+              static_cast<int>(n), static_cast<int>(k), 1.0, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
 }
 
 namespace {
@@ -184,8 +216,8 @@ struct Problem {
   Tensor a, b;
   const Tensor* c;
   int64_t m, n, k, nbatch;
-  Shape batch;              // output batch shape
-  Strides a_bs, b_bs;       // batch strides (0 on broadcast axes)
+  Shape batch;         // output batch shape
+  Strides a_bs, b_bs;  // batch strides (0 on broadcast axes)
   int64_t a_rs, a_cs, b_rs, b_cs;
 
   void set(const Tensor& A, const Tensor& B) {
@@ -264,8 +296,8 @@ void matmul_blas(Problem& P) {
   P.offsets(ao, bo);
   int64_t mn = P.m * P.n;
   auto one = [&](int64_t g) {
-    gemm(la->trans, lb->trans, P.m, P.n, P.k, A + ao[static_cast<size_t>(g)], la->ld, B + bo[static_cast<size_t>(g)], lb->ld, T(0),
-         C + g * mn, P.n);
+    gemm(la->trans, lb->trans, P.m, P.n, P.k, A + ao[static_cast<size_t>(g)], la->ld, B + bo[static_cast<size_t>(g)],
+         lb->ld, T(0), C + g * mn, P.n);
   };
   // Large products parallelize inside the library; many small ones across the batch.
   if (P.m * P.n * P.k >= (int64_t{1} << 21)) {
@@ -280,10 +312,12 @@ void matmul_blas(Problem& P) {
 }
 
 // --------------------------------------------------------------------------- bfloat16
-struct Bf16Key {
+// ------------------------------------------------- oneDNN matmul primitive (bf16, f32 x B^T)
+struct PrimKey {
   int64_t m, n, k, a_rs, a_cs, b_rs, b_cs, threads;
-  auto tie() const { return std::tie(m, n, k, a_rs, a_cs, b_rs, b_cs, threads); }
-  bool operator<(const Bf16Key& o) const { return tie() < o.tie(); }
+  int dt;
+  auto tie() const { return std::tie(m, n, k, a_rs, a_cs, b_rs, b_cs, threads, dt); }
+  bool operator<(const PrimKey& o) const { return tie() < o.tie(); }
 };
 
 const dnnl::engine& dnnl_engine() {
@@ -291,24 +325,27 @@ const dnnl::engine& dnnl_engine() {
   return eng;
 }
 
-// A cached oneDNN matmul primitive for bf16 x bf16 -> bf16 with the given strides.
-dnnl::matmul bf16_primitive(const Bf16Key& key) {
+// A cached oneDNN matmul primitive (all three tensors of data type key.dt) with the given strides.
+dnnl::matmul matmul_primitive(const PrimKey& key) {
   static std::mutex mu;
-  static std::map<Bf16Key, dnnl::matmul> cache;
+  static std::map<PrimKey, dnnl::matmul> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  using dt = dnnl::memory::data_type;
-  dnnl::memory::desc a({key.m, key.k}, dt::bf16, {key.a_rs, key.a_cs});
-  dnnl::memory::desc b({key.k, key.n}, dt::bf16, {key.b_rs, key.b_cs});
-  dnnl::memory::desc c({key.m, key.n}, dt::bf16, {key.n, 1});
+  auto t = static_cast<dnnl::memory::data_type>(key.dt);
+  dnnl::memory::desc a({key.m, key.k}, t, {key.a_rs, key.a_cs});
+  dnnl::memory::desc b({key.k, key.n}, t, {key.b_rs, key.b_cs});
+  dnnl::memory::desc c({key.m, key.n}, t, {key.n, 1});
   dnnl::matmul p(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), dnnl_engine()));
   if (cache.size() >= 512) cache.clear();
   cache.emplace(key, p);
   return p;
 }
 
-void matmul_bf16_dnnl(Problem& P) {
+// bfloat16 (f32 accumulation inside oneDNN) or float32, through the matmul primitive.
+template <typename T>
+void matmul_dnnl(Problem& P) {
+  constexpr auto t = std::is_same_v<T, float> ? dnnl::memory::data_type::f32 : dnnl::memory::data_type::bf16;
   auto la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
   if (!la) P.set(contig(P.a), P.b), la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
   auto lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
@@ -321,17 +358,16 @@ void matmul_bf16_dnnl(Problem& P) {
     m *= nbatch, nbatch = 1;
   }
   sync_library_threads();
-  Bf16Key key{m, P.n, P.k, rs(*la), cs(*la), rs(*lb), cs(*lb), get_num_threads()};
-  dnnl::matmul prim = bf16_primitive(key);
-  using dt = dnnl::memory::data_type;
-  dnnl::memory::desc amd({key.m, key.k}, dt::bf16, {key.a_rs, key.a_cs});
-  dnnl::memory::desc bmd({key.k, key.n}, dt::bf16, {key.b_rs, key.b_cs});
-  dnnl::memory::desc cmd({key.m, key.n}, dt::bf16, {key.n, 1});
+  PrimKey key{m, P.n, P.k, rs(*la), cs(*la), rs(*lb), cs(*lb), get_num_threads(), static_cast<int>(t)};
+  dnnl::matmul prim = matmul_primitive(key);
+  dnnl::memory::desc amd({key.m, key.k}, t, {key.a_rs, key.a_cs});
+  dnnl::memory::desc bmd({key.k, key.n}, t, {key.b_rs, key.b_cs});
+  dnnl::memory::desc cmd({key.m, key.n}, t, {key.n, 1});
   std::vector<int64_t> ao, bo;
   P.offsets(ao, bo);
-  auto* A = static_cast<BFloat16*>(P.a.raw_data());
-  auto* B = static_cast<BFloat16*>(P.b.raw_data());
-  auto* C = static_cast<BFloat16*>(P.c->raw_data());
+  auto* A = static_cast<T*>(P.a.raw_data());
+  auto* B = static_cast<T*>(P.b.raw_data());
+  auto* C = static_cast<T*>(P.c->raw_data());
   dnnl::stream strm(dnnl_engine());
   for (int64_t g = 0; g < nbatch; ++g) {
     dnnl::memory am(amd, dnnl_engine(), A + ao[static_cast<size_t>(g)]);
@@ -380,20 +416,50 @@ void matmul_int(Problem& P) {
 // Computes in float32 and rounds into the output.
 void matmul_via_float32(Problem& P);
 
+// A x B^T with A row-major (the Linear-layer pattern): oneDNN's matmul primitive beats dnnl_sgemm
+// with transb = 'T' from 256^3 multiply-adds up (~200 vs ~165 GFLOP/s at n = 256..512).
+bool prefer_primitive_f32(const Problem& P) {
+  if (P.m * P.n * P.k < (int64_t{1} << 24)) return false;
+  auto la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
+  auto lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
+  return la && lb && !la->trans && lb->trans && P.n > 1 && P.k > 1;
+}
+
 void run_problem(Problem& P) {
   switch (P.c->dtype()) {
-    case DType::Float32: matmul_blas<float>(P); break;
-    case DType::Float64: matmul_blas<double>(P); break;
-    case DType::BFloat16:
-      if (cpu_has_bf16() && P.m * P.n * P.k >= 32768) matmul_bf16_dnnl(P);
-      else matmul_via_float32(P);
+    case DType::Float32:
+      if (prefer_primitive_f32(P))
+        matmul_dnnl<float>(P);
+      else
+        matmul_blas<float>(P);
       break;
-    case DType::Float16: matmul_via_float32(P); break;
-    case DType::Bool: matmul_int<bool, uint8_t>(P); break;
-    case DType::UInt8: matmul_int<uint8_t, uint32_t>(P); break;
-    case DType::Int8: matmul_int<int8_t, uint32_t>(P); break;
-    case DType::Int32: matmul_int<int32_t, uint32_t>(P); break;
-    case DType::Int64: matmul_int<int64_t, uint64_t>(P); break;
+    case DType::Float64:
+      matmul_blas<double>(P);
+      break;
+    case DType::BFloat16:
+      if (cpu_has_bf16() && P.m * P.n * P.k >= 32768)
+        matmul_dnnl<BFloat16>(P);
+      else
+        matmul_via_float32(P);
+      break;
+    case DType::Float16:
+      matmul_via_float32(P);
+      break;
+    case DType::Bool:
+      matmul_int<bool, uint8_t>(P);
+      break;
+    case DType::UInt8:
+      matmul_int<uint8_t, uint32_t>(P);
+      break;
+    case DType::Int8:
+      matmul_int<int8_t, uint32_t>(P);
+      break;
+    case DType::Int32:
+      matmul_int<int32_t, uint32_t>(P);
+      break;
+    case DType::Int64:
+      matmul_int<int64_t, uint64_t>(P);
+      break;
   }
 }
 
@@ -445,8 +511,8 @@ void register_matmul_kernels(Backend& b) { b.set_kernel(OpId::Matmul, &matmul_ke
 
 std::string linalg_info() {
   const dnnl_version_t* v = dnnl_version();
-  std::string s = "linalg: oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) +
-                  " (float32/bfloat16 GEMM, convolution";
+  std::string s = "linalg: oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                  std::to_string(v->patch) + " (float32/bfloat16 GEMM, convolution";
   s += cpu_has_bf16() ? ", native bf16)" : ")";
   s += ", " + std::string(openblas_get_config()) + " (float64 GEMM, core " + openblas_get_corename() + ")";
   return s;

@@ -41,8 +41,8 @@ struct PoolGeom {
 PoolGeom pool_geom(const KernelCall& c) {
   const auto& p = std::get<PoolAttrs>(c.attrs);
   const Shape &xs = c.in[0].shape(), &ys = c.out[0].shape();
-  return {xs[0] * xs[1], xs[2], xs[3], ys[2], ys[3], p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1],
-          p.count_include_pad};
+  return {xs[0] * xs[1], xs[2],       xs[3],       ys[2],        ys[3],        p.kernel[0],
+          p.kernel[1],   p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.count_include_pad};
 }
 
 // Output columns ow whose input column ow*sw + off lies in [0, W).
@@ -119,22 +119,22 @@ template <typename T, bool IsMax>
 }
 
 // float32, the common case, gets one clone per ISA level (the CPU layer is compiled for baseline x86-64).
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void max_planes_f32(const float* x, float* y,
-                                                                                              const PoolGeom& g, int64_t p0,
-                                                                                              int64_t p1) {
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void max_planes_f32(
+    const float* x, float* y, const PoolGeom& g, int64_t p0, int64_t p1) {
   pool_planes<float, true>(x, y, g, p0, p1);
 }
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void avg_planes_f32(const float* x, float* y,
-                                                                                              const PoolGeom& g, int64_t p0,
-                                                                                              int64_t p1) {
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void avg_planes_f32(
+    const float* x, float* y, const PoolGeom& g, int64_t p0, int64_t p1) {
   pool_planes<float, false>(x, y, g, p0, p1);
 }
 
 template <typename T, bool IsMax>
 void run_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
   if constexpr (std::is_same_v<T, float>) {
-    if constexpr (IsMax) max_planes_f32(x, y, g, p0, p1);
-    else avg_planes_f32(x, y, g, p0, p1);
+    if constexpr (IsMax)
+      max_planes_f32(x, y, g, p0, p1);
+    else
+      avg_planes_f32(x, y, g, p0, p1);
   } else {
     pool_planes<T, IsMax>(x, y, g, p0, p1);
   }
@@ -154,7 +154,8 @@ void pool_kernel(const KernelCall& c) {
     } else {
       const T* xp = static_cast<const T*>(x.raw_data());
       T* yp = static_cast<T*>(y.raw_data());
-      parallel_for(0, g.planes, std::max<int64_t>(1, 32768 / work), [&](int64_t b, int64_t e) { run_planes<T, IsMax>(xp, yp, g, b, e); });
+      parallel_for(0, g.planes, std::max<int64_t>(1, 32768 / work),
+                   [&](int64_t b, int64_t e) { run_planes<T, IsMax>(xp, yp, g, b, e); });
     }
   });
 }
@@ -166,9 +167,12 @@ void adaptive_avg_kernel(const KernelCall& c) {
   Tensor x = contig(c.in[0]);
   const Shape& xs = x.shape();
   int64_t planes = xs[0] * xs[1], H = xs[2], W = xs[3], Ho = y.shape()[2], Wo = y.shape()[3];
-  std::vector<int64_t> h0(static_cast<size_t>(Ho)), h1(static_cast<size_t>(Ho)), w0(static_cast<size_t>(Wo)), w1(static_cast<size_t>(Wo));
-  for (int64_t i = 0; i < Ho; ++i) h0[static_cast<size_t>(i)] = (i * H) / Ho, h1[static_cast<size_t>(i)] = ((i + 1) * H + Ho - 1) / Ho;
-  for (int64_t i = 0; i < Wo; ++i) w0[static_cast<size_t>(i)] = (i * W) / Wo, w1[static_cast<size_t>(i)] = ((i + 1) * W + Wo - 1) / Wo;
+  std::vector<int64_t> h0(static_cast<size_t>(Ho)), h1(static_cast<size_t>(Ho)), w0(static_cast<size_t>(Wo)),
+      w1(static_cast<size_t>(Wo));
+  for (int64_t i = 0; i < Ho; ++i)
+    h0[static_cast<size_t>(i)] = (i * H) / Ho, h1[static_cast<size_t>(i)] = ((i + 1) * H + Ho - 1) / Ho;
+  for (int64_t i = 0; i < Wo; ++i)
+    w0[static_cast<size_t>(i)] = (i * W) / Wo, w1[static_cast<size_t>(i)] = ((i + 1) * W + Wo - 1) / Wo;
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {

@@ -20,8 +20,10 @@
 // cascade, combining their results in order gives bit-for-bit the same value as the serial cascade.
 // Chunking depends only on the shape, so every result is independent of the thread count.
 //
-// Instruction sets. The templated body at the end of this file is compiled three times (baseline,
-// AVX2+F16C, AVX-512) by including the file into itself; the best one is picked at run time.
+// Instruction sets. The templated body at the end of this file is compiled by including the file
+// into itself: for baseline x86-64 and AVX2+FMA+F16C with every dtype, and for AVX-512 with float32
+// only (it gains on cache-resident data; a full copy would cost another third of the compile
+// time). The best copy is picked at run time.
 #ifndef TS_REDUCE_ISA_BODY
 
 #include <immintrin.h>
@@ -77,11 +79,15 @@ namespace reduce_avx2 {
 #include "reduce_kernels.cpp"
 }  // namespace reduce_avx2
 #pragma GCC pop_options
+// AVX-512 pays only where the data sits in cache (about 25% on float32 row sums), so that copy
+// covers float32 alone; other dtypes fall back to the AVX2 copy.
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2,lzcnt,popcnt,prefer-vector-width=512")
+#define TS_REDUCE_FLOAT32_ONLY 1
 namespace reduce_avx512 {
 #include "reduce_kernels.cpp"
 }  // namespace reduce_avx512
+#undef TS_REDUCE_FLOAT32_ONLY
 #pragma GCC pop_options
 #undef TS_REDUCE_F16C
 #undef TS_REDUCE_ISA_BODY
@@ -89,24 +95,32 @@ namespace reduce_avx512 {
 namespace {
 
 // ------------------------------------------------------------------ ISA choice
+// Each body's entry points return false for a dtype that copy was not built for.
 struct ReduceIsa {
-  void (*reduce)(OpId, DType, const Block&, void*);
-  void (*arg)(bool, DType, const Block&, int64_t*);
-  void (*cumsum)(DType, const Block&, void*);
+  bool (*reduce)(OpId, DType, const Block&, void*);
+  bool (*arg)(bool, DType, const Block&, int64_t*);
+  bool (*cumsum)(DType, const Block&, void*);
+};
+#define TS_REDUCE_ISA(ns) ReduceIsa{&ns::reduce_run, &ns::arg_run, &ns::cumsum_run}
+
+/// The bodies to try, best first; the last one handles every dtype.
+struct IsaChain {
+  ReduceIsa first, second;
 };
 
-const ReduceIsa& isa() {
-  static const ReduceIsa table = [] {
+const IsaChain& isa() {
+  static const IsaChain chain = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl"))
-      return ReduceIsa{&reduce_avx512::reduce_run, &reduce_avx512::arg_run, &reduce_avx512::cumsum_run};
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-      return ReduceIsa{&reduce_avx2::reduce_run, &reduce_avx2::arg_run, &reduce_avx2::cumsum_run};
-    return ReduceIsa{&reduce_baseline::reduce_run, &reduce_baseline::arg_run, &reduce_baseline::cumsum_run};
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    if (avx512) return IsaChain{TS_REDUCE_ISA(reduce_avx512), TS_REDUCE_ISA(reduce_avx2)};
+    if (avx2) return IsaChain{TS_REDUCE_ISA(reduce_avx2), TS_REDUCE_ISA(reduce_avx2)};
+    return IsaChain{TS_REDUCE_ISA(reduce_baseline), TS_REDUCE_ISA(reduce_baseline)};
   }();
-  return table;
+  return chain;
 }
+#undef TS_REDUCE_ISA
 
 // ------------------------------------------------------------------ layout planning
 Tensor copy_of(const Tensor& x) {
@@ -212,7 +226,8 @@ void reduce_kernel(const KernelCall& c) {
   std::vector<bool> red(static_cast<size_t>(x.ndim()), false);
   for (int64_t ax : a.axes) red[static_cast<size_t>(ax)] = true;
   Block blk = plan_block(x, red);
-  isa().reduce(c.op, x.dtype(), blk, c.out[0].impl().data());
+  void* out = c.out[0].impl().data();
+  if (!isa().first.reduce(c.op, x.dtype(), blk, out)) isa().second.reduce(c.op, x.dtype(), blk, out);
 }
 
 void arg_kernel(const KernelCall& c) {
@@ -222,7 +237,8 @@ void arg_kernel(const KernelCall& c) {
   std::vector<bool> red(static_cast<size_t>(x.ndim()), false);
   red[static_cast<size_t>(a.axis)] = true;
   Block blk = plan_block(x, red);
-  isa().arg(c.op == OpId::ArgMax, x.dtype(), blk, static_cast<int64_t*>(c.out[0].impl().data()));
+  auto* out = static_cast<int64_t*>(c.out[0].impl().data());
+  if (!isa().first.arg(c.op == OpId::ArgMax, x.dtype(), blk, out)) isa().second.arg(c.op == OpId::ArgMax, x.dtype(), blk, out);
 }
 
 void cumsum_kernel(const KernelCall& c) {
@@ -240,7 +256,8 @@ void cumsum_kernel(const KernelCall& c) {
     else if (d > a.axis) blk.B *= n;
   }
   blk.R = x.shape()[static_cast<size_t>(a.axis)];
-  isa().cumsum(x.dtype(), blk, c.out[0].impl().data());
+  void* out = c.out[0].impl().data();
+  if (!isa().first.cumsum(x.dtype(), blk, out)) isa().second.cumsum(x.dtype(), blk, out);
 }
 
 }  // namespace
@@ -508,27 +525,39 @@ struct Engine {
       });
       return;
     }
-    if (S > 1) {  // segments combine pairwise too
-      parallel_for(0, A, std::max<int64_t>(1, kGrain / (S * n)), [&](int64_t b, int64_t e) {
-        Acc lanes[L], v[L];
-        for (int64_t a = b; a < e; ++a) {
-          if constexpr (Op::kPairwise) {
-            Acc store[64 * L];
-            Cascade<Op> cas{store, L};
-            for (int64_t s = 0; s < S; ++s) {
-              run_lanes(x + (s * A + a) * n, n, v);
-              cas.push(v, 0);
-            }
-            cas.finish(lanes);
-          } else {
-            fill_init(lanes, L);
-            for (int64_t s = 0; s < S; ++s) {
-              run_lanes(x + (s * A + a) * n, n, v);
-              for (int j = 0; j < L; ++j) lanes[j] = Op::comb(lanes[j], v[j]);
+    if (S > 1) {
+      // Segments combine pairwise too. Outputs go in groups of G whose segments are adjacent in
+      // memory, looping over s outside, so that memory is read in runs of about 64 KiB.
+      const int64_t G = std::clamp<int64_t>(16384 / n, 1, 64), nblk = (A + G - 1) / G;
+      const int64_t levels = Op::kPairwise ? cascade_levels(S) : 0;
+      parallel_tasks(nblk, std::max<int64_t>(1, kGrain / (S * n * G)), [&](int64_t bb, int64_t be) {
+        auto lanes = scratch<Acc>(G * L);
+        auto store = scratch<Acc>(G * levels * L);
+        std::vector<Cascade<Op>> cas(static_cast<size_t>(G));
+        Acc v[L];
+        for (int64_t blk = bb; blk < be; ++blk) {
+          const int64_t a0 = blk * G, g_n = std::min(G, A - a0);
+          for (int64_t g = 0; g < g_n; ++g) {
+            cas[static_cast<size_t>(g)] = Cascade<Op>{store.get() + g * levels * L, L};
+            fill_init(lanes.get() + g * L, L);
+          }
+          for (int64_t s = 0; s < S; ++s) {
+            for (int64_t g = 0; g < g_n; ++g) {
+              run_lanes(x + (s * A + a0 + g) * n, n, v);
+              if constexpr (Op::kPairwise) {
+                cas[static_cast<size_t>(g)].push(v, 0);
+              } else {
+                Acc* l = lanes.get() + g * L;
+                for (int j = 0; j < L; ++j) l[j] = Op::comb(l[j], v[j]);
+              }
             }
           }
-          fold(lanes, F);
-          for (int j = 0; j < F; ++j) out[a * F + j] = Op::out(lanes[j]);
+          for (int64_t g = 0; g < g_n; ++g) {
+            Acc* l = lanes.get() + g * L;
+            if constexpr (Op::kPairwise) cas[static_cast<size_t>(g)].finish(l);
+            fold(l, F);
+            for (int j = 0; j < F; ++j) out[(a0 + g) * F + j] = Op::out(l[j]);
+          }
         }
       });
       return;
@@ -858,15 +887,34 @@ struct ArgEngine {
   }
 };
 
-// ---- cumsum: sequential along the axis. float32 accumulates in float64 (like PyTorch on CPU),
-// float16/bfloat16 in float32, integers and bool in int64.
+// ---- cumsum along the axis. float32 accumulates in float64 (like PyTorch on CPU), float16/bfloat16
+// in float32, integers and bool in int64.
 template <class In>
 struct Cumsum {
   using Acc = std::conditional_t<std::is_same_v<In, float> || std::is_same_v<In, double>, double,
                                  std::conditional_t<kIsHalf<In>, float, uint64_t>>;
   using Out = SumOut<In>;
   static constexpr int64_t kTile = 8192;  // columns per outer tile (long sequential row runs)
-  static constexpr int64_t kRows = 8;  // rows scanned together, so that their additions overlap
+
+  /// Inclusive scan of one contiguous row. Blocks of 8 are summed locally first, so that the running
+  /// total (the only serial dependency) advances once per block instead of once per element; the
+  /// rounding differs from a strictly sequential loop only in the accumulator's last bits.
+  static void scan_contiguous(const In* p, Out* o, int64_t n) {
+    constexpr int64_t K = 8;
+    Acc carry = 0;
+    int64_t i = 0;
+    for (; i + K <= n; i += K) {
+      Acc t[K];
+      t[0] = to_acc<Acc>(p[i]);
+      for (int64_t j = 1; j < K; ++j) t[j] = t[j - 1] + to_acc<Acc>(p[i + j]);
+      for (int64_t j = 0; j < K; ++j) o[i + j] = from_acc<Out>(carry + t[j]);
+      carry += t[K - 1];
+    }
+    for (; i < n; ++i) {
+      carry += to_acc<Acc>(p[i]);
+      o[i] = from_acc<Out>(carry);
+    }
+  }
 
   [[gnu::noinline]] static void scan_row(Acc* __restrict acc, const In* __restrict p, Out* __restrict o, int64_t w) {
     for (int64_t j = 0; j < w; ++j) {
@@ -880,46 +928,8 @@ struct Cumsum {
     Out* out = static_cast<Out*>(outp);
     const int64_t A = blk.A, R = blk.R, B = blk.B;
     if (B == 1) {
-      const int64_t groups = (A + kRows - 1) / kRows;
-      parallel_for(0, groups, std::max<int64_t>(1, kGrain / (R * kRows)), [&](int64_t gb, int64_t ge) {
-        for (int64_t g = gb; g < ge; ++g) {
-          const int64_t a0 = g * kRows;
-          if (a0 + kRows <= A) {
-            // Eight independent dependency chains (written out: a loop over the rows would be
-            // vectorized into gathers).
-            const In* p = x + a0 * R;
-            Out* o = out + a0 * R;
-            Acc c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
-            for (int64_t r = 0; r < R; ++r) {
-              c0 += to_acc<Acc>(p[r]);
-              c1 += to_acc<Acc>(p[R + r]);
-              c2 += to_acc<Acc>(p[2 * R + r]);
-              c3 += to_acc<Acc>(p[3 * R + r]);
-              c4 += to_acc<Acc>(p[4 * R + r]);
-              c5 += to_acc<Acc>(p[5 * R + r]);
-              c6 += to_acc<Acc>(p[6 * R + r]);
-              c7 += to_acc<Acc>(p[7 * R + r]);
-              o[r] = from_acc<Out>(c0);
-              o[R + r] = from_acc<Out>(c1);
-              o[2 * R + r] = from_acc<Out>(c2);
-              o[3 * R + r] = from_acc<Out>(c3);
-              o[4 * R + r] = from_acc<Out>(c4);
-              o[5 * R + r] = from_acc<Out>(c5);
-              o[6 * R + r] = from_acc<Out>(c6);
-              o[7 * R + r] = from_acc<Out>(c7);
-            }
-          } else {
-            for (int64_t a = a0; a < A; ++a) {
-              Acc acc = 0;
-              const In* p = x + a * R;
-              Out* o = out + a * R;
-              for (int64_t r = 0; r < R; ++r) {
-                acc += to_acc<Acc>(p[r]);
-                o[r] = from_acc<Out>(acc);
-              }
-            }
-          }
-        }
+      parallel_for(0, A, std::max<int64_t>(1, kGrain / std::max<int64_t>(R, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t a = b; a < e; ++a) scan_contiguous(x + a * R, out + a * R, R);
       });
       return;
     }
@@ -936,8 +946,27 @@ struct Cumsum {
 };
 }  // namespace
 
-void reduce_run(OpId op, DType dt, const Block& blk, void* out) {
-  visit_dtype(dt, [&](auto tag) {
+// Dtypes this copy is built for.
+inline bool built_for([[maybe_unused]] DType dt) {
+#ifdef TS_REDUCE_FLOAT32_ONLY
+  return dt == DType::Float32;
+#else
+  return true;
+#endif
+}
+/// visit_dtype over the dtypes this copy is built for.
+template <class Fn>
+void visit_built([[maybe_unused]] DType dt, Fn&& fn) {
+#ifdef TS_REDUCE_FLOAT32_ONLY
+  fn(float{});
+#else
+  visit_dtype(dt, fn);
+#endif
+}
+
+bool reduce_run(OpId op, DType dt, const Block& blk, void* out) {
+  if (!built_for(dt)) return false;
+  visit_built(dt, [&](auto tag) {
     using In = decltype(tag);
     switch (op) {
       case OpId::Sum: Engine<SumOp<In>, In>::run(blk, out); break;
@@ -949,21 +978,26 @@ void reduce_run(OpId op, DType dt, const Block& blk, void* out) {
       default: break;
     }
   });
+  return true;
 }
 
-void arg_run(bool is_max, DType dt, const Block& blk, int64_t* out) {
-  visit_dtype(dt, [&](auto tag) {
+bool arg_run(bool is_max, DType dt, const Block& blk, int64_t* out) {
+  if (!built_for(dt)) return false;
+  visit_built(dt, [&](auto tag) {
     using In = decltype(tag);
     if (is_max) ArgEngine<In, true>::run(blk, out);
     else ArgEngine<In, false>::run(blk, out);
   });
+  return true;
 }
 
-void cumsum_run(DType dt, const Block& blk, void* out) {
-  visit_dtype(dt, [&](auto tag) {
+bool cumsum_run(DType dt, const Block& blk, void* out) {
+  if (!built_for(dt)) return false;
+  visit_built(dt, [&](auto tag) {
     using In = decltype(tag);
     Cumsum<In>::run(blk, out);
   });
+  return true;
 }
 
 #endif  // TS_REDUCE_ISA_BODY

@@ -64,7 +64,7 @@ struct LineSorter {
   using Key = KeyOf<In>;
   static constexpr int kIdxBits = sizeof(Packed) == 8 ? 32 : 64;
   static constexpr int kKeyBits = 8 * sizeof(Key);
-  static constexpr int64_t kRadixMin = 1024;  // shorter lines use std::sort
+  static constexpr int64_t kRadixMin = 256;  // shorter lines use std::sort
 
   static Packed pack(In v, int64_t idx, bool flip) {
     Key k = sort_key(v);

@@ -483,22 +483,55 @@ struct ColJob {
 };
 constexpr int64_t kMaxColWidth = 256;
 
-template <typename T, bool Log>
+// One packed row of a column block: Log: p -= mx, sf += exp(p); else p = exp(p - mx), sf += p.
+template <bool Log>
+__attribute__((target("avx512f"))) inline void col_exp_avx512(float* p, const float* mx, float* sf, int64_t w) {
+  for (int64_t i = 0; i < w; i += 16) {
+    const __mmask16 mask = static_cast<__mmask16>(w - i >= 16 ? 0xffff : (1u << (w - i)) - 1);
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p + i), _mm512_maskz_loadu_ps(mask, mx + i));
+    const __m512 e = exp_avx512(d);
+    _mm512_mask_storeu_ps(p + i, mask, Log ? d : e);
+    _mm512_mask_storeu_ps(sf + i, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, sf + i), e));
+  }
+}
+template <typename C, bool Log, int Isa>
+inline void col_exp(C* p, const C* mx, C* sf, int64_t w) {
+  if constexpr (Isa == 2 && std::is_same_v<C, float>) {
+    col_exp_avx512<Log>(p, mx, sf, w);
+  } else if constexpr (Log) {
+#pragma omp simd
+    for (int64_t i = 0; i < w; ++i) {
+      p[i] -= mx[i];
+      sf[i] += vexp(p[i]);
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < w; ++i) {
+      C v = vexp(p[i] - mx[i]);
+      p[i] = v;
+      sf[i] += v;
+    }
+  }
+}
+
+template <typename T, bool Log, int Isa>
 inline void run_cols(const ColJob& j, int64_t t0, int64_t t1) {
   using C = compute_t<T>;
+  constexpr int64_t kFold = 256;  // rows between folds of the compute-type sums into double
   alignas(64) C mx[kMaxColWidth];
   alignas(64) C f[kMaxColWidth];
+  alignas(64) C sf[kMaxColWidth];
   alignas(64) double s[kMaxColWidth];
-  std::vector<C> pack(static_cast<size_t>(j.n * j.width));
+  std::unique_ptr<C[]> pack(new C[static_cast<size_t>(j.n * j.width)]);
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t o = t / j.blocks, i0 = (t % j.blocks) * j.width;
     const int64_t w = std::min(j.width, j.inner - i0);
     const T* x = static_cast<const T*>(j.x) + o * j.n * j.inner + i0;
     T* y = static_cast<T*>(j.y) + o * j.n * j.inner + i0;
-    for (int64_t i = 0; i < w; ++i) mx[i] = -std::numeric_limits<C>::infinity(), s[i] = 0;
+    for (int64_t i = 0; i < w; ++i) mx[i] = -std::numeric_limits<C>::infinity(), s[i] = 0, sf[i] = 0;
     for (int64_t r = 0; r < j.n; ++r) {
       const T* xr = x + r * j.inner;
-      C* pr = pack.data() + r * w;
+      C* pr = pack.get() + r * w;
 #pragma omp simd
       for (int64_t i = 0; i < w; ++i) {
         C v = static_cast<C>(xr[i]);
@@ -507,25 +540,14 @@ inline void run_cols(const ColJob& j, int64_t t0, int64_t t1) {
       }
     }
     for (int64_t r = 0; r < j.n; ++r) {
-      C* pr = pack.data() + r * w;
-      if constexpr (Log) {
-#pragma omp simd
-        for (int64_t i = 0; i < w; ++i) {
-          pr[i] -= mx[i];
-          s[i] += static_cast<double>(vexp(pr[i]));
-        }
-      } else {
-#pragma omp simd
-        for (int64_t i = 0; i < w; ++i) {
-          C v = vexp(pr[i] - mx[i]);
-          pr[i] = v;
-          s[i] += static_cast<double>(v);
-        }
+      col_exp<C, Log, Isa>(pack.get() + r * w, mx, sf, w);
+      if ((r + 1) % kFold == 0 || r + 1 == j.n) {
+        for (int64_t i = 0; i < w; ++i) s[i] += static_cast<double>(sf[i]), sf[i] = 0;
       }
     }
     for (int64_t i = 0; i < w; ++i) f[i] = static_cast<C>(Log ? std::log(s[i]) : 1.0 / s[i]);
     for (int64_t r = 0; r < j.n; ++r) {
-      const C* pr = pack.data() + r * w;
+      const C* pr = pack.get() + r * w;
       T* yr = y + r * j.inner;
       if constexpr (Log) {
 #pragma omp simd
@@ -537,7 +559,6 @@ inline void run_cols(const ColJob& j, int64_t t0, int64_t t1) {
     }
   }
 }
-
 // ---------------------------------------------------------- ISA dispatching
 using RowsFn = void (*)(const RowJob&, int64_t, int64_t);
 using ColsFn = void (*)(const ColJob&, int64_t, int64_t);
@@ -562,11 +583,11 @@ template <typename C, Kind K>
 __attribute__((flatten)) void long_baseline(const LongJob& j, int64_t b, int64_t e) { run_long<C, K, 0>(j, b, e); }
 
 template <typename T, bool Log>
-TS_NN_AVX512 void cols_avx512(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
+TS_NN_AVX512 void cols_avx512(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log, 2>(j, b, e); }
 template <typename T, bool Log>
-TS_NN_AVX2 void cols_avx2(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
+TS_NN_AVX2 void cols_avx2(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log, 1>(j, b, e); }
 template <typename T, bool Log>
-__attribute__((flatten)) void cols_baseline(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log>(j, b, e); }
+__attribute__((flatten)) void cols_baseline(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log, 0>(j, b, e); }
 
 // 0: baseline, 1: AVX2, 2: AVX-512 (the elementwise table's choice, so both agree).
 int isa_level() {

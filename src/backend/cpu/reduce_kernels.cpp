@@ -1,17 +1,19 @@
 // CPU kernels of the reductions (sum, prod, max, min, any, all, argmax, argmin) and cumsum.
 //
-// Layout. Every reduction first views its input as one contiguous block [A, R, B]: A = kept axes
-// before the reduced ones, R = the reduced axes, B = kept axes after them (plan_block). Size-1 axes are
-// dropped and a permuted-but-dense input (e.g. a transpose) is read in memory order, so no copy is
-// needed for contiguous inputs, transposes, or any reduced axis set that is one run in memory. Other
-// inputs are copied once (non-dense views), with the reduced axes moved last when they are scattered.
+// Layout. Every reduction first views its input as one contiguous block [S, A, R, B] (plan_block):
+// A and B are the kept axes before and after the reduced run R; S is a second reduced run in front
+// (as in axes {0, 2} of [N, C, HW]). Size-1 axes are dropped and a permuted-but-dense input (e.g. a
+// transpose) is read in memory order, so no copy is needed for contiguous inputs, transposes, or
+// reduced axes forming at most those two runs. Other inputs are copied once (non-dense views), with
+// the reduced axes moved last when they are more scattered.
 //
 // Loops.
-//   B == 1 ("inner"): each output reduces a contiguous row. L independent lane accumulators (64 for
+//   B == 1 ("inner"): each output reduces contiguous rows. L independent lane accumulators (64 for
 //     4-byte, 32 for 8-byte accumulators: 8 vector registers) run over leaves of 16 * L elements.
 //   B < L, L % B == 0: the row of R * B elements is reduced with the same lanes; lane j holds column
 //     j % B, and lanes of one column are folded at the end.
-//   otherwise ("outer"): column tiles of whole input rows are accumulated with vector adds.
+//   otherwise ("outer"): wide column tiles of whole input rows are accumulated with vector adds.
+// cumsum scans rows in blocks of 8 (inner axis) or whole rows with vector adds (outer axes).
 //
 // Accuracy and determinism. Floating sums and products are pairwise: leaves (of 16 lane rows, or 16
 // input rows) are combined by a binary cascade, so the rounding error grows with log(n) instead of n

@@ -9,9 +9,9 @@
 // no two packed words are equal.
 //   sort: LSD radix sort of the key bits (8-bit digits, stable, so equal keys keep index order) for
 //         long lines, std::sort for short ones.
-//   topk: for k <= n / 8, one pass keeping a heap of the k best packed words (blocks of keys that
-//         cannot enter it are skipped with vector compares); otherwise the full sort's first k.
-//         Either way the result is the first k entries of the stable sort.
+//   topk: for k <= n / 128, one pass keeping a heap of the k best packed words (blocks of keys that
+//         cannot enter it are skipped with vector compares); otherwise an MSD radix select of the k
+//         best (kept in index order), then a sort of those. Either way the result is the first k entries of the stable sort.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -102,12 +102,46 @@ struct LineSorter {
     if (src != buf) std::copy(src, src + n, buf);
   }
 
+  /// Copies the k smallest packed words of buf[0, n) to dst[0, k) in index order (dst, n long, is
+  /// also the work space). MSD radix select: each pass histograms the next key digit of the elements
+  /// that still tie with the boundary and keeps only the boundary digit's group, until that group is
+  /// taken whole or the key is resolved; then one pass over buf gathers everything below the boundary
+  /// and the lowest indices of the boundary group.
+  static void select_smallest(const Packed* buf, int64_t n, int64_t k, Packed* dst) {
+    Key prefix = 0, mask = 0;
+    int64_t need = k;  // still to take among the elements with (key & mask) == prefix
+    const Packed* cand = buf;
+    int64_t nc = n;
+    for (int shift = kKeyBits - 8; shift >= 0; shift -= 8) {
+      auto digit = [shift](Packed p) { return static_cast<unsigned>(static_cast<Key>(p >> kIdxBits) >> shift) & 255u; };
+      int64_t count[256] = {};
+      for (int64_t i = 0; i < nc; ++i) ++count[digit(cand[i])];
+      int64_t below = 0;
+      unsigned d = 0;
+      while (below + count[d] < need) below += count[d++];
+      need -= below;
+      prefix |= static_cast<Key>(d) << shift;
+      mask |= static_cast<Key>(255u) << shift;
+      if (count[d] == need) break;  // the whole boundary group is taken
+      int64_t ne = 0;
+      for (int64_t i = 0; i < nc; ++i)
+        if (digit(cand[i]) == d) dst[ne++] = cand[i];  // in place once cand is dst: ne <= i
+      cand = dst;
+      nc = ne;
+    }
+    int64_t j = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const Key km = static_cast<Key>(buf[i] >> kIdxBits) & mask;
+      if (km < prefix || (km == prefix && need-- > 0)) dst[j++] = buf[i];
+    }
+  }
+
   /// Sorts (k == n) or selects the first k of the stable order of line x[0, n) (stride xs), writing
   /// values and indices with stride os.
   static void line(const In* x, int64_t n, int64_t xs, int64_t k, bool flip, In* vo, int64_t* io, int64_t os,
                    std::vector<Packed>& buf, std::vector<Packed>& tmp) {
     if (k == 0) return;
-    if (k * 8 <= n) {
+    if (k * 128 <= n) {
       // Bounded max-heap of the k best packed words. Later elements have larger indices, so one
       // beats the heap's worst only when its key is strictly smaller: blocks of keys are computed
       // and tested with vector compares, and most blocks are skipped whole.
@@ -141,13 +175,14 @@ struct LineSorter {
       std::sort_heap(buf.begin(), buf.end());
     } else {
       buf.resize(static_cast<size_t>(n));
+      tmp.resize(static_cast<size_t>(n));
       for (int64_t r = 0; r < n; ++r) buf[static_cast<size_t>(r)] = pack(x[r * xs], r, flip);
-      if (n >= kRadixMin) {
-        tmp.resize(static_cast<size_t>(n));
-        radix(buf.data(), tmp.data(), n);
-      } else {
-        std::sort(buf.begin(), buf.end());
+      if (k < n) {
+        select_smallest(buf.data(), n, k, tmp.data());  // in index order, so the radix sort stays stable
+        std::copy(tmp.begin(), tmp.begin() + k, buf.begin());
       }
+      if (k >= kRadixMin) radix(buf.data(), tmp.data(), k);
+      else std::sort(buf.begin(), buf.begin() + k);
     }
     for (int64_t i = 0; i < k; ++i) {
       int64_t idx = index_of(buf[static_cast<size_t>(i)]);

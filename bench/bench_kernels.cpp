@@ -13,6 +13,7 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -379,12 +380,15 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   };
   std::map<std::string, Result> results;
 
+  explicit SummaryReporter(OutputOptions opts) : ConsoleReporter(opts) {}
+
   void ReportRuns(const std::vector<Run>& runs) override {
     std::vector<Run> shown;  // the median (and errors): mean/stddev/cv of 5 noisy runs add little
     for (const Run& r : runs) {
       if (r.error_occurred) {
-        results[r.run_name.function_name].error = r.error_message;
-        shown.push_back(r);
+        Result& res = results[r.run_name.function_name];
+        if (res.error.empty()) shown.push_back(r);  // once, not once per repetition
+        res.error = r.error_message;
       } else if (r.aggregate_name == "median") {
         Result& res = results[r.run_name.function_name];
         for (const auto& [k, c] : r.counters) res.counters[k] = c.value;
@@ -401,6 +405,7 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     auto c = it->second.counters.find(counter);
     return c == it->second.counters.end() ? NAN : c->second;
   }
+  bool ran(const std::string& name) const { return results.count(name) != 0; }
   std::string error(const std::string& name) const {
     auto it = results.find(name);
     return it == results.end() ? "did not run" : it->second.error;
@@ -420,10 +425,11 @@ void print_summary(const SummaryReporter& rep) {
       else std::snprintf(buf, sizeof buf, "%.2f", v);
       return std::string(buf);
     };
+    if (!rep.ran(tessera_name)) return;  // filtered out
     if (std::isnan(t)) {
       std::string err = rep.error(tessera_name);
-      std::printf("%-28s %14s %14s %14s %9s  (%s: skipped: %s)\n", what.c_str(), "-", fmt(p1).c_str(), fmt(p2).c_str(), "-",
-                  unit.c_str(), err.substr(0, 60).c_str());
+      std::printf("%-28s %14s %14s %14s %9s  (%s; tessera skipped: %s)\n", what.c_str(), "-", fmt(p1).c_str(), fmt(p2).c_str(),
+                  "-", unit.c_str(), err.substr(0, 70).c_str());
       return;
     }
     double ratio = std::isfinite(best) ? (higher_better ? t / best : best / t) : NAN;
@@ -487,7 +493,12 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&nargs, args.data());
   if (benchmark::ReportUnrecognizedArguments(nargs, args.data())) return 1;
   register_benchmarks();
-  SummaryReporter rep;
+  // A custom display reporter does not see --benchmark_color: colour only on a terminal, unless
+  // turned off.
+  bool color = isatty(fileno(stdout)) != 0;
+  for (char* a : args)
+    if (std::strcmp(a, "--benchmark_color=false") == 0 || std::strcmp(a, "--benchmark_color=no") == 0) color = false;
+  SummaryReporter rep(color ? benchmark::ConsoleReporter::OO_ColorTabular : benchmark::ConsoleReporter::OO_Tabular);
   benchmark::RunSpecifiedBenchmarks(&rep);
   print_summary(rep);
   benchmark::Shutdown();

@@ -4,7 +4,10 @@
 // A row whose elements are one stride apart is read in place, wherever the rows themselves sit
 // (slices, offsets, expanded outer axes); other layouts are first copied with the elementwise copy
 // loop. Each row takes two or three passes while it is hot in L1: softmax = max, exp + sum, scale;
-// layer_norm = sum, centered sum of squares, normalize. Rows run in parallel.
+// layer_norm = sum, centered sum of squares, normalize. Rows run in parallel; the next row is
+// prefetched during the compute-bound passes, and outputs larger than the last-level cache are
+// written with non-temporal stores. Rows of >= kLongRow elements are cut into chunks that run in
+// parallel in two phases (see "long rows").
 //
 // Accuracy: float32 partial sums run in SIMD lanes over blocks of kBlock elements and are folded
 // into a double, so long rows keep accurate statistics at float32 speed; layer_norm's variance is
@@ -16,7 +19,9 @@
 //
 // ISA: the loops are compiled three times (x86-64 baseline, AVX2, AVX-512) by thin wrappers with
 // target attributes that inline (flatten) the shared templates; the wrapper set matching the
-// elementwise ISA is picked at run time. expf/exp in `omp simd` loops call libmvec (vec_math.h).
+// elementwise ISA is picked at run time. exp is an inlined AVX-512 polynomial for float32 on
+// AVX-512, libmvec's vector exp (through vec_math.h) otherwise.
+//
 // GCC 12 reports its own AVX-512 intrinsics (the _mm512_undefined_ps() pass-through of the unmasked
 // forms) as maybe-uninitialized once inlined (GCC bug 105593); the warning is silenced for this file.
 #pragma GCC diagnostic push

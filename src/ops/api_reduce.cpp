@@ -21,7 +21,8 @@ Axes reduce_axes(const char* op, const Tensor& x, IntList axes) {
       if (axes[i] != 0 && axes[i] != -1)
         raise<IndexError>(op, "axis " + std::to_string(axes[i]) + " is out of range for a 0-d tensor");
       for (size_t j = 0; j < i; ++j)
-        if (axes[j] == axes[i] || axes[j] + axes[i] == -1) raise<ValueError>(op, "axis " + std::to_string(axes[i]) + " repeated");
+        if (axes[j] == axes[i] || axes[j] + axes[i] == -1)
+          raise<ValueError>(op, "axis " + std::to_string(axes[i]) + " repeated");
     }
     return {};
   }
@@ -31,7 +32,8 @@ Axes reduce_axes(const char* op, const Tensor& x, IntList axes) {
 /// Normalized single axis; a 0-d tensor accepts 0 and -1.
 int64_t single_axis(const char* op, const Tensor& x, int64_t axis) {
   if (x.ndim() == 0) {
-    if (axis != 0 && axis != -1) raise<IndexError>(op, "axis " + std::to_string(axis) + " is out of range for a 0-d tensor");
+    if (axis != 0 && axis != -1)
+      raise<IndexError>(op, "axis " + std::to_string(axis) + " is out of range for a 0-d tensor");
     return 0;
   }
   return normalize_axis(op, axis, x.ndim());
@@ -48,8 +50,10 @@ Shape reduced_shape(const Tensor& x, const Axes& axes, bool keepdims) {
   Shape s;
   for (int64_t d = 0; d < x.ndim(); ++d) {
     bool red = std::find(axes.begin(), axes.end(), d) != axes.end();
-    if (!red) s.push_back(x.shape()[static_cast<size_t>(d)]);
-    else if (keepdims) s.push_back(1);
+    if (!red)
+      s.push_back(x.shape()[static_cast<size_t>(d)]);
+    else if (keepdims)
+      s.push_back(1);
   }
   return s;
 }
@@ -140,8 +144,12 @@ Tensor logsumexp(const Tensor& x, IntList axes, bool keepdims) {
   return as_dtype(r, out_t);
 }
 
-Tensor argmax(const Tensor& x, std::optional<int64_t> axis, bool keepdims) { return arg_reduce(OpId::ArgMax, x, axis, keepdims); }
-Tensor argmin(const Tensor& x, std::optional<int64_t> axis, bool keepdims) { return arg_reduce(OpId::ArgMin, x, axis, keepdims); }
+Tensor argmax(const Tensor& x, std::optional<int64_t> axis, bool keepdims) {
+  return arg_reduce(OpId::ArgMax, x, axis, keepdims);
+}
+Tensor argmin(const Tensor& x, std::optional<int64_t> axis, bool keepdims) {
+  return arg_reduce(OpId::ArgMin, x, axis, keepdims);
+}
 
 Tensor cumsum(const Tensor& x, int64_t axis) {
   check_defined("cumsum", x);

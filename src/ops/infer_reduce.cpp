@@ -82,8 +82,10 @@ static void infer_arg(const char* op, std::span<const Tensor> in, const Attrs& a
   int64_t ax[1] = {axis};
   check_nonempty_axes(op, x, ax);
   Shape s = x.shape();
-  if (a.keepdims) s[static_cast<size_t>(axis)] = 1;
-  else s.erase(s.begin() + axis);
+  if (a.keepdims)
+    s[static_cast<size_t>(axis)] = 1;
+  else
+    s.erase(s.begin() + axis);
   out.m[0] = {s, DType::Int64};
 }
 void infer_ArgMax(std::span<const Tensor> in, const Attrs& a, MetaList& out) { infer_arg("argmax", in, a, out); }
@@ -107,8 +109,8 @@ void infer_TopK(std::span<const Tensor> in, const Attrs& attrs, MetaList& out) {
   int64_t axis = checked_axis("topk", x, a.axis);
   int64_t n = x.shape()[static_cast<size_t>(axis)];
   if (a.k < 0 || a.k > n)
-    raise<ValueError>("topk", "k = " + std::to_string(a.k) + " is out of range [0, " + std::to_string(n) + "] for axis " +
-                                  std::to_string(axis) + " of shape " + shape_str(x.shape()));
+    raise<ValueError>("topk", "k = " + std::to_string(a.k) + " is out of range [0, " + std::to_string(n) +
+                                  "] for axis " + std::to_string(axis) + " of shape " + shape_str(x.shape()));
   Shape s = x.shape();
   s[static_cast<size_t>(axis)] = a.k;
   out.m[0] = {s, x.dtype()};

@@ -32,8 +32,10 @@ std::vector<bool> reduced_mask(const Shape& shape, const std::vector<int64_t>& a
 Shape reduced_shape(const Shape& shape, const std::vector<bool>& red, bool keepdims) {
   Shape out;
   for (size_t d = 0; d < shape.size(); ++d) {
-    if (!red[d]) out.push_back(shape[d]);
-    else if (keepdims) out.push_back(1);
+    if (!red[d])
+      out.push_back(shape[d]);
+    else if (keepdims)
+      out.push_back(1);
   }
   return out;
 }
@@ -134,16 +136,50 @@ struct AxesCase {
 /// Shapes with axis sets: 0-d, empty, size-1 axes, single/multiple/negative/all axes, and the
 /// kernel's paths (inner rows, outer rows, small power-of-two and odd trailing sizes, wide tiles).
 const std::vector<AxesCase>& axes_cases() {
-  static const std::vector<AxesCase> v{
-      {{}, {}},           {{}, {0}},           {{}, {-1}},          {{0}, {}},              {{0}, {0}},
-      {{3, 0}, {1}},      {{3, 0}, {0}},       {{0, 4}, {0}},       {{0, 4}, {1}},          {{3, 0}, {}},
-      {{1}, {0}},         {{7}, {0}},          {{7}, {-1}},         {{1, 1}, {}},           {{4, 5}, {0}},
-      {{4, 5}, {1}},      {{4, 5}, {-1}},      {{4, 5}, {0, 1}},    {{4, 5}, {}},           {{2, 1, 3}, {1}},
-      {{2, 1, 3}, {0, 2}}, {{2, 1, 3}, {-1, 0}}, {{3, 4, 5}, {1}},   {{3, 4, 5}, {0, 2}},    {{3, 4, 5}, {2, 0}},
-      {{3, 4, 5}, {0, 1}}, {{3, 4, 5}, {-2, -1}}, {{3, 4, 5}, {}},   {{2, 3, 1, 4}, {1, 3}}, {{2, 3, 1, 4}, {0, 2}},
-      {{2, 3, 1, 4}, {3}}, {{1000}, {0}},       {{6, 300}, {1}},     {{300, 4}, {0}},        {{130, 16}, {0}},
-      {{70, 3}, {0}},     {{40, 300}, {0}},    {{3, 40, 5}, {1}},   {{2, 33, 260}, {1}},    {{5, 130}, {-1}},
-      {{2, 3, 4, 5}, {0, 2}}, {{4, 8, 300}, {0, 2}}, {{3, 4, 16, 4}, {0, 2}}, {{3, 2, 20, 100}, {2, 0}}};
+  static const std::vector<AxesCase> v{{{}, {}},
+                                       {{}, {0}},
+                                       {{}, {-1}},
+                                       {{0}, {}},
+                                       {{0}, {0}},
+                                       {{3, 0}, {1}},
+                                       {{3, 0}, {0}},
+                                       {{0, 4}, {0}},
+                                       {{0, 4}, {1}},
+                                       {{3, 0}, {}},
+                                       {{1}, {0}},
+                                       {{7}, {0}},
+                                       {{7}, {-1}},
+                                       {{1, 1}, {}},
+                                       {{4, 5}, {0}},
+                                       {{4, 5}, {1}},
+                                       {{4, 5}, {-1}},
+                                       {{4, 5}, {0, 1}},
+                                       {{4, 5}, {}},
+                                       {{2, 1, 3}, {1}},
+                                       {{2, 1, 3}, {0, 2}},
+                                       {{2, 1, 3}, {-1, 0}},
+                                       {{3, 4, 5}, {1}},
+                                       {{3, 4, 5}, {0, 2}},
+                                       {{3, 4, 5}, {2, 0}},
+                                       {{3, 4, 5}, {0, 1}},
+                                       {{3, 4, 5}, {-2, -1}},
+                                       {{3, 4, 5}, {}},
+                                       {{2, 3, 1, 4}, {1, 3}},
+                                       {{2, 3, 1, 4}, {0, 2}},
+                                       {{2, 3, 1, 4}, {3}},
+                                       {{1000}, {0}},
+                                       {{6, 300}, {1}},
+                                       {{300, 4}, {0}},
+                                       {{130, 16}, {0}},
+                                       {{70, 3}, {0}},
+                                       {{40, 300}, {0}},
+                                       {{3, 40, 5}, {1}},
+                                       {{2, 33, 260}, {1}},
+                                       {{5, 130}, {-1}},
+                                       {{2, 3, 4, 5}, {0, 2}},
+                                       {{4, 8, 300}, {0, 2}},
+                                       {{3, 4, 16, 4}, {0, 2}},
+                                       {{3, 2, 20, 100}, {2, 0}}};
   return v;
 }
 
@@ -183,8 +219,10 @@ std::vector<ReduceCase> reduce_cases() {
       {"all", [](auto& x, auto ax, bool k) { return ts::all(x, ax, k); }, ref_all, K::ToBool, false, -0.4, 0.4},
       {"mean", [](auto& x, auto ax, bool k) { return ts::mean(x, ax, k); }, ref_mean, K::Float},
       {"logsumexp", [](auto& x, auto ax, bool k) { return ts::logsumexp(x, ax, k); }, ref_logsumexp, K::Float},
-      {"var", [](auto& x, auto ax, bool k) { return ts::var(x, ax, 1, k); }, [](auto& g) { return ref_var(g, 1); }, K::Float},
-      {"var_c0", [](auto& x, auto ax, bool k) { return ts::var(x, ax, 0, k); }, [](auto& g) { return ref_var(g, 0); }, K::Float},
+      {"var", [](auto& x, auto ax, bool k) { return ts::var(x, ax, 1, k); }, [](auto& g) { return ref_var(g, 1); },
+       K::Float},
+      {"var_c0", [](auto& x, auto ax, bool k) { return ts::var(x, ax, 0, k); }, [](auto& g) { return ref_var(g, 0); },
+       K::Float},
       {"std", [](auto& x, auto ax, bool k) { return ts::std(x, ax, 1, k); },
        [](auto& g) { return std::sqrt(ref_var(g, 1)); }, K::Float},
   };
@@ -192,10 +230,14 @@ std::vector<ReduceCase> reduce_cases() {
 
 ts::DType out_dtype(ReduceCase::Kind k, ts::DType in) {
   switch (k) {
-    case ReduceCase::SumLike: return ts::is_floating(in) ? in : ts::DType::Int64;
-    case ReduceCase::SameDtype: return in;
-    case ReduceCase::ToBool: return ts::DType::Bool;
-    case ReduceCase::Float: return ts::to_floating(in);
+    case ReduceCase::SumLike:
+      return ts::is_floating(in) ? in : ts::DType::Int64;
+    case ReduceCase::SameDtype:
+      return in;
+    case ReduceCase::ToBool:
+      return ts::DType::Bool;
+    case ReduceCase::Float:
+      return ts::to_floating(in);
   }
   return in;
 }
@@ -308,9 +350,10 @@ TEST(Reduce, ArgMaxArgMinMatchReferenceWithTiesAndLayouts) {
     Shape shape;
     std::optional<int64_t> axis;
   };
-  std::vector<ArgCase> cases{{{}, std::nullopt}, {{}, 0},         {{1}, 0},      {{7}, 0},          {{7}, std::nullopt},
-                             {{4, 5}, 0},        {{4, 5}, 1},     {{4, 5}, -1},  {{4, 5}, std::nullopt}, {{3, 4, 5}, 1},
-                             {{2, 1, 3}, 1},     {{3, 0}, 0},     {{70, 300}, 0}, {{5, 1000}, 1},   {{300, 3}, 0}};
+  std::vector<ArgCase> cases{{{}, std::nullopt},     {{}, 0},        {{1}, 0},       {{7}, 0},
+                             {{7}, std::nullopt},    {{4, 5}, 0},    {{4, 5}, 1},    {{4, 5}, -1},
+                             {{4, 5}, std::nullopt}, {{3, 4, 5}, 1}, {{2, 1, 3}, 1}, {{3, 0}, 0},
+                             {{70, 300}, 0},         {{5, 1000}, 1}, {{300, 3}, 0}};
   for (bool is_max : {true, false}) {
     for (ts::DType dt : all_dtypes()) {
       for (const auto& c : cases) {
@@ -363,15 +406,15 @@ TEST(Reduce, CumsumMatchesReferenceForEveryDtypeLayoutAndAxis) {
     Shape shape;
     int64_t axis;
   };
-  std::vector<CumCase> cases{{{}, 0},     {{}, -1},     {{0}, 0},        {{1}, 0},      {{7}, 0},       {{3, 0}, 1},
-                             {{3, 0}, 0}, {{4, 5}, 0},  {{4, 5}, 1},     {{4, 5}, -1},  {{3, 4, 5}, 1}, {{2, 1, 3}, 1},
-                             {{3, 300}, 0}, {{2, 1000}, 1}, {{2, 3, 1, 4}, -2}};
+  std::vector<CumCase> cases{{{}, 0},        {{}, -1},       {{0}, 0},      {{1}, 0},       {{7}, 0},
+                             {{3, 0}, 1},    {{3, 0}, 0},    {{4, 5}, 0},   {{4, 5}, 1},    {{4, 5}, -1},
+                             {{3, 4, 5}, 1}, {{2, 1, 3}, 1}, {{3, 300}, 0}, {{2, 1000}, 1}, {{2, 3, 1, 4}, -2}};
   for (ts::DType dt : all_dtypes()) {
     ts::DType odt = ts::is_floating(dt) ? dt : ts::DType::Int64;
     for (const auto& c : cases) {
       for (Layout layout : all_layouts()) {
-        SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.shape) + " axis " + std::to_string(c.axis) +
-                     " " + layout_name(layout));
+        SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.shape) + " axis " +
+                     std::to_string(c.axis) + " " + layout_name(layout));
         ts::Tensor x = make_input(c.shape, dt, layout, seed++);
         Ref rx = to_ref(x);
         Ref want{rx.shape, std::vector<double>(rx.v.size())};
@@ -387,7 +430,10 @@ TEST(Reduce, CumsumMatchesReferenceForEveryDtypeLayoutAndAxis) {
             want.v[static_cast<size_t>(lin)] = s;
           });
         }
-        int64_t len = c.shape.empty() ? 1 : c.shape[static_cast<size_t>(c.axis < 0 ? c.axis + static_cast<int64_t>(c.shape.size()) : c.axis)];
+        int64_t len =
+            c.shape.empty()
+                ? 1
+                : c.shape[static_cast<size_t>(c.axis < 0 ? c.axis + static_cast<int64_t>(c.shape.size()) : c.axis)];
         EXPECT_CLOSE_TOL(ts::cumsum(x, c.axis), want, odt, 1.0 + static_cast<double>(len) / 100.0);
       }
     }
@@ -409,7 +455,8 @@ TEST(Reduce, SumIsAccurateOnLongFloat32Inputs) {
   ASSERT_GT(std::fabs(naive - ref) / ref, 1e-6) << "the naive float sum should fail this test";
   ts::Tensor x = ts::tensor(v, {n});
   EXPECT_LT(std::fabs(ts::sum(x).item<double>() - ref) / ref, 1e-6);
-  EXPECT_LT(std::fabs(ts::mean(x).item<double>() - ref / static_cast<double>(n)) / (ref / static_cast<double>(n)), 1e-6);
+  EXPECT_LT(std::fabs(ts::mean(x).item<double>() - ref / static_cast<double>(n)) / (ref / static_cast<double>(n)),
+            1e-6);
   // The same data reduced along the outer axis (columns of rows) and as a few long rows.
   for (auto shape : {Shape{2500000, 4}, Shape{100000, 100}, Shape{4, 2500000}}) {
     SCOPED_TRACE(ts::shape_str(shape));
@@ -428,8 +475,8 @@ TEST(Reduce, SumIsAccurateOnLongFloat32Inputs) {
 TEST(Reduce, ResultsDoNotDependOnTheThreadCount) {
   int saved = ts::get_num_threads();
   std::vector<std::pair<Shape, std::vector<int64_t>>> cases{
-      {{3, 300000}, {1}}, {{300000, 3}, {0}}, {{200000, 8}, {0}}, {{1000000}, {}}, {{50, 20000}, {1}}, {{2, 90000, 3}, {1}},
-      {{8, 3, 40000}, {0, 2}}, {{30, 2, 3000, 40}, {0, 2}}};
+      {{3, 300000}, {1}}, {{300000, 3}, {0}},   {{200000, 8}, {0}},      {{1000000}, {}},
+      {{50, 20000}, {1}}, {{2, 90000, 3}, {1}}, {{8, 3, 40000}, {0, 2}}, {{30, 2, 3000, 40}, {0, 2}}};
   for (const auto& [shape, axes] : cases) {
     SCOPED_TRACE(ts::shape_str(shape));
     ts::Tensor x = make_input(shape, ts::DType::Float32, Layout::Contiguous, 4242, -1, 3);
@@ -475,8 +522,8 @@ TEST(Reduce, VarUsesTwoPassesAndCorrection) {
   EXPECT_NEAR(ts::var(x).item<double>(), 5.0 / 3.0, 1e-4);
   EXPECT_NEAR(ts::var(x, {}, 0).item<double>(), 1.25, 1e-4);
   EXPECT_NEAR(ts::std(x, {}, 0).item<double>(), std::sqrt(1.25), 1e-4);
-  EXPECT_TRUE(std::isnan(ts::var(ts::ones({1})).item<double>()));       // 0 / 0
-  EXPECT_TRUE(std::isinf(ts::var(x, {}, 4).item<double>()));             // N - correction = 0
+  EXPECT_TRUE(std::isnan(ts::var(ts::ones({1})).item<double>()));  // 0 / 0
+  EXPECT_TRUE(std::isinf(ts::var(x, {}, 4).item<double>()));       // N - correction = 0
   EXPECT_EQ(ts::var(ts::ones({2, 3}, ts::DType::Int32), {1}).dtype(), ts::DType::Float32);
 }
 
@@ -496,9 +543,21 @@ TEST(Reduce, RejectsBadAxesAndEmptyExtremaWithOpName) {
   expect_error<ts::ValueError>([&] { ts::var(ts::Tensor()); }, {"[var]", "undefined"});
   // The primitives validate their attributes too (graph mode builds them directly).
   using ts::detail::dispatch1;
-  expect_error<ts::ValueError>([&] { dispatch1(ts::OpId::Sum, {x}, ts::ReduceAttrs{{1, 0}, false}); }, {"[sum]", "sorted"});
-  expect_error<ts::IndexError>([&] { dispatch1(ts::OpId::Any, {x}, ts::ReduceAttrs{{5}, false}); }, {"[any]", "axis 5"});
-  expect_error<ts::ValueError>([&] { dispatch1(ts::OpId::Prod, {x}, ts::ReduceAttrs{{}, false}); }, {"[prod]", "non-empty"});
+  expect_error<ts::ValueError>(
+      [&] {
+        dispatch1(ts::OpId::Sum, {x}, ts::ReduceAttrs{{1, 0}, false});
+      },
+      {"[sum]", "sorted"});
+  expect_error<ts::IndexError>(
+      [&] {
+        dispatch1(ts::OpId::Any, {x}, ts::ReduceAttrs{{5}, false});
+      },
+      {"[any]", "axis 5"});
+  expect_error<ts::ValueError>(
+      [&] {
+        dispatch1(ts::OpId::Prod, {x}, ts::ReduceAttrs{{}, false});
+      },
+      {"[prod]", "non-empty"});
 }
 
 TEST(Reduce, ZeroDimInputsReduceToThemselves) {

@@ -49,7 +49,8 @@ std::pair<Ref, Ref> sort_ref(const Ref& x, int64_t axis, bool descending, int64_
       std::vector<int64_t> order(static_cast<size_t>(n));
       std::iota(order.begin(), order.end(), 0);
       auto at = [&](int64_t r) { return x.v[static_cast<size_t>((a * n + r) * B + b)]; };
-      std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return before(at(i), at(j), descending); });
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t i, int64_t j) { return before(at(i), at(j), descending); });
       for (int64_t i = 0; i < k; ++i) {
         size_t o = static_cast<size_t>((a * k + i) * B + b);
         vals.v[o] = at(order[static_cast<size_t>(i)]);
@@ -67,8 +68,8 @@ struct SortCase {
 
 /// Includes 0-d, empty, size-1 lines, every axis position, and lines long enough for the radix path.
 const std::vector<SortCase>& sort_cases() {
-  static const std::vector<SortCase> v{{{}, 0},      {{}, -1},       {{0}, 0},       {{3, 0}, 1},    {{3, 0}, 0},
-                                       {{1}, 0},     {{7}, 0},       {{4, 5}, 0},    {{4, 5}, 1},    {{4, 5}, -1},
+  static const std::vector<SortCase> v{{{}, 0},        {{}, -1},       {{0}, 0},           {{3, 0}, 1}, {{3, 0}, 0},
+                                       {{1}, 0},       {{7}, 0},       {{4, 5}, 0},        {{4, 5}, 1}, {{4, 5}, -1},
                                        {{3, 4, 5}, 1}, {{2, 1, 3}, 1}, {{2, 3, 1, 4}, -1}, {{1500}, 0}, {{3, 1100}, 1},
                                        {{1100, 3}, 0}};
   return v;
@@ -82,8 +83,8 @@ TEST(Sort, MatchesStableReferenceForEveryDtypeLayoutAndAxis) {
     for (const auto& c : sort_cases()) {
       for (Layout layout : all_layouts()) {
         for (bool desc : {false, true}) {
-          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.shape) + " axis " + std::to_string(c.axis) +
-                       (desc ? " descending " : " ascending ") + layout_name(layout));
+          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.shape) + " axis " +
+                       std::to_string(c.axis) + (desc ? " descending " : " ascending ") + layout_name(layout));
           // Integers in [-3, 3] tie often, which checks stability.
           ts::Tensor x = make_input(c.shape, dt, layout, seed++, -3, 3);
           auto [want_v, want_i] = sort_ref(to_ref(x), c.axis, desc);
@@ -102,7 +103,8 @@ TEST(Sort, FloatTiesAreStableAcrossShortAndRadixPaths) {
   for (ts::DType dt : float_dtypes()) {
     for (int64_t n : {50, 5000}) {
       for (bool desc : {false, true}) {
-        SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " n=" + std::to_string(n) + (desc ? " descending" : " ascending"));
+        SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " n=" + std::to_string(n) +
+                     (desc ? " descending" : " ascending"));
         // Few distinct values, so most keys tie.
         ts::Tensor x = ts::cast(make_input({2, n}, ts::DType::Int32, Layout::Contiguous, seed++, -5, 5), dt);
         x = ts::div(x, 4.0);
@@ -166,8 +168,9 @@ TEST(TopK, MatchesFirstKOfStableSortForEveryDtypeLayoutAndK) {
         if (k > n) continue;
         for (bool largest : {true, false}) {
           Layout layout = all_layouts()[static_cast<size_t>(seed % all_layouts().size())];
-          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.shape) + " axis " + std::to_string(c.axis) +
-                       " k " + std::to_string(k) + (largest ? " largest " : " smallest ") + layout_name(layout));
+          SCOPED_TRACE(std::string(ts::dtype_name(dt)) + " " + ts::shape_str(c.shape) + " axis " +
+                       std::to_string(c.axis) + " k " + std::to_string(k) + (largest ? " largest " : " smallest ") +
+                       layout_name(layout));
           ts::Tensor x = make_input(c.shape, dt, layout, seed++, -3, 3);
           auto [want_v, want_i] = sort_ref(to_ref(x), c.axis, largest, k);
           if (nd == 0 && k == 0) want_v.shape = want_i.shape = Shape{0};

@@ -103,7 +103,8 @@ struct ReduceIsa {
   bool (*arg)(bool, DType, const Block&, int64_t*);
   bool (*cumsum)(DType, const Block&, void*);
 };
-#define TS_REDUCE_ISA(ns) ReduceIsa{&ns::reduce_run, &ns::arg_run, &ns::cumsum_run}
+#define TS_REDUCE_ISA(ns) \
+  ReduceIsa { &ns::reduce_run, &ns::arg_run, &ns::cumsum_run }
 
 /// The bodies to try, best first; the last one handles every dtype.
 struct IsaChain {
@@ -166,8 +167,10 @@ Fit try_block(const Tensor& x, const std::vector<bool>& red, Block& blk) {
       if (d.axis < last_kept) return Fit::Scattered;
       last_kept = d.axis;
     }
-    if (!runs.empty() && runs.back().red == d.red) runs.back().size *= d.size;
-    else runs.push_back({d.red, d.size});
+    if (!runs.empty() && runs.back().red == d.red)
+      runs.back().size *= d.size;
+    else
+      runs.push_back({d.red, d.size});
   }
   int64_t S = 1, A = 1, R = 1, B = 1;
   size_t i = 0;
@@ -240,7 +243,8 @@ void arg_kernel(const KernelCall& c) {
   red[static_cast<size_t>(a.axis)] = true;
   Block blk = plan_block(x, red);
   auto* out = static_cast<int64_t*>(c.out[0].impl().data());
-  if (!isa().first.arg(c.op == OpId::ArgMax, x.dtype(), blk, out)) isa().second.arg(c.op == OpId::ArgMax, x.dtype(), blk, out);
+  if (!isa().first.arg(c.op == OpId::ArgMax, x.dtype(), blk, out))
+    isa().second.arg(c.op == OpId::ArgMax, x.dtype(), blk, out);
 }
 
 void cumsum_kernel(const KernelCall& c) {
@@ -254,8 +258,10 @@ void cumsum_kernel(const KernelCall& c) {
   blk.A = blk.B = 1;
   for (int64_t d = 0; d < x.ndim(); ++d) {
     int64_t n = x.shape()[static_cast<size_t>(d)];
-    if (d < a.axis) blk.A *= n;
-    else if (d > a.axis) blk.B *= n;
+    if (d < a.axis)
+      blk.A *= n;
+    else if (d > a.axis)
+      blk.B *= n;
   }
   blk.R = x.shape()[static_cast<size_t>(a.axis)];
   void* out = c.out[0].impl().data();
@@ -265,7 +271,8 @@ void cumsum_kernel(const KernelCall& c) {
 }  // namespace
 
 void register_reduce_kernels(Backend& b) {
-  for (OpId op : {OpId::Sum, OpId::Prod, OpId::Max, OpId::Min, OpId::Any, OpId::All}) b.set_kernel(op, &reduce_kernel, kAllDTypes);
+  for (OpId op : {OpId::Sum, OpId::Prod, OpId::Max, OpId::Min, OpId::Any, OpId::All})
+    b.set_kernel(op, &reduce_kernel, kAllDTypes);
   b.set_kernel(OpId::ArgMax, &arg_kernel, kAllDTypes);
   b.set_kernel(OpId::ArgMin, &arg_kernel, kAllDTypes);
   b.set_kernel(OpId::Cumsum, &cumsum_kernel, kAllDTypes);
@@ -289,21 +296,28 @@ using CmpT = std::conditional_t<kIsHalf<T>, float, T>;
 // Sum, prod: float32 accumulates in float32 (pairwise), float16/bfloat16 in float32, float64 in
 // float64; integers and bool in int64 (as uint64, so that overflow wraps instead of being UB).
 template <class In>
-using SumAcc = std::conditional_t<std::is_same_v<In, double>, double, std::conditional_t<kIsFloat<In>, float, uint64_t>>;
+using SumAcc =
+    std::conditional_t<std::is_same_v<In, double>, double, std::conditional_t<kIsFloat<In>, float, uint64_t> >;
 template <class In>
 using SumOut = std::conditional_t<kIsFloat<In>, In, int64_t>;
 
 template <class Acc, class In>
 inline Acc to_acc(In x) {
-  if constexpr (std::is_same_v<Acc, uint64_t>) return static_cast<uint64_t>(static_cast<int64_t>(x));
-  else if constexpr (kIsHalf<In>) return static_cast<Acc>(static_cast<float>(x));
-  else return static_cast<Acc>(x);
+  if constexpr (std::is_same_v<Acc, uint64_t>)
+    return static_cast<uint64_t>(static_cast<int64_t>(x));
+  else if constexpr (kIsHalf<In>)
+    return static_cast<Acc>(static_cast<float>(x));
+  else
+    return static_cast<Acc>(x);
 }
 template <class Out, class Acc>
 inline Out from_acc(Acc a) {
-  if constexpr (std::is_same_v<Acc, uint64_t>) return static_cast<Out>(static_cast<int64_t>(a));
-  else if constexpr (kIsHalf<Out>) return Out(static_cast<float>(a));
-  else return static_cast<Out>(a);
+  if constexpr (std::is_same_v<Acc, uint64_t>)
+    return static_cast<Out>(static_cast<int64_t>(a));
+  else if constexpr (kIsHalf<Out>)
+    return Out(static_cast<float>(a));
+  else
+    return static_cast<Out>(a);
 }
 
 // ---- the reduction operators: accumulator type, identity, element load, combine, output.
@@ -332,13 +346,17 @@ struct MaxOp {
   static constexpr bool kPairwise = false;
   static constexpr bool kPlainLoad = true;
   static Acc init() {
-    if constexpr (std::is_floating_point_v<Acc>) return -std::numeric_limits<Acc>::infinity();
-    else return std::numeric_limits<Acc>::lowest();
+    if constexpr (std::is_floating_point_v<Acc>)
+      return -std::numeric_limits<Acc>::infinity();
+    else
+      return std::numeric_limits<Acc>::lowest();
   }
   static Acc load(In x) { return static_cast<Acc>(x); }
   static Acc comb(Acc a, Acc b) {
-    if constexpr (std::is_floating_point_v<Acc>) return (b != b || b > a) ? b : a;
-    else return b > a ? b : a;
+    if constexpr (std::is_floating_point_v<Acc>)
+      return (b != b || b > a) ? b : a;
+    else
+      return b > a ? b : a;
   }
   static Out out(Acc a) { return Out(a); }
 };
@@ -346,18 +364,24 @@ template <class In>
 struct MinOp : MaxOp<In> {
   using Acc = CmpT<In>;
   static Acc init() {
-    if constexpr (std::is_floating_point_v<Acc>) return std::numeric_limits<Acc>::infinity();
-    else return std::numeric_limits<Acc>::max();
+    if constexpr (std::is_floating_point_v<Acc>)
+      return std::numeric_limits<Acc>::infinity();
+    else
+      return std::numeric_limits<Acc>::max();
   }
   static Acc comb(Acc a, Acc b) {
-    if constexpr (std::is_floating_point_v<Acc>) return (b != b || b < a) ? b : a;
-    else return b < a ? b : a;
+    if constexpr (std::is_floating_point_v<Acc>)
+      return (b != b || b < a) ? b : a;
+    else
+      return b < a ? b : a;
   }
 };
 template <class In>
 inline uint8_t nonzero(In x) {
-  if constexpr (kIsHalf<In>) return (x.bits & 0x7fffu) != 0;  // +-0 are the only zeros; NaN is true
-  else return static_cast<uint8_t>(x != In(0));
+  if constexpr (kIsHalf<In>)
+    return (x.bits & 0x7fffu) != 0;  // +-0 are the only zeros; NaN is true
+  else
+    return static_cast<uint8_t>(x != In(0));
 }
 template <class In>
 struct AnyOp {
@@ -458,12 +482,12 @@ template <class Op, class In>
 struct Engine {
   using Acc = typename Op::Acc;
   using Out = typename Op::Out;
-  static constexpr int L = sizeof(Acc) >= 8 ? 32 : 64;              // lanes
-  static constexpr int64_t kLeaf = 16 * int64_t{L};                 // elements per leaf
+  static constexpr int L = sizeof(Acc) >= 8 ? 32 : 64;  // lanes
+  static constexpr int64_t kLeaf = 16 * int64_t{L};     // elements per leaf
   // Columns per outer tile (64 KiB of accumulators): rows are read in long sequential runs, which
   // matters more than keeping the accumulators in L1 (short runs separated by jumps read slowly).
   static constexpr int64_t kTile = 65536 / int64_t{sizeof(Acc)};
-  static constexpr int64_t kRowLeaf = 16;                           // rows per outer leaf
+  static constexpr int64_t kRowLeaf = 16;  // rows per outer leaf
   static constexpr bool kDirect = std::is_same_v<In, Acc> && Op::kPlainLoad;
 
   static void fill_init(Acc* v, int64_t n) {
@@ -535,7 +559,7 @@ struct Engine {
       parallel_tasks(nblk, std::max<int64_t>(1, kGrain / (S * n * G)), [&](int64_t bb, int64_t be) {
         auto lanes = scratch<Acc>(G * L);
         auto store = scratch<Acc>(G * levels * L);
-        std::vector<Cascade<Op>> cas(static_cast<size_t>(G));
+        std::vector<Cascade<Op> > cas(static_cast<size_t>(G));
         Acc v[L];
         for (int64_t blk = bb; blk < be; ++blk) {
           const int64_t a0 = blk * G, g_n = std::min(G, A - a0);
@@ -760,18 +784,22 @@ struct Engine {
 template <class In, bool kMax>
 struct ArgEngine {
   using V = CmpT<In>;
-  using Ext = std::conditional_t<kMax, MaxOp<In>, MinOp<In>>;
+  using Ext = std::conditional_t<kMax, MaxOp<In>, MinOp<In> >;
   using E = Engine<Ext, In>;
   static constexpr int64_t kTile = 8192;  // columns per outer tile (long sequential row runs)
   static constexpr int64_t kChunk = int64_t{1} << 16;
 
   static bool is_nan(V v) {
-    if constexpr (std::is_floating_point_v<V>) return v != v;
-    else return false;
+    if constexpr (std::is_floating_point_v<V>)
+      return v != v;
+    else
+      return false;
   }
   static bool better(V x, V best) {
-    if constexpr (std::is_floating_point_v<V>) return (kMax ? x > best : x < best) || (x != x && best == best);
-    else return kMax ? x > best : x < best;
+    if constexpr (std::is_floating_point_v<V>)
+      return (kMax ? x > best : x < best) || (x != x && best == best);
+    else
+      return kMax ? x > best : x < best;
   }
   static V extreme(const In* p, int64_t n) {
     typename E::Acc lanes[E::L];
@@ -894,7 +922,7 @@ struct ArgEngine {
 template <class In>
 struct Cumsum {
   using Acc = std::conditional_t<std::is_same_v<In, float> || std::is_same_v<In, double>, double,
-                                 std::conditional_t<kIsHalf<In>, float, uint64_t>>;
+                                 std::conditional_t<kIsHalf<In>, float, uint64_t> >;
   using Out = SumOut<In>;
   static constexpr int64_t kTile = 8192;  // columns per outer tile (long sequential row runs)
 
@@ -971,13 +999,26 @@ bool reduce_run(OpId op, DType dt, const Block& blk, void* out) {
   visit_built(dt, [&](auto tag) {
     using In = decltype(tag);
     switch (op) {
-      case OpId::Sum: Engine<SumOp<In>, In>::run(blk, out); break;
-      case OpId::Prod: Engine<ProdOp<In>, In>::run(blk, out); break;
-      case OpId::Max: Engine<MaxOp<In>, In>::run(blk, out); break;
-      case OpId::Min: Engine<MinOp<In>, In>::run(blk, out); break;
-      case OpId::Any: Engine<AnyOp<In>, In>::run(blk, out); break;
-      case OpId::All: Engine<AllOp<In>, In>::run(blk, out); break;
-      default: break;
+      case OpId::Sum:
+        Engine<SumOp<In>, In>::run(blk, out);
+        break;
+      case OpId::Prod:
+        Engine<ProdOp<In>, In>::run(blk, out);
+        break;
+      case OpId::Max:
+        Engine<MaxOp<In>, In>::run(blk, out);
+        break;
+      case OpId::Min:
+        Engine<MinOp<In>, In>::run(blk, out);
+        break;
+      case OpId::Any:
+        Engine<AnyOp<In>, In>::run(blk, out);
+        break;
+      case OpId::All:
+        Engine<AllOp<In>, In>::run(blk, out);
+        break;
+      default:
+        break;
     }
   });
   return true;
@@ -987,8 +1028,10 @@ bool arg_run(bool is_max, DType dt, const Block& blk, int64_t* out) {
   if (!built_for(dt)) return false;
   visit_built(dt, [&](auto tag) {
     using In = decltype(tag);
-    if (is_max) ArgEngine<In, true>::run(blk, out);
-    else ArgEngine<In, false>::run(blk, out);
+    if (is_max)
+      ArgEngine<In, true>::run(blk, out);
+    else
+      ArgEngine<In, false>::run(blk, out);
   });
   return true;
 }

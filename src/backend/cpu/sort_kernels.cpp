@@ -11,7 +11,8 @@
 //         long lines, std::sort for short ones.
 //   topk: for k <= n / 128, one pass keeping a heap of the k best packed words (blocks of keys that
 //         cannot enter it are skipped with vector compares); otherwise an MSD radix select of the k
-//         best (kept in index order), then a sort of those. Either way the result is the first k entries of the stable sort.
+//         best (kept in index order), then a sort of those. Either way the result is the first k entries of the stable
+//         sort.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -47,8 +48,8 @@ inline KeyOf<T> sort_key(T v) {
     std::memcpy(&u, &v, 8);
     uint64_t k = (u >> 63) ? ~u : (u | (uint64_t{1} << 63));
     k = v == 0 ? (uint64_t{1} << 63) : k;  // -0.0 ties with +0.0
-    return v != v ? ~uint64_t{0} : k;     // NaN above +inf
-  } else {  // float, Half, BFloat16
+    return v != v ? ~uint64_t{0} : k;      // NaN above +inf
+  } else {                                 // float, Half, BFloat16
     float f = static_cast<float>(v);
     uint32_t u;
     std::memcpy(&u, &f, 4);
@@ -181,8 +182,10 @@ struct LineSorter {
         select_smallest(buf.data(), n, k, tmp.data());  // in index order, so the radix sort stays stable
         std::copy(tmp.begin(), tmp.begin() + k, buf.begin());
       }
-      if (k >= kRadixMin) radix(buf.data(), tmp.data(), k);
-      else std::sort(buf.begin(), buf.begin() + k);
+      if (k >= kRadixMin)
+        radix(buf.data(), tmp.data(), k);
+      else
+        std::sort(buf.begin(), buf.begin() + k);
     }
     for (int64_t i = 0; i < k; ++i) {
       int64_t idx = index_of(buf[static_cast<size_t>(i)]);
@@ -205,8 +208,10 @@ void sort_lines(const Tensor& x_in, int64_t axis, int64_t k, bool flip, const Te
   Tensor x = contiguous_input(x_in);
   int64_t A = 1, B = 1, n = x.shape()[static_cast<size_t>(axis)];
   for (int64_t d = 0; d < x.ndim(); ++d) {
-    if (d < axis) A *= x.shape()[static_cast<size_t>(d)];
-    else if (d > axis) B *= x.shape()[static_cast<size_t>(d)];
+    if (d < axis)
+      A *= x.shape()[static_cast<size_t>(d)];
+    else if (d > axis)
+      B *= x.shape()[static_cast<size_t>(d)];
   }
   std::atomic<bool> failed{false};
   visit_dtype(x.dtype(), [&](auto tag) {
@@ -221,18 +226,21 @@ void sort_lines(const Tensor& x_in, int64_t axis, int64_t k, bool flip, const Te
           std::vector<Packed> buf, tmp;
           for (int64_t t = b; t < e; ++t) {
             int64_t a = t / B, c = t % B;
-            LineSorter<In, Packed>::line(xp + a * n * B + c, n, B, k, flip, vp + a * k * B + c, ip + a * k * B + c, B, buf,
-                                         tmp);
+            LineSorter<In, Packed>::line(xp + a * n * B + c, n, B, k, flip, vp + a * k * B + c, ip + a * k * B + c, B,
+                                         buf, tmp);
           }
         } catch (...) {
           failed = true;  // never throw inside a parallel region
         }
       });
     };
-    if (!kWideKey<In> && n < (int64_t{1} << 32)) run(uint64_t{});
-    else run(static_cast<unsigned __int128>(0));
+    if (!kWideKey<In> && n < (int64_t{1} << 32))
+      run(uint64_t{});
+    else
+      run(static_cast<unsigned __int128>(0));
   });
-  if (failed) raise<OutOfMemoryError>(op_name(OpId::Sort), "out of memory sorting a tensor of shape " + shape_str(x.shape()));
+  if (failed)
+    raise<OutOfMemoryError>(op_name(OpId::Sort), "out of memory sorting a tensor of shape " + shape_str(x.shape()));
 }
 
 void sort_kernel(const KernelCall& c) {

@@ -282,8 +282,11 @@ TESSERA_API Tensor argsort(const Tensor& x, int64_t axis = -1, bool descending =
 TESSERA_API std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t axis = -1, bool largest = true);
 
 // -------------------------------------------------------------- nn ops
-/// exp(x - max) / sum, along axis. "float"
+/// exp(x - max) / sum, along axis (a 0-d tensor is one row of one element). "float"; same shape.
+/// Stable for any magnitude; a row of -inf (or containing NaN or +inf) gives NaN, like PyTorch.
+/// Out-of-range axis: IndexError.
 TESSERA_API Tensor softmax(const Tensor& x, int64_t axis = -1);
+/// (x - max) - log(sum(exp(x - max))), along axis; same rules as softmax.
 TESSERA_API Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 
 struct Conv2dOptions {
@@ -342,12 +345,18 @@ TESSERA_API Tensor avg_pool1d(const Tensor& x, const Pool1dOptions& opt);
 /// [floor(i*H/out), ceil((i+1)*H/out))). x [N, C, H, W] or [C, H, W]; "float".
 TESSERA_API Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
 
-/// Normalizes over the trailing axes given by normalized_shape; weight/bias of that shape are optional.
+/// (x - mean) * rsqrt(var + eps) * weight + bias, with the (biased) mean and variance over the trailing
+/// axes given by normalized_shape; weight/bias of exactly that shape are optional and cast to x's dtype.
+/// "float"; same shape as x. ShapeError when normalized_shape is not x's trailing shape (or a parameter
+/// does not have it), ValueError for an empty normalized_shape or a negative or non-finite eps.
 TESSERA_API Tensor layer_norm(const Tensor& x, IntList normalized_shape, const Tensor& weight = {},
                               const Tensor& bias = {}, double eps = 1e-5);
-/// x * rsqrt(mean(x^2) + eps) * weight over the trailing axes of normalized_shape.
+/// x * rsqrt(mean(x^2) + eps) * weight over the trailing axes of normalized_shape; rules as layer_norm.
 TESSERA_API Tensor rms_norm(const Tensor& x, IntList normalized_shape, const Tensor& weight = {}, double eps = 1e-6);
-/// Inference-form batch norm over axis 1 of x [N, C, ...] with running statistics of shape [C].
+/// Inference-form batch norm over axis 1 of x [N, C, ...] with running statistics of shape [C]:
+/// (x - mean) * rsqrt(var + eps) * weight + bias, computed as x * scale + shift per channel (PyTorch's
+/// CPU form). weight/bias optional, of shape [C]. "float". ShapeError for x of rank < 2 or statistics
+/// and parameters not of shape [C]; ValueError for a negative or non-finite eps.
 TESSERA_API Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                               const Tensor& weight = {}, const Tensor& bias = {}, double eps = 1e-5);
 

@@ -119,8 +119,9 @@ void bm_matmul(benchmark::State& st, int64_t n, Gemm impl) {
       st.SetLabel("tessera::matmul");
       ts::Tensor r;
       if (!try_first(st, [&] { r = ts::matmul(a, b); })) return;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(n), static_cast<int>(n), 1.0f,
-                  pa, static_cast<int>(n), pb, static_cast<int>(n), 0.0f, pc, static_cast<int>(n));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(n),
+                  static_cast<int>(n), 1.0f, pa, static_cast<int>(n), pb, static_cast<int>(n), 0.0f, pc,
+                  static_cast<int>(n));
       if (!check_same(st, raw(r), pc, n * n, 1e-3)) return;
       LoopTimer t;
       for (auto _ : st) {
@@ -144,8 +145,9 @@ void bm_matmul(benchmark::State& st, int64_t n, Gemm impl) {
       st.SetLabel("raw cblas_sgemm (OpenBLAS-openmp)");
       LoopTimer t;
       for (auto _ : st) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(n), static_cast<int>(n), 1.0f,
-                    pa, static_cast<int>(n), pb, static_cast<int>(n), 0.0f, pc, static_cast<int>(n));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), static_cast<int>(n),
+                    static_cast<int>(n), 1.0f, pa, static_cast<int>(n), pb, static_cast<int>(n), 0.0f, pc,
+                    static_cast<int>(n));
         benchmark::ClobberMemory();
       }
       set_counters(st, t.seconds(), w);
@@ -342,7 +344,8 @@ void bm_conv2d(benchmark::State& st) {
 }
 
 // ------------------------------------------------------------ registration
-benchmark::internal::Benchmark* add(const std::string& name, std::function<void(benchmark::State&)> fn, double min_time) {
+benchmark::internal::Benchmark* add(const std::string& name, std::function<void(benchmark::State&)> fn,
+                                    double min_time) {
   return benchmark::RegisterBenchmark(name.c_str(), [fn](benchmark::State& st) { fn(st); })
       ->UseRealTime()  // the work runs on g_threads OpenMP threads: wall time is what counts
       ->Unit(benchmark::kMillisecond)
@@ -354,18 +357,28 @@ benchmark::internal::Benchmark* add(const std::string& name, std::function<void(
 void register_benchmarks() {
   for (int64_t n : {256, 512, 1024, 2048}) {
     double t = n >= 1024 ? 0.3 : 0.15;
-    add("matmul/" + std::to_string(n) + "/tessera", [n](auto& st) { bm_matmul(st, n, Gemm::Tessera); }, t);
-    add("matmul/" + std::to_string(n) + "/dnnl_sgemm", [n](auto& st) { bm_matmul(st, n, Gemm::Dnnl); }, t);
-    add("matmul/" + std::to_string(n) + "/cblas_sgemm", [n](auto& st) { bm_matmul(st, n, Gemm::Cblas); }, t);
+    add(
+        "matmul/" + std::to_string(n) + "/tessera", [n](auto& st) { bm_matmul(st, n, Gemm::Tessera); }, t);
+    add(
+        "matmul/" + std::to_string(n) + "/dnnl_sgemm", [n](auto& st) { bm_matmul(st, n, Gemm::Dnnl); }, t);
+    add(
+        "matmul/" + std::to_string(n) + "/cblas_sgemm", [n](auto& st) { bm_matmul(st, n, Gemm::Cblas); }, t);
   }
-  for (auto [op, name] : std::vector<std::pair<Ew, std::string>>{{Ew::Add, "add"}, {Ew::Mul, "mul"}, {Ew::Exp, "exp"}}) {
-    add("elementwise/" + name + "/16M/tessera", [op](auto& st) { bm_elementwise(st, op, true); }, 0.2);
-    add("elementwise/" + name + "/16M/loop", [op](auto& st) { bm_elementwise(st, op, false); }, 0.2);
+  for (auto [op, name] :
+       std::vector<std::pair<Ew, std::string>>{{Ew::Add, "add"}, {Ew::Mul, "mul"}, {Ew::Exp, "exp"}}) {
+    add(
+        "elementwise/" + name + "/16M/tessera", [op](auto& st) { bm_elementwise(st, op, true); }, 0.2);
+    add(
+        "elementwise/" + name + "/16M/loop", [op](auto& st) { bm_elementwise(st, op, false); }, 0.2);
   }
-  add("softmax/4096x4096/tessera", [](auto& st) { bm_softmax(st, true); }, 0.2);
-  add("softmax/4096x4096/loop", [](auto& st) { bm_softmax(st, false); }, 0.2);
-  add("layer_norm/8192x1024/tessera", [](auto& st) { bm_layer_norm(st, true); }, 0.2);
-  add("layer_norm/8192x1024/loop", [](auto& st) { bm_layer_norm(st, false); }, 0.2);
+  add(
+      "softmax/4096x4096/tessera", [](auto& st) { bm_softmax(st, true); }, 0.2);
+  add(
+      "softmax/4096x4096/loop", [](auto& st) { bm_softmax(st, false); }, 0.2);
+  add(
+      "layer_norm/8192x1024/tessera", [](auto& st) { bm_layer_norm(st, true); }, 0.2);
+  add(
+      "layer_norm/8192x1024/loop", [](auto& st) { bm_layer_norm(st, false); }, 0.2);
   add("eager_add/1/tessera", bm_eager_add, 0.2)->Unit(benchmark::kNanosecond);
   add("conv2d/8x64x56x56/tessera", bm_conv2d, 0.3);
 }
@@ -421,15 +434,17 @@ void print_summary(const SummaryReporter& rep) {
                                 : std::min(std::isnan(p1) ? INFINITY : p1, std::isnan(p2) ? INFINITY : p2);
     auto fmt = [](double v) {
       char buf[32];
-      if (std::isnan(v)) std::snprintf(buf, sizeof buf, "-");
-      else std::snprintf(buf, sizeof buf, "%.2f", v);
+      if (std::isnan(v))
+        std::snprintf(buf, sizeof buf, "-");
+      else
+        std::snprintf(buf, sizeof buf, "%.2f", v);
       return std::string(buf);
     };
     if (!rep.ran(tessera_name)) return;  // filtered out
     if (std::isnan(t)) {
       std::string err = rep.error(tessera_name);
-      std::printf("%-28s %14s %14s %14s %9s  (%s; tessera skipped: %s)\n", what.c_str(), "-", fmt(p1).c_str(), fmt(p2).c_str(),
-                  "-", unit.c_str(), err.substr(0, 70).c_str());
+      std::printf("%-28s %14s %14s %14s %9s  (%s; tessera skipped: %s)\n", what.c_str(), "-", fmt(p1).c_str(),
+                  fmt(p2).c_str(), "-", unit.c_str(), err.substr(0, 70).c_str());
       return;
     }
     double ratio = std::isfinite(best) ? (higher_better ? t / best : best / t) : NAN;
@@ -443,14 +458,15 @@ void print_summary(const SummaryReporter& rep) {
   }
   for (std::string op : {"add", "mul", "exp"}) {
     std::string b = "elementwise/" + op + "/16M/";
-    row(op + " 16M float32", "GB/s; peer plain OpenMP loop", rep.get(b + "tessera", "GB/s"), rep.get(b + "loop", "GB/s"), NAN,
-        true, b + "tessera");
+    row(op + " 16M float32", "GB/s; peer plain OpenMP loop", rep.get(b + "tessera", "GB/s"),
+        rep.get(b + "loop", "GB/s"), NAN, true, b + "tessera");
   }
   row("softmax 4096x4096", "ms; peer OpenMP+SIMD loop", rep.get("softmax/4096x4096/tessera", "ms"),
       rep.get("softmax/4096x4096/loop", "ms"), NAN, false, "softmax/4096x4096/tessera");
   row("layer_norm 8192x1024", "ms; peer OpenMP+SIMD loop", rep.get("layer_norm/8192x1024/tessera", "ms"),
       rep.get("layer_norm/8192x1024/loop", "ms"), NAN, false, "layer_norm/8192x1024/tessera");
-  row("eager add [1]", "ns/op; goal < 250", rep.get("eager_add/1/tessera", "ns/op"), NAN, NAN, false, "eager_add/1/tessera");
+  row("eager add [1]", "ns/op; goal < 250", rep.get("eager_add/1/tessera", "ns/op"), NAN, NAN, false,
+      "eager_add/1/tessera");
   row("conv2d 8x64x56x56 3x3", "GFLOP/s", rep.get("conv2d/8x64x56x56/tessera", "GFLOP/s"), NAN, NAN, true,
       "conv2d/8x64x56x56/tessera");
 }

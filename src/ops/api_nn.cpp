@@ -21,11 +21,13 @@ Tensor softmax_like(OpId op, const Tensor& x, int64_t axis) {
 }
 
 void check_eps(const char* op, double eps) {
-  if (!(eps >= 0) || !std::isfinite(eps)) raise<ValueError>(op, "eps must be finite and non-negative, got " + std::to_string(eps));
+  if (!(eps >= 0) || !std::isfinite(eps))
+    raise<ValueError>(op, "eps must be finite and non-negative, got " + std::to_string(eps));
 }
 
 // Validates normalized_shape and the optional affine parameters against x, then dispatches.
-Tensor norm_like(OpId op, const Tensor& x, IntList normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
+Tensor norm_like(OpId op, const Tensor& x, IntList normalized_shape, const Tensor& weight, const Tensor& bias,
+                 double eps) {
   const char* name = op_name(op);
   check_defined(name, x);
   check_eps(name, eps);
@@ -35,15 +37,15 @@ Tensor norm_like(OpId op, const Tensor& x, IntList normalized_shape, const Tenso
   for (int64_t i = 0; match && i < k; ++i)
     match = x.shape()[static_cast<size_t>(x.ndim() - k + i)] == normalized_shape[static_cast<size_t>(i)];
   if (!match)
-    raise<ShapeError>(name, "normalized_shape " + shape_str(normalized_shape) + " does not match the trailing axes of input " +
-                                shape_str(x.shape()));
+    raise<ShapeError>(name, "normalized_shape " + shape_str(normalized_shape) +
+                                " does not match the trailing axes of input " + shape_str(x.shape()));
   DType t = to_floating(x.dtype());
   std::vector<Tensor> ins{as_dtype(x, t)};
   auto add_param = [&](const Tensor& p, const char* what) {
     if (!p.defined()) return false;
     if (!std::equal(p.shape().begin(), p.shape().end(), normalized_shape.begin(), normalized_shape.end()))
-      raise<ShapeError>(name, std::string(what) + " of shape " + shape_str(p.shape()) + " does not match normalized_shape " +
-                                  shape_str(normalized_shape));
+      raise<ShapeError>(name, std::string(what) + " of shape " + shape_str(p.shape()) +
+                                  " does not match normalized_shape " + shape_str(normalized_shape));
     ins.push_back(as_dtype(p, t));
     return true;
   };
@@ -77,7 +79,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   check_defined("batch_norm", running_mean);
   check_defined("batch_norm", running_var);
   check_eps("batch_norm", eps);
-  if (x.ndim() < 2) raise<ShapeError>("batch_norm", "expects an input of shape [N, C, ...], got " + shape_str(x.shape()));
+  if (x.ndim() < 2)
+    raise<ShapeError>("batch_norm", "expects an input of shape [N, C, ...], got " + shape_str(x.shape()));
   int64_t c = x.shape()[1];
   auto check_stat = [&](const Tensor& p, const char* what) {
     if (p.defined() && (p.ndim() != 1 || p.shape()[0] != c))

@@ -19,9 +19,12 @@ Split split_at(const ts::Shape& s, int64_t axis, int64_t axes = 1) {
   Split r;
   for (int64_t d = 0; d < static_cast<int64_t>(s.size()); ++d) {
     int64_t v = s[static_cast<size_t>(d)];
-    if (d < axis) r.outer *= v;
-    else if (d < axis + axes) r.n *= v;
-    else r.inner *= v;
+    if (d < axis)
+      r.outer *= v;
+    else if (d < axis + axes)
+      r.n *= v;
+    else
+      r.inner *= v;
   }
   return r;
 }
@@ -36,7 +39,8 @@ Ref softmax_ref(const Ref& x, int64_t axis, bool log) {
       for (int64_t k = 0; k < sp.n; ++k) m = std::max(m, x.v[at(k)]);
       double s = 0;
       for (int64_t k = 0; k < sp.n; ++k) s += std::exp(x.v[at(k)] - m);
-      for (int64_t k = 0; k < sp.n; ++k) y.v[at(k)] = log ? (x.v[at(k)] - m) - std::log(s) : std::exp(x.v[at(k)] - m) / s;
+      for (int64_t k = 0; k < sp.n; ++k)
+        y.v[at(k)] = log ? (x.v[at(k)] - m) - std::log(s) : std::exp(x.v[at(k)] - m) / s;
     }
   }
   return y;
@@ -44,7 +48,8 @@ Ref softmax_ref(const Ref& x, int64_t axis, bool log) {
 
 // Normalizes the trailing k axes; w/b (may be empty) hold one row of parameters. Statistics in
 // long double: inputs far from zero (1e4 +- 1) make a float64 mean itself off by an ulp.
-Ref norm_ref(const Ref& x, int64_t k, const std::vector<double>& w, const std::vector<double>& b, double eps, bool rms) {
+Ref norm_ref(const Ref& x, int64_t k, const std::vector<double>& w, const std::vector<double>& b, double eps,
+             bool rms) {
   Ref y{x.shape, std::vector<double>(x.v.size())};
   Split sp = split_at(x.shape, static_cast<int64_t>(x.shape.size()) - k, k);
   for (int64_t r = 0; r < sp.outer; ++r) {
@@ -69,8 +74,8 @@ Ref norm_ref(const Ref& x, int64_t k, const std::vector<double>& w, const std::v
 }
 
 std::string trace(const char* op, ts::DType dt, const ts::Shape& s, Layout l, int64_t axis) {
-  return std::string(op) + " " + std::string(ts::dtype_name(dt)) + " " + ts::shape_str(s) + " " + layout_name(l) + " axis " +
-         std::to_string(axis);
+  return std::string(op) + " " + std::string(ts::dtype_name(dt)) + " " + ts::shape_str(s) + " " + layout_name(l) +
+         " axis " + std::to_string(axis);
 }
 
 const std::vector<ts::DType>& softmax_dtypes() {
@@ -220,8 +225,8 @@ struct NormCase {
   int64_t k;  // normalized trailing axes
 };
 std::vector<NormCase> norm_cases() {
-  return {{{1}, 1},    {{7}, 1},       {{4, 5}, 1},     {{4, 5}, 2},     {{2, 1, 3}, 1}, {{3, 4, 5}, 2},
-          {{2, 3, 1, 4}, 3}, {{3, 0}, 1}, {{0, 3}, 1}, {{2, 3, 4, 5}, 1}, {{5, 1}, 1},   {{1000}, 1}, {{3, 1030}, 1}};
+  return {{{1}, 1},    {{7}, 1},    {{4, 5}, 1},       {{4, 5}, 2}, {{2, 1, 3}, 1}, {{3, 4, 5}, 2}, {{2, 3, 1, 4}, 3},
+          {{3, 0}, 1}, {{0, 3}, 1}, {{2, 3, 4, 5}, 1}, {{5, 1}, 1}, {{1000}, 1},    {{3, 1030}, 1}};
 }
 std::vector<double> param_values(const ts::Tensor& p) { return p.defined() ? to_ref(p).v : std::vector<double>{}; }
 ts::Shape trailing(const ts::Shape& s, int64_t k) { return ts::Shape(s.end() - k, s.end()); }
@@ -241,7 +246,9 @@ TEST(LayerNorm, MatchesFloat64ReferenceForLayoutsDtypesAndAffineCombinations) {
                          std::to_string(has_w) + " bias " + std::to_string(has_b));
             ts::Tensor x = make_input(c.shape, dt, layout, seed++, -3, 5);
             // Parameters in another layout too (sliced): the kernel must not assume contiguity.
-            ts::Tensor w = has_w ? make_input(ns, dt, layout == Layout::Sliced ? Layout::Sliced : Layout::Contiguous, seed++, 0.5, 2) : ts::Tensor();
+            ts::Tensor w = has_w ? make_input(ns, dt, layout == Layout::Sliced ? Layout::Sliced : Layout::Contiguous,
+                                              seed++, 0.5, 2)
+                                 : ts::Tensor();
             ts::Tensor b = has_b ? make_input(ns, dt, Layout::Offset, seed++, -1, 1) : ts::Tensor();
             double eps = rms ? 1e-6 : 1e-5;
             Ref want = norm_ref(to_ref(x), c.k, param_values(w), param_values(b), eps, rms);
@@ -322,9 +329,13 @@ TEST(LayerNorm, RejectsMismatchedShapesDtypesAndArguments) {
   expect_error<ts::ShapeError>([&] { ts::layer_norm(x, {4, 5}); }, {"[layer_norm]", "[4,5]", "[2,3,5]"});
   expect_error<ts::ShapeError>([&] { ts::rms_norm(x, {3}); }, {"[rms_norm]", "[3]", "[2,3,5]"});
   expect_error<ts::ShapeError>([&] { ts::layer_norm(x, {1, 2, 3, 5}); }, {"[layer_norm]", "[1,2,3,5]", "[2,3,5]"});
-  expect_error<ts::ShapeError>([&] { ts::layer_norm(x, {5}, ts::ones({4})); }, {"[layer_norm]", "weight", "[4]", "[5]"});
-  expect_error<ts::ShapeError>([&] { ts::layer_norm(x, {3, 5}, ts::ones({3, 5}), ts::ones({5})); },
-                               {"[layer_norm]", "bias", "[5]", "[3,5]"});
+  expect_error<ts::ShapeError>([&] { ts::layer_norm(x, {5}, ts::ones({4})); },
+                               {"[layer_norm]", "weight", "[4]", "[5]"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::layer_norm(x, {3, 5}, ts::ones({3, 5}), ts::ones({5}));
+      },
+      {"[layer_norm]", "bias", "[5]", "[3,5]"});
   expect_error<ts::ValueError>([&] { ts::layer_norm(x, {}); }, {"[layer_norm]", "normalized_shape"});
   expect_error<ts::ValueError>([&] { ts::layer_norm(x, {5}, {}, {}, -1.0); }, {"[layer_norm]", "eps"});
   expect_error<ts::ValueError>([&] { ts::rms_norm(ts::Tensor(), {5}); }, {"[rms_norm]", "undefined"});
@@ -360,7 +371,8 @@ Ref batch_norm_ref(const Ref& x, const std::vector<double>& mean, const std::vec
 TEST(BatchNorm, MatchesFloat64ReferenceForShapesLayoutsAndDtypes) {
   uint64_t seed = 7000;
   for (ts::DType dt : float_dtypes()) {
-    for (ts::Shape shape : {ts::Shape{2, 3}, ts::Shape{4, 5, 6}, ts::Shape{2, 3, 4, 5}, ts::Shape{0, 3, 2}, ts::Shape{1, 1, 1}}) {
+    for (ts::Shape shape :
+         {ts::Shape{2, 3}, ts::Shape{4, 5, 6}, ts::Shape{2, 3, 4, 5}, ts::Shape{0, 3, 2}, ts::Shape{1, 1, 1}}) {
       int64_t c = shape[1];
       for (int affine = 0; affine < 4; ++affine) {
         for (Layout layout : all_layouts()) {
@@ -370,7 +382,8 @@ TEST(BatchNorm, MatchesFloat64ReferenceForShapesLayoutsAndDtypes) {
           ts::Tensor var = make_input({c}, dt, Layout::Sliced, seed++, 0.1, 3);
           ts::Tensor w = affine & 1 ? make_input({c}, dt, Layout::Contiguous, seed++, 0.5, 2) : ts::Tensor();
           ts::Tensor b = affine & 2 ? make_input({c}, dt, Layout::Contiguous, seed++, -1, 1) : ts::Tensor();
-          Ref want = batch_norm_ref(to_ref(x), param_values(mean), param_values(var), param_values(w), param_values(b), 1e-5);
+          Ref want =
+              batch_norm_ref(to_ref(x), param_values(mean), param_values(var), param_values(w), param_values(b), 1e-5);
           ts::Tensor y = ts::batch_norm(x, mean, var, w, b, 1e-5);
           EXPECT_CLOSE_TOL(y, want, dt, 2);
         }
@@ -382,8 +395,13 @@ TEST(BatchNorm, MatchesFloat64ReferenceForShapesLayoutsAndDtypes) {
 TEST(BatchNorm, RejectsStatisticsThatDoNotMatchTheChannels) {
   ts::Tensor x = ts::zeros({2, 4, 5});
   ts::Tensor s4 = ts::ones({4});
-  expect_error<ts::ShapeError>([&] { ts::batch_norm(x, ts::ones({3}), s4); }, {"[batch_norm]", "running_mean", "[3]", "4 channels", "[2,4,5]"});
-  expect_error<ts::ShapeError>([&] { ts::batch_norm(x, s4, ts::ones({4, 1})); }, {"[batch_norm]", "running_var", "[4,1]"});
+  expect_error<ts::ShapeError>([&] { ts::batch_norm(x, ts::ones({3}), s4); },
+                               {"[batch_norm]", "running_mean", "[3]", "4 channels", "[2,4,5]"});
+  expect_error<ts::ShapeError>(
+      [&] {
+        ts::batch_norm(x, s4, ts::ones({4, 1}));
+      },
+      {"[batch_norm]", "running_var", "[4,1]"});
   expect_error<ts::ShapeError>([&] { ts::batch_norm(x, s4, s4, ts::ones({5})); }, {"[batch_norm]", "weight", "[5]"});
   expect_error<ts::ShapeError>([&] { ts::batch_norm(x, s4, s4, s4, ts::ones({2})); }, {"[batch_norm]", "bias", "[2]"});
   expect_error<ts::ShapeError>([&] { ts::batch_norm(ts::zeros({4}), s4, s4); }, {"[batch_norm]", "[N, C, ...]", "[4]"});

@@ -123,7 +123,7 @@ __attribute__((target("avx512f"))) inline __m512 exp_avx512(__m512 x) {
 // block sums in double. Two vectors per step so the two dependency chains overlap.
 template <bool Store>
 __attribute__((target("avx512f"))) inline double exp_sum_avx512(const float* x, float* y, int64_t n, float m,
-                                                                 const float* next) {
+                                                                const float* next) {
   const __m512 vm = _mm512_set1_ps(m);
   double s = 0;
   for (int64_t b = 0; b < n; b += kBlock) {
@@ -350,9 +350,12 @@ struct OuterIter {
 
 template <typename C, Kind K, int Isa>
 inline void row_op(const C* x, C* y, const RowJob& j, const C* next) {
-  if constexpr (K == Kind::Softmax) softmax_row<C, false, Isa>(x, y, j.n, next);
-  else if constexpr (K == Kind::LogSoftmax) softmax_row<C, true, Isa>(x, y, j.n, next);
-  else norm_row<C, K == Kind::RmsNorm>(x, y, j.n, static_cast<const C*>(j.w), static_cast<const C*>(j.b), j.eps, next);
+  if constexpr (K == Kind::Softmax)
+    softmax_row<C, false, Isa>(x, y, j.n, next);
+  else if constexpr (K == Kind::LogSoftmax)
+    softmax_row<C, true, Isa>(x, y, j.n, next);
+  else
+    norm_row<C, K == Kind::RmsNorm>(x, y, j.n, static_cast<const C*>(j.w), static_cast<const C*>(j.b), j.eps, next);
 }
 
 // Copies nbytes with non-temporal stores (the aligned middle; the ends are plain copies). One
@@ -362,7 +365,8 @@ __attribute__((target("avx512f"))) inline void stream_copy_avx512(char* dst, con
   std::memcpy(dst, src, static_cast<size_t>(head));
   int64_t k = head;
   for (; k + 64 <= nbytes; k += 64)
-    _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + k), _mm512_loadu_si512(reinterpret_cast<const void*>(src + k)));
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + k),
+                        _mm512_loadu_si512(reinterpret_cast<const void*>(src + k)));
   std::memcpy(dst + k, src + k, static_cast<size_t>(nbytes - k));
 }
 __attribute__((target("avx2"))) inline void stream_copy_avx2(char* dst, const char* src, int64_t nbytes) {
@@ -370,7 +374,8 @@ __attribute__((target("avx2"))) inline void stream_copy_avx2(char* dst, const ch
   std::memcpy(dst, src, static_cast<size_t>(head));
   int64_t k = head;
   for (; k + 32 <= nbytes; k += 32)
-    _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + k), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(dst + k),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)));
   std::memcpy(dst + k, src + k, static_cast<size_t>(nbytes - k));
 }
 inline void stream_copy_sse2(char* dst, const char* src, int64_t nbytes) {
@@ -383,9 +388,12 @@ inline void stream_copy_sse2(char* dst, const char* src, int64_t nbytes) {
 }
 template <int Isa>
 inline void stream_copy(char* dst, const char* src, int64_t nbytes) {
-  if constexpr (Isa == 2) stream_copy_avx512(dst, src, nbytes);
-  else if constexpr (Isa == 1) stream_copy_avx2(dst, src, nbytes);
-  else stream_copy_sse2(dst, src, nbytes);
+  if constexpr (Isa == 2)
+    stream_copy_avx512(dst, src, nbytes);
+  else if constexpr (Isa == 1)
+    stream_copy_avx2(dst, src, nbytes);
+  else
+    stream_copy_sse2(dst, src, nbytes);
 }
 
 // Rows [r0, r1). In-place rows (float32/float64 with unit stride) are computed straight into the
@@ -410,7 +418,8 @@ inline void run_rows(const RowJob& j, int64_t r0, int64_t r1) {
       const C* next = r + 1 < r1 ? reinterpret_cast<const C*>(j.x) + nx.off : nullptr;
       if (stream) {
         row_op<C, K, Isa>(reinterpret_cast<const C*>(xr), tmp, j, next);
-        stream_copy<Isa>(reinterpret_cast<char*>(yr), reinterpret_cast<const char*>(tmp), n * static_cast<int64_t>(sizeof(C)));
+        stream_copy<Isa>(reinterpret_cast<char*>(yr), reinterpret_cast<const char*>(tmp),
+                         n * static_cast<int64_t>(sizeof(C)));
       } else {
         row_op<C, K, Isa>(reinterpret_cast<const C*>(xr), reinterpret_cast<C*>(yr), j, next);
       }
@@ -438,7 +447,7 @@ inline void run_rows(const RowJob& j, int64_t r0, int64_t r1) {
 //   norms:   phase 1 gives each chunk's mean (hi_c + lo_c) and m2; the combine is Chan et al.'s
 //            (mean = sum n_c mean_c / n, m2 = sum m2_c + n_c (mean_c - mean)^2), with the means taken
 //            relative to the first chunk's hi so that no precision is lost; phase 2 normalizes.
-constexpr int64_t kLongRow = 65536;   // minimum row length for the chunked path
+constexpr int64_t kLongRow = 65536;    // minimum row length for the chunked path
 constexpr int64_t kLongChunk = 32768;  // elements per chunk (128 KiB of float32: stays in L2)
 
 struct LongJob {
@@ -584,26 +593,44 @@ using ColsFn = void (*)(const ColJob&, int64_t, int64_t);
 #define TS_NN_AVX2 __attribute__((target("avx2,fma,f16c,bmi,bmi2"), flatten))
 
 template <typename T, Kind K>
-TS_NN_AVX512 void rows_avx512(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K, 2>(j, b, e); }
+TS_NN_AVX512 void rows_avx512(const RowJob& j, int64_t b, int64_t e) {
+  run_rows<T, K, 2>(j, b, e);
+}
 template <typename T, Kind K>
-TS_NN_AVX2 void rows_avx2(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K, 1>(j, b, e); }
+TS_NN_AVX2 void rows_avx2(const RowJob& j, int64_t b, int64_t e) {
+  run_rows<T, K, 1>(j, b, e);
+}
 template <typename T, Kind K>
-__attribute__((flatten)) void rows_baseline(const RowJob& j, int64_t b, int64_t e) { run_rows<T, K, 0>(j, b, e); }
+__attribute__((flatten)) void rows_baseline(const RowJob& j, int64_t b, int64_t e) {
+  run_rows<T, K, 0>(j, b, e);
+}
 
 using LongFn = void (*)(const LongJob&, int64_t, int64_t);
 template <typename C, Kind K>
-TS_NN_AVX512 void long_avx512(const LongJob& j, int64_t b, int64_t e) { run_long<C, K, 2>(j, b, e); }
+TS_NN_AVX512 void long_avx512(const LongJob& j, int64_t b, int64_t e) {
+  run_long<C, K, 2>(j, b, e);
+}
 template <typename C, Kind K>
-TS_NN_AVX2 void long_avx2(const LongJob& j, int64_t b, int64_t e) { run_long<C, K, 1>(j, b, e); }
+TS_NN_AVX2 void long_avx2(const LongJob& j, int64_t b, int64_t e) {
+  run_long<C, K, 1>(j, b, e);
+}
 template <typename C, Kind K>
-__attribute__((flatten)) void long_baseline(const LongJob& j, int64_t b, int64_t e) { run_long<C, K, 0>(j, b, e); }
+__attribute__((flatten)) void long_baseline(const LongJob& j, int64_t b, int64_t e) {
+  run_long<C, K, 0>(j, b, e);
+}
 
 template <typename T, bool Log>
-TS_NN_AVX512 void cols_avx512(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log, 2>(j, b, e); }
+TS_NN_AVX512 void cols_avx512(const ColJob& j, int64_t b, int64_t e) {
+  run_cols<T, Log, 2>(j, b, e);
+}
 template <typename T, bool Log>
-TS_NN_AVX2 void cols_avx2(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log, 1>(j, b, e); }
+TS_NN_AVX2 void cols_avx2(const ColJob& j, int64_t b, int64_t e) {
+  run_cols<T, Log, 1>(j, b, e);
+}
 template <typename T, bool Log>
-__attribute__((flatten)) void cols_baseline(const ColJob& j, int64_t b, int64_t e) { run_cols<T, Log, 0>(j, b, e); }
+__attribute__((flatten)) void cols_baseline(const ColJob& j, int64_t b, int64_t e) {
+  run_cols<T, Log, 0>(j, b, e);
+}
 
 // 0: baseline, 1: AVX2, 2: AVX-512 (the elementwise table's choice, so both agree).
 int isa_level() {
@@ -617,35 +644,48 @@ int isa_level() {
 template <typename T, Kind K>
 RowsFn rows_fn() {
   switch (isa_level()) {
-    case 2: return &rows_avx512<T, K>;
-    case 1: return &rows_avx2<T, K>;
-    default: return &rows_baseline<T, K>;
+    case 2:
+      return &rows_avx512<T, K>;
+    case 1:
+      return &rows_avx2<T, K>;
+    default:
+      return &rows_baseline<T, K>;
   }
 }
 template <typename C, Kind K>
 LongFn long_fn() {
   switch (isa_level()) {
-    case 2: return &long_avx512<C, K>;
-    case 1: return &long_avx2<C, K>;
-    default: return &long_baseline<C, K>;
+    case 2:
+      return &long_avx512<C, K>;
+    case 1:
+      return &long_avx2<C, K>;
+    default:
+      return &long_baseline<C, K>;
   }
 }
 
 template <typename T, bool Log>
 ColsFn cols_fn() {
   switch (isa_level()) {
-    case 2: return &cols_avx512<T, Log>;
-    case 1: return &cols_avx2<T, Log>;
-    default: return &cols_baseline<T, Log>;
+    case 2:
+      return &cols_avx512<T, Log>;
+    case 1:
+      return &cols_avx2<T, Log>;
+    default:
+      return &cols_baseline<T, Log>;
   }
 }
 template <bool Log>
 ColsFn cols_fn_for(DType t) {
   switch (t) {
-    case DType::Float16: return cols_fn<Half, Log>();
-    case DType::BFloat16: return cols_fn<BFloat16, Log>();
-    case DType::Float64: return cols_fn<double, Log>();
-    default: return cols_fn<float, Log>();
+    case DType::Float16:
+      return cols_fn<Half, Log>();
+    case DType::BFloat16:
+      return cols_fn<BFloat16, Log>();
+    case DType::Float64:
+      return cols_fn<double, Log>();
+    default:
+      return cols_fn<float, Log>();
   }
 }
 
@@ -718,10 +758,14 @@ int64_t rows_grain(int64_t n) { return std::max<int64_t>(1, 16384 / std::max<int
 template <Kind K>
 RowsFn rows_fn_for(DType t) {
   switch (t) {
-    case DType::Float16: return rows_fn<Half, K>();
-    case DType::BFloat16: return rows_fn<BFloat16, K>();
-    case DType::Float64: return rows_fn<double, K>();
-    default: return rows_fn<float, K>();
+    case DType::Float16:
+      return rows_fn<Half, K>();
+    case DType::BFloat16:
+      return rows_fn<BFloat16, K>();
+    case DType::Float64:
+      return rows_fn<double, K>();
+    default:
+      return rows_fn<float, K>();
   }
 }
 
@@ -796,8 +840,10 @@ void run_row_kernel(Tensor x, const Tensor& y, int64_t first, RowJob job) {
   const int64_t rows = job.n ? y.numel() / job.n : 0;
   const bool in_place_type = x.dtype() == DType::Float32 || x.dtype() == DType::Float64;
   if (!omp_in_parallel() && in_place_type && stride == 1 && job.n >= kLongRow) {
-    if (x.dtype() == DType::Float64) run_long_rows<double, K>(job, rows);
-    else run_long_rows<float, K>(job, rows);
+    if (x.dtype() == DType::Float64)
+      run_long_rows<double, K>(job, rows);
+    else
+      run_long_rows<float, K>(job, rows);
     return;
   }
   // Streaming pays for the memory-bound norms (~15% on 8192x1024); softmax is bound by its exp
@@ -817,8 +863,10 @@ void softmax_kernel(const KernelCall& c) {
   int64_t inner = 1;
   for (int64_t d = axis + 1; d < x.ndim(); ++d) inner *= x.shape()[static_cast<size_t>(d)];
   if (inner == 1) {
-    if (log) run_row_kernel<Kind::LogSoftmax>(x, y, std::min<int64_t>(axis, x.ndim()), RowJob{});
-    else run_row_kernel<Kind::Softmax>(x, y, std::min<int64_t>(axis, x.ndim()), RowJob{});
+    if (log)
+      run_row_kernel<Kind::LogSoftmax>(x, y, std::min<int64_t>(axis, x.ndim()), RowJob{});
+    else
+      run_row_kernel<Kind::Softmax>(x, y, std::min<int64_t>(axis, x.ndim()), RowJob{});
     return;
   }
   // Non-last axis: the column kernel on contiguous data.
@@ -856,8 +904,10 @@ void norm_kernel(const KernelCall& c) {
   job.b = b.defined() ? b.impl().data() : nullptr;
   job.eps = a.eps;
   const int64_t first = x.ndim() - a.normalized_ndim;
-  if (c.op == OpId::RmsNorm) run_row_kernel<Kind::RmsNorm>(x, y, first, std::move(job));
-  else run_row_kernel<Kind::LayerNorm>(x, y, first, std::move(job));
+  if (c.op == OpId::RmsNorm)
+    run_row_kernel<Kind::RmsNorm>(x, y, first, std::move(job));
+  else
+    run_row_kernel<Kind::LayerNorm>(x, y, first, std::move(job));
 }
 
 }  // namespace

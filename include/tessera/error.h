@@ -59,7 +59,7 @@ class TESSERA_API FormatError : public Error {
 };
 
 namespace detail {
-std::string format_message(const char* op, const std::string& what);
+TESSERA_API std::string format_message(const char* op, const std::string& what);
 }  // namespace detail
 
 /// Throws E with the message "[op] what".

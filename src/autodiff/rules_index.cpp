@@ -1,0 +1,6 @@
+// PENDING: rules for this family (being written).
+#include "rules.h"
+
+namespace tessera::autodiff {
+void register_index_rules(RuleTable&) {}
+}  // namespace tessera::autodiff

@@ -204,6 +204,11 @@ TensorList flatten_selected(const char* transform, const std::tuple<const Args&.
             [&](const auto& arg) {
               using A = std::decay_t<decltype(arg)>;
               if (sel[i]) {
+                if constexpr (std::is_same_v<A, Tensor>) {
+                  if (arg.defined() && !is_floating(arg.dtype()))
+                    raise<DTypeError>(transform, "argument " + std::to_string(i) + " is " + std::string(dtype_name(arg.dtype())) +
+                                                     "; only floating-point tensors are differentiated");
+                }
                 if constexpr (TensorTree<A>) TreeTraits<A>::flatten(arg, flat);
                 else raise<ValueError>(transform, "argument " + std::to_string(i) + " is not a tensor or tensor tree, so it cannot be differentiated");
               }

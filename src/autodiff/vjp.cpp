@@ -97,7 +97,7 @@ class VjpLevel final : public Level {
     if (tracked) tape.push_back(std::move(e));
   }
 
-  TensorList custom(const CustomVjp& fn, const TensorList& inputs) {
+  TensorList process_custom(const CustomVjp& fn, const TensorList& inputs) override {
     TensorList prim = inputs;
     SmallVector<int64_t, 4> ids(inputs.size(), -1);
     bool any = false;
@@ -295,11 +295,5 @@ void check_scalar_output(const char* transform, const Tensor& out) {
 Tensor ones_cotangent(const Tensor& out) { return ones_like(out); }
 
 }  // namespace detail
-
-TensorList custom_vjp_call(const CustomVjp& fn, const TensorList& inputs) {
-  if (!fn.primal || !fn.forward || !fn.backward) raise<ValueError>(fn.name.empty() ? "custom_vjp" : fn.name.c_str(), "primal, forward and backward must all be set");
-  if (auto* v = dynamic_cast<VjpLevel*>(detail::current_interpreter())) return v->custom(fn, inputs);
-  return fn.primal(inputs);
-}
 
 }  // namespace tessera

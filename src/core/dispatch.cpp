@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "tessera/autodiff.h"
 #include "tessera/error.h"
 
 namespace tessera::detail {
@@ -9,6 +10,10 @@ namespace tessera::detail {
 Interpreter*& current_interpreter() {
   thread_local Interpreter* current = nullptr;
   return current;
+}
+
+std::vector<Tensor> Interpreter::process_custom(const CustomVjp& fn, const std::vector<Tensor>& inputs) {
+  return fn.primal(inputs);
 }
 
 MetaList infer(OpId op, std::span<const Tensor> in, const Attrs& attrs) {
@@ -82,3 +87,14 @@ void dispatch(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span
 }
 
 }  // namespace tessera::detail
+
+namespace tessera {
+
+TensorList custom_vjp_call(const CustomVjp& fn, const TensorList& inputs) {
+  if (!fn.primal || !fn.forward || !fn.backward)
+    raise<ValueError>(fn.name.empty() ? "custom_vjp" : fn.name.c_str(), "primal, forward and backward must all be set");
+  if (detail::Interpreter* i = detail::current_interpreter()) return i->process_custom(fn, inputs);
+  return fn.primal(inputs);
+}
+
+}  // namespace tessera

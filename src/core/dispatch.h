@@ -4,9 +4,14 @@
 
 #include <initializer_list>
 #include <span>
+#include <vector>
 
 #include "tessera/backend.h"
 #include "tessera/primitives.h"
+
+namespace tessera {
+struct CustomVjp;  // autodiff.h
+}
 
 namespace tessera::detail {
 
@@ -17,6 +22,9 @@ class Interpreter {
  public:
   virtual ~Interpreter() = default;
   virtual void process(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) = 0;
+  /// A function with a custom reverse rule (custom_vjp_call). The default runs fn.primal, whose
+  /// primitives then come through process(); reverse mode overrides it to record fn.backward.
+  virtual std::vector<Tensor> process_custom(const CustomVjp& fn, const std::vector<Tensor>& inputs);
 };
 /// The innermost active interpreter of this thread, or nullptr (plain eager).
 TESSERA_API Interpreter*& current_interpreter();

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "api_util.h"
+#include "tessera/autodiff.h"
 
 namespace tessera {
 
@@ -126,9 +127,8 @@ Tensor std(const Tensor& x, IntList axes, int64_t correction, bool keepdims) {
   return sqrt(v);
 }
 
-Tensor logsumexp(const Tensor& x, IntList axes, bool keepdims) {
-  check_defined("logsumexp", x);
-  Axes ax = reduce_axes("logsumexp", x, axes);
+namespace {
+Tensor logsumexp_impl(const Tensor& x, const Axes& ax, bool keepdims) {
   DType out_t = to_floating(x.dtype());
   Shape out_shape = reduced_shape(x, ax, keepdims);
   double inf = std::numeric_limits<double>::infinity();
@@ -142,6 +142,41 @@ Tensor logsumexp(const Tensor& x, IntList axes, bool keepdims) {
   Tensor s = sum(exp(sub(xf, shift)), ax, keepdims);
   Tensor r = add(log(s), keepdims ? shift : reshape(shift, out_shape));
   return as_dtype(r, out_t);
+}
+}  // namespace
+
+// Under a transform, logsumexp carries its own reverse rule: d logsumexp(x) / dx = softmax(x) =
+// exp(x - y), one fused expression instead of differentiating the max shift, where and log.
+Tensor logsumexp(const Tensor& x, IntList axes, bool keepdims) {
+  check_defined("logsumexp", x);
+  Axes ax = reduce_axes("logsumexp", x, axes);
+  if (!detail::current_interpreter()) return logsumexp_impl(x, ax, keepdims);
+  int64_t nd = x.ndim();
+  CustomVjp fn;
+  fn.name = "logsumexp";
+  fn.primal = [ax, keepdims](const TensorList& in) { return TensorList{logsumexp_impl(in[0], ax, keepdims)}; };
+  fn.forward = [ax, keepdims](const TensorList& in) {
+    Tensor y = logsumexp_impl(in[0], ax, keepdims);
+    return std::make_pair(TensorList{y}, TensorList{in[0], y});
+  };
+  fn.backward = [ax, keepdims, nd](const TensorList& res, const TensorList& ct) {
+    auto keep = [&](const Tensor& v) {
+      if (keepdims || nd == 0) return v;
+      Shape s;
+      size_t k = 0;
+      for (int64_t i = 0; i < nd; ++i) {
+        bool reduced = std::find(ax.begin(), ax.end(), i) != ax.end();
+        s.push_back(reduced ? 1 : v.shape()[k++]);
+      }
+      return reshape(v, s);
+    };
+    const Tensor& x0 = res[0];
+    if (!is_floating(x0.dtype())) return TensorList{Tensor()};
+    Tensor xf = as_dtype(x0, res[1].dtype());
+    Tensor g = mul(keep(ct[0]), exp(sub(xf, keep(res[1]))));
+    return TensorList{as_dtype(g, x0.dtype())};
+  };
+  return custom_vjp_call(fn, {x})[0];
 }
 
 Tensor argmax(const Tensor& x, std::optional<int64_t> axis, bool keepdims) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "autodiff/rules.h"
 #include "harness/harness.h"
@@ -297,4 +298,23 @@ TEST(Errors, ExceptionInsideTheFunctionLeavesNoTransformActive) {
   EXPECT_THROW(ts::grad(f)(vec({1, 2})), ts::ShapeError);
   // Eager ops still work and a new transform starts cleanly.
   EXPECT_EQ(ts::grad([](const Tensor& v) { return ts::sum(v * v); })(vec({1})).item<double>(), 2.0);
+}
+
+TEST(CustomVjp, LogsumexpUsesItsFusedRuleToAnyOrder) {
+  Tensor x = ts::from_blob(std::vector<double>{0.1, -0.4, 1.3, 2.0, 0.0, -1.0}.data(), {2, 3}, ts::DType::Float64);
+  auto f = [](const Tensor& v) { return ts::sum(ts::logsumexp(v, {1})); };
+  Tensor g = ts::grad(f)(x);
+  EXPECT_TRUE(ts::allclose(g, ts::softmax(x, 1), 1e-14, 1e-14));
+  // Hessian of logsumexp over one row: diag(p) - p p^T.
+  Tensor row = ts::slice(x, 0, 0, 1).reshape({3});
+  Tensor h = ts::hessian([](const Tensor& v) { return ts::logsumexp(v); })(row);
+  auto p = ts::softmax(row, 0).to_vector<double>();
+  auto H = h.to_vector<double>();
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) EXPECT_NEAR(H[i * 3 + j], (i == j ? p[i] : 0.0) - p[i] * p[j], 1e-13);
+  // keepdims and a -inf entry: the gradient there is exactly zero, not NaN.
+  double inf = std::numeric_limits<double>::infinity();
+  Tensor y = ts::from_blob(std::vector<double>{0.0, -inf}.data(), {1, 2}, ts::DType::Float64);
+  Tensor gy = ts::grad([](const Tensor& v) { return ts::sum(ts::logsumexp(v, {1}, true)); })(y);
+  EXPECT_EQ(gy.to_vector<double>(), (std::vector<double>{1.0, 0.0}));
 }

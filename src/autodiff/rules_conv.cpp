@@ -1,6 +1,251 @@
-// PENDING: rules for this family (being written).
+// Derivative rules of the convolutions and the pooling primitives (NCHW, 4-d inputs: the public
+// functions add the batch axis and add the bias with a separate broadcast add).
+//
+// conv2d and conv_transpose2d are bilinear in (x, w): the jvp is op(dx, w) + op(x, dw), and the vjp is
+// written with the other convolution (data gradient) and with a conv2d over permuted tensors in which the
+// batch acts as the channels (weight gradient). Average pooling is linear: the vjp applies a host-built
+// (output, input, weight) list with gather / mul / scatter_add, the jvp pools the tangent. Max pooling
+// routes the gradient through the argmax of each window, found with Tessera ops on the primal input.
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "rules.h"
+#include "tessera/autodiff.h"
 
 namespace tessera::autodiff {
-void register_conv_rules(RuleTable&) {}
+
+namespace {
+
+Conv2dOptions conv_opts(const ConvAttrs& c) { return Conv2dOptions{c.stride, c.padding, c.dilation, c.groups}; }
+ConvTranspose2dOptions conv_t_opts(const ConvAttrs& c) {
+  return ConvTranspose2dOptions{c.stride, c.padding, c.output_padding, c.dilation, c.groups};
+}
+
+// r [.., h', w'] cut to its leading [.., h, w] (no-op when it already has that size).
+Tensor crop_hw(Tensor r, int64_t h, int64_t w) {
+  if (r.shape()[2] != h) r = slice(r, 2, 0, h);
+  if (r.shape()[3] != w) r = slice(r, 3, 0, w);
+  return r;
+}
+
+// Weight gradient of y = conv2d(inp, W) (geometry c) given g = dy:
+//   dW[o, ci, i, j] = sum_{n, oh, ow} g[n, o, oh, ow] * inp_pad[n, grp(o)*Cg + ci, oh*s + i*d, ow*s + j*d]
+// which is itself a conv2d in which the batch n plays the channel:
+//   in  = inp [N, G*Cg, H, W] -> [N, G, Cg, H, W] -> permute -> [Cg, G, N, H, W] -> [Cg, G*N, H, W]
+//   wt  = g [N, O, Ho, Wo] -> [O, N, Ho, Wo]   (groups G: group k pairs in-channels k*N.. with out k*O/G..)
+//   r   = conv2d(in, wt, stride d, padding p, dilation s, groups G) -> [Cg, O, kh', kw'] -> [O, Cg, kh', kw']
+// with kh' = (H + 2p - s*(Ho-1) - 1) / d + 1 >= kh (the rows past kh are positions no output reads): crop.
+Tensor conv_weight_grad(const Tensor& inp, const Tensor& g, int64_t kh, int64_t kw, const ConvAttrs& c) {
+  const Shape& xs = inp.shape();
+  const int64_t N = xs[0], G = c.groups, Cg = xs[1] / G, H = xs[2], W = xs[3];
+  Tensor in = reshape(permute(reshape(inp, {N, G, Cg, H, W}), {2, 1, 0, 3, 4}), {Cg, G * N, H, W});
+  Tensor wt = permute(g, {1, 0, 2, 3});
+  Conv2dOptions o{c.dilation, c.padding, c.stride, G};
+  Tensor r = permute(conv2d(in, wt, {}, o), {1, 0, 2, 3});
+  return crop_hw(r, kh, kw);
+}
+
+// ------------------------------------------------------------------- conv2d
+// y = conv2d(x [N, C, H, W], w [O, C/G, kh, kw]) -> [N, O, Ho, Wo], Ho = (H + 2p - d(kh-1) - 1) / s + 1.
+// dx = conv_transpose2d(dy, w) with the same stride/padding/dilation/groups and output_padding
+//      op = (H + 2p - d(kh-1) - 1) - s*(Ho-1) in [0, s): its output size (Ho-1)s - 2p + d(kh-1) + 1 + op = H.
+// dw = conv_weight_grad(x, dy).
+void conv2d_vjp(const VjpArgs& a, std::span<Tensor> g) {
+  const Tensor& ct = a.ct[0];
+  if (!ct.defined()) return;
+  const auto& c = a.at<ConvAttrs>();
+  const Shape &xs = a.in_meta[0].shape, &ws = a.in_meta[1].shape;
+  if (a.need[0]) {
+    ConvTranspose2dOptions o = conv_t_opts(c);
+    for (int i = 0; i < 2; ++i) {
+      int64_t span = xs[2 + i] + 2 * c.padding[i] - c.dilation[i] * (ws[2 + i] - 1) - 1;
+      o.output_padding[i] = span - c.stride[i] * (ct.shape()[2 + i] - 1);
+    }
+    g[0] = conv_transpose2d(ct, a.in[1], {}, o);
+  }
+  if (a.need[1]) g[1] = conv_weight_grad(a.in[0], ct, ws[2], ws[3], c);
+}
+void conv2d_jvp(const JvpArgs& a, std::span<Tensor> t) {
+  const Conv2dOptions o = conv_opts(a.at<ConvAttrs>());
+  Tensor r;
+  if (a.tan[0].defined()) r = conv2d(a.tan[0], a.in[1], {}, o);
+  if (a.tan[1].defined()) r = acc(r, conv2d(a.in[0], a.tan[1], {}, o));
+  t[0] = r;
+}
+
+// --------------------------------------------------------- conv_transpose2d
+// y = conv_transpose2d(x [N, C, H, W], w [C, O/G, kh, kw]) -> [N, O, Ho, Wo],
+//   Ho = (H-1)s - 2p + d(kh-1) + op + 1;  y[n, grp(c)*O/G + o, ih*s - p + i*d, ..] += x[n, c, ih, ..] w[c, o, i, ..].
+// dx = conv2d(dy, w) (w read as [C, O/G, ..] = a conv2d weight from O to C channels); its output has
+//      (Ho + 2p - d(kh-1) - 1) / s + 1 = H + op / s >= H rows: crop to H.
+// dw[c, o, i, j] = sum x[n, c, ih, iw] dy_pad[n, grp(c)*O/G + o, ih*s + i*d, ..] = conv_weight_grad(dy, x):
+//      the weight gradient of a conv2d from dy to x, [C, O/G, kh', kw'] with kh' = kh + op / d: crop.
+void conv_t_vjp(const VjpArgs& a, std::span<Tensor> g) {
+  const Tensor& ct = a.ct[0];
+  if (!ct.defined()) return;
+  const auto& c = a.at<ConvAttrs>();
+  const Shape &xs = a.in_meta[0].shape, &ws = a.in_meta[1].shape;
+  if (a.need[0]) g[0] = crop_hw(conv2d(ct, a.in[1], {}, conv_opts(c)), xs[2], xs[3]);
+  if (a.need[1]) g[1] = conv_weight_grad(ct, a.in[0], ws[2], ws[3], c);
+}
+void conv_t_jvp(const JvpArgs& a, std::span<Tensor> t) {
+  const ConvTranspose2dOptions o = conv_t_opts(a.at<ConvAttrs>());
+  Tensor r;
+  if (a.tan[0].defined()) r = conv_transpose2d(a.tan[0], a.in[1], {}, o);
+  if (a.tan[1].defined()) r = acc(r, conv_transpose2d(a.in[0], a.tan[1], {}, o));
+  t[0] = r;
+}
+
+// --------------------------------------------------------------- max_pool2d
+// Windows as flat positions: plane p of x is flattened to H*W values plus one extra slot (index H*W) that
+// holds -inf; window slot (i, j) of output (oh, ow) reads position (oh*s - p + i)*W + (ow*s - p + j), or
+// the extra slot where that lies in the padding. The map [Ho*Wo, kh*kw] is built on the host.
+std::vector<int64_t> max_window_map(const PoolAttrs& p, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  const int64_t kh = p.kernel[0], kw = p.kernel[1];
+  std::vector<int64_t> m;
+  m.reserve(static_cast<size_t>(Ho * Wo * kh * kw));
+  for (int64_t oh = 0; oh < Ho; ++oh)
+    for (int64_t ow = 0; ow < Wo; ++ow)
+      for (int64_t i = 0; i < kh; ++i)
+        for (int64_t j = 0; j < kw; ++j) {
+          int64_t ih = oh * p.stride[0] - p.padding[0] + i, iw = ow * p.stride[1] - p.padding[1] + j;
+          m.push_back(ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : H * W);
+        }
+  return m;
+}
+
+// The flat position (in [0, H*W], per plane) of each output's maximum: [N*C, Ho*Wo] int64. Computed on
+// stop_gradient(x): the positions are constants for every transform.
+//   xf  = [reshape(x, [P, H*W]), -inf]          [P, H*W+1]
+//   win = gather(xf, 1, map)                    [P, Ho*Wo*K]  -> [P, Ho*Wo, K]
+//   arg = argmax(win, 2, keepdims)              [P, Ho*Wo, 1]
+//   pos = gather(map, 2, arg)                   [P, Ho*Wo, 1] -> [P, Ho*Wo]
+Tensor max_positions(const Tensor& x_in, const PoolAttrs& p, int64_t Ho, int64_t Wo) {
+  Tensor x = stop_gradient(x_in);
+  const Shape& xs = x.shape();
+  const int64_t P = xs[0] * xs[1], H = xs[2], W = xs[3], K = p.kernel[0] * p.kernel[1], L = Ho * Wo;
+  std::vector<int64_t> host = max_window_map(p, H, W, Ho, Wo);
+  Tensor map = tensor(host, {1, L, K}, x.device());
+  Tensor xf = concat(
+      {reshape(x, {P, H * W}), full({P, 1}, -std::numeric_limits<double>::infinity(), x.dtype(), x.device())}, 1);
+  Tensor win = reshape(gather(xf, 1, expand(reshape(map, {1, L * K}), {P, L * K})), {P, L, K});
+  Tensor arg = argmax(win, 2, true);
+  return reshape(gather(expand(map, {P, L, K}), 2, arg), {P, L});
+}
+
+// y[p, o] = x[p, pos[p, o]]: vjp scatter-adds ct at pos into zeros [P, H*W+1] and drops the extra slot;
+// jvp gathers the tangent (with a zero extra slot) at pos.
+void max_pool_vjp(const VjpArgs& a, std::span<Tensor> g) {
+  const Tensor& ct = a.ct[0];
+  if (!a.need[0] || !ct.defined()) return;
+  const Shape& xs = a.in_meta[0].shape;
+  const int64_t P = xs[0] * xs[1], HW = xs[2] * xs[3], Ho = ct.shape()[2], Wo = ct.shape()[3];
+  if (P * HW == 0 || Ho * Wo == 0) {
+    g[0] = zeros(xs, ct.dtype(), ct.device());
+    return;
+  }
+  Tensor pos = max_positions(a.in[0], a.at<PoolAttrs>(), Ho, Wo);
+  Tensor r = scatter_add(zeros({P, HW + 1}, ct.dtype(), ct.device()), 1, pos, reshape(ct, {P, Ho * Wo}));
+  g[0] = reshape(slice(r, 1, 0, HW), xs);
+}
+void max_pool_jvp(const JvpArgs& a, std::span<Tensor> t) {
+  const Tensor& tan = a.tan[0];
+  if (!tan.defined()) return;
+  const Shape &xs = a.in[0].shape(), &ys = a.out[0].shape();
+  const int64_t P = xs[0] * xs[1], HW = xs[2] * xs[3], Ho = ys[2], Wo = ys[3];
+  if (P * HW == 0 || Ho * Wo == 0) {
+    t[0] = zeros(ys, tan.dtype(), tan.device());
+    return;
+  }
+  Tensor pos = max_positions(a.in[0], a.at<PoolAttrs>(), Ho, Wo);
+  Tensor tf = concat({reshape(tan, {P, HW}), zeros({P, 1}, tan.dtype(), tan.device())}, 1);
+  t[0] = reshape(gather(tf, 1, pos), ys);
+}
+
+// ------------------------------------------------------- average pooling (linear)
+// y[p, o] = sum_e [out_e == o] w_e x[p, in_e]: a list of (output, input, weight) entries per plane, built on
+// the host. vjp: vals = gather(ct, out) * w, then scatter_add(zeros [P, H*W], in, vals).
+struct LinearPool {
+  std::vector<int64_t> out, in;
+  std::vector<double> w;
+  void add(int64_t o, int64_t i, double wt) { out.push_back(o), in.push_back(i), w.push_back(wt); }
+};
+
+Tensor linear_pool_vjp(const LinearPool& lp, const Tensor& ct, const Shape& xs) {
+  const int64_t P = xs[0] * xs[1], HW = xs[2] * xs[3], L = ct.shape()[2] * ct.shape()[3];
+  const int64_t E = static_cast<int64_t>(lp.out.size());
+  if (P * HW == 0 || E == 0) return zeros(xs, ct.dtype(), ct.device());
+  Tensor oi = expand(tensor(lp.out, {1, E}, ct.device()), {P, E});
+  Tensor ii = expand(tensor(lp.in, {1, E}, ct.device()), {P, E});
+  Tensor w = cast(tensor(lp.w, {E}, ct.device()), ct.dtype());
+  Tensor vals = mul(gather(reshape(ct, {P, L}), 1, oi), w);
+  return reshape(scatter_add(zeros({P, HW}, ct.dtype(), ct.device()), 1, ii, vals), xs);
+}
+
+// avg_pool2d's forward (pool_kernels.cpp): the window of output oh starts at hs = oh*s - p and ends at
+// he = min(hs + k, H + p); it sums x over the window clipped to [0, H) and divides by (he - hs) times the
+// same for W when count_include_pad, else by the clipped window's size.
+void avg_pool_vjp(const VjpArgs& a, std::span<Tensor> g) {
+  const Tensor& ct = a.ct[0];
+  if (!a.need[0] || !ct.defined()) return;
+  const auto& p = a.at<PoolAttrs>();
+  const Shape& xs = a.in_meta[0].shape;
+  const int64_t H = xs[2], W = xs[3], Ho = ct.shape()[2], Wo = ct.shape()[3];
+  LinearPool lp;
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    int64_t hs = oh * p.stride[0] - p.padding[0], he = std::min(hs + p.kernel[0], H + p.padding[0]);
+    int64_t hs_c = std::max<int64_t>(hs, 0), he_c = std::min(he, H);
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      int64_t ws = ow * p.stride[1] - p.padding[1], we = std::min(ws + p.kernel[1], W + p.padding[1]);
+      int64_t ws_c = std::max<int64_t>(ws, 0), we_c = std::min(we, W);
+      double div = p.count_include_pad ? static_cast<double>((he - hs) * (we - ws))
+                                       : static_cast<double>((he_c - hs_c) * (we_c - ws_c));
+      for (int64_t ih = hs_c; ih < he_c; ++ih)
+        for (int64_t iw = ws_c; iw < we_c; ++iw) lp.add(oh * Wo + ow, ih * W + iw, 1.0 / div);
+    }
+  }
+  g[0] = linear_pool_vjp(lp, ct, xs);
+}
+void avg_pool_jvp(const JvpArgs& a, std::span<Tensor> t) {
+  if (!a.tan[0].defined()) return;
+  const auto& p = a.at<PoolAttrs>();
+  Pool2dOptions o;
+  o.kernel = p.kernel, o.stride = p.stride, o.padding = p.padding;
+  o.ceil_mode = p.ceil_mode, o.count_include_pad = p.count_include_pad;
+  t[0] = avg_pool2d(a.tan[0], o);
+}
+
+// adaptive_avg_pool2d: output bin i covers [floor(i*H/Ho), ceil((i+1)*H/Ho)) and divides by its size.
+void adaptive_pool_vjp(const VjpArgs& a, std::span<Tensor> g) {
+  const Tensor& ct = a.ct[0];
+  if (!a.need[0] || !ct.defined()) return;
+  const Shape& xs = a.in_meta[0].shape;
+  const int64_t H = xs[2], W = xs[3], Ho = ct.shape()[2], Wo = ct.shape()[3];
+  LinearPool lp;
+  for (int64_t oh = 0; oh < Ho; ++oh) {
+    int64_t hs = oh * H / Ho, he = ((oh + 1) * H + Ho - 1) / Ho;
+    for (int64_t ow = 0; ow < Wo; ++ow) {
+      int64_t ws = ow * W / Wo, we = ((ow + 1) * W + Wo - 1) / Wo;
+      double div = static_cast<double>((he - hs) * (we - ws));
+      for (int64_t ih = hs; ih < he; ++ih)
+        for (int64_t iw = ws; iw < we; ++iw) lp.add(oh * Wo + ow, ih * W + iw, 1.0 / div);
+    }
+  }
+  g[0] = linear_pool_vjp(lp, ct, xs);
+}
+void adaptive_pool_jvp(const JvpArgs& a, std::span<Tensor> t) {
+  if (a.tan[0].defined()) t[0] = adaptive_avg_pool2d(a.tan[0], a.at<AdaptivePoolAttrs>().output_size);
+}
+
+}  // namespace
+
+void register_conv_rules(RuleTable& t) {
+  set_rule(t, OpId::Conv2d, conv2d_vjp, conv2d_jvp, kSaveAll, kSaveNone);
+  set_rule(t, OpId::ConvTranspose2d, conv_t_vjp, conv_t_jvp, kSaveAll, kSaveNone);
+  set_rule(t, OpId::MaxPool2d, max_pool_vjp, max_pool_jvp, kSaveAll, kSaveNone);
+  set_rule(t, OpId::AvgPool2d, avg_pool_vjp, avg_pool_jvp, kSaveNone, kSaveNone);
+  set_rule(t, OpId::AdaptiveAvgPool2d, adaptive_pool_vjp, adaptive_pool_jvp, kSaveNone, kSaveNone);
+}
+
 }  // namespace tessera::autodiff

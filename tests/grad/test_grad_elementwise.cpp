@@ -296,3 +296,77 @@ TEST(GradElementwise, ComparisonsAndLogicalOpsGiveNoGradient) {
 }
 
 }  // namespace
+
+namespace {
+
+// Creation and random ops take no differentiable input: inside a transform their results are
+// constants, even when shaped after a traced tensor.
+TEST(GradElementwise, CreationAndRandomOpsAreConstants) {
+  Tensor x = grad_input({2, 3}, Layout::Transposed, 111);
+  EXPECT_NO_GRAD("zeros_like", [](const TensorList& in) { return ts::zeros_like(in[0]); }, {x});
+  EXPECT_NO_GRAD("ones_like", [](const TensorList& in) { return ts::ones_like(in[0]); }, {x});
+  EXPECT_NO_GRAD("full_like", [](const TensorList& in) { return ts::full_like(in[0], 2.5); }, {x});
+  EXPECT_GRADS("x * full_like + ones_like + zeros_like",
+               [](const TensorList& in) { return in[0] * ts::full_like(in[0], 2.5) + ts::ones_like(in[0]) + ts::zeros_like(in[0]); }, {x});
+  EXPECT_GRADS("x * constants", [](const TensorList& in) {
+    ts::Generator gen(5);
+    Tensor c = ts::full({2, 3}, 0.5, ts::DType::Float64) + ts::eye(2, 3, ts::DType::Float64) + ts::rand({2, 3}, gen, ts::DType::Float64) +
+               ts::randn({3}, gen, ts::DType::Float64) + ts::uniform({3}, -1, 1, gen, ts::DType::Float64) +
+               ts::normal({3}, 0, 1, gen, ts::DType::Float64) + ts::linspace(0, 1, 3, ts::DType::Float64) +
+               ts::arange(0.0, 3.0, 1.0, ts::DType::Float64) + ts::zeros({3}, ts::DType::Float64) + ts::ones({3}, ts::DType::Float64) +
+               ts::cast(ts::bernoulli({3}, 0.5, gen), ts::DType::Float64) + ts::scalar_tensor(1.5, ts::DType::Float64) +
+               ts::tensor(std::vector<double>{1, 2, 3}, {3});
+    return in[0] * c;
+  }, {x});
+}
+
+}  // namespace
+
+namespace {
+
+// The harness itself must be able to fail: a function whose transforms see a different
+// derivative than its values have (stop_gradient hides half of d(x*x)/dx; a custom rule
+// that is off by a factor) is caught by every check.
+TEST(GradCheckHarness, DetectsAWrongDerivative) {
+  Tensor x = grad_input({2, 3}, Layout::Transposed, 121, 0.5, 1.5);
+  GradFn hidden = [](const TensorList& in) { return in[0] * ts::stop_gradient(in[0]); };
+  EXPECT_FALSE(check_vjp("x * stop_gradient(x)", hidden, {x}));
+  EXPECT_FALSE(check_jvp("x * stop_gradient(x)", hidden, {x}));
+  GradFn scalar = [](const TensorList& in) { return ts::sum(in[0] * in[0] * ts::stop_gradient(in[0])); };
+  EXPECT_FALSE(check_hessian("sum(x^2 * stop_gradient(x))", scalar, {x}));
+  ts::CustomVjp twice_too_big{"double_grad",
+                              [](const TensorList& in) { return TensorList{ts::sin(in[0])}; },
+                              [](const TensorList& in) { return std::make_pair(TensorList{ts::sin(in[0])}, TensorList{in[0]}); },
+                              [](const TensorList& res, const TensorList& ct) { return TensorList{ct[0] * ts::cos(res[0]) * 2.0}; }};
+  GradFn custom = [twice_too_big](const TensorList& in) { return ts::custom_vjp_call(twice_too_big, in)[0]; };
+  EXPECT_FALSE(check_vjp("custom rule off by 2", custom, {x}));
+  EXPECT_TRUE(check_jvp("custom rule, forward mode differentiates the primal", custom, {x}));
+  EXPECT_FALSE(check_jac_agree("custom rule off by 2", custom, {x}));
+  // And the error names the element.
+  auto r = check_vjp("x * stop_gradient(x)", hidden, {x});
+  EXPECT_NE(std::string(r.message()).find("input 0"), std::string::npos) << r.message();
+  EXPECT_NE(std::string(r.message()).find("at element ("), std::string::npos) << r.message();
+}
+
+}  // namespace
+
+namespace {
+
+TEST(GradCheckHarness, PerturbsEveryElementOfEveryFloatInput) {
+  int calls = 0;
+  GradFn f = [&calls](const TensorList& in) {
+    ++calls;
+    return ts::matmul(in[0], in[1]) * ts::cast(in[2], ts::DType::Float64);
+  };
+  Tensor a = grad_input({2, 3}, Layout::Transposed, 131), b = grad_input({3, 4}, Layout::Sliced, 132);
+  Tensor k = make_input({2, 4}, ts::DType::Int32, Layout::Contiguous, 133, 1, 3);
+  ASSERT_TRUE(check_vjp("counted", f, {a, b, k}));
+  // One traced call, one plain call, and two per element of the two float inputs (6 + 12).
+  EXPECT_EQ(calls, 2 + 2 * (6 + 12));
+  calls = 0;
+  ASSERT_TRUE(check_jvp("counted", f, {a, b, k}));
+  // Per pass (input 0, input 1, all): one traced call, one plain call, two shifted calls.
+  EXPECT_EQ(calls, 3 * 4);
+}
+
+}  // namespace

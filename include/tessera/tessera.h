@@ -1,6 +1,7 @@
 // Umbrella header: everything a Tessera user needs.
 #pragma once
 
+#include "tessera/autodiff.h"
 #include "tessera/dtype.h"
 #include "tessera/error.h"
 #include "tessera/ops.h"

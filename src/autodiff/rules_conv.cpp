@@ -3,9 +3,11 @@
 //
 // conv2d and conv_transpose2d are bilinear in (x, w): the jvp is op(dx, w) + op(x, dw), and the vjp is
 // written with the other convolution (data gradient) and with a conv2d over permuted tensors in which the
-// batch acts as the channels (weight gradient). Average pooling is linear: the vjp applies a host-built
-// (output, input, weight) list with gather / mul / scatter_add, the jvp pools the tangent. Max pooling
-// routes the gradient through the argmax of each window, found with Tessera ops on the primal input.
+// batch acts as the channels (weight gradient). The average poolings are linear: their jvp pools the
+// tangent; avg_pool2d's vjp is a conv_transpose2d with a ones kernel over the cotangent divided by each
+// window's divisor, adaptive_avg_pool2d's applies a host-built (output, input, weight) list with gather /
+// mul / scatter_add. Max pooling routes the gradient through the argmax of each window, found with
+// Tessera ops on the primal input.
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -116,22 +118,34 @@ std::vector<int64_t> max_window_map(const PoolAttrs& p, int64_t H, int64_t W, in
 }
 
 // The flat position (in [0, H*W], per plane) of each output's maximum: [N*C, Ho*Wo] int64. Computed on
-// stop_gradient(x): the positions are constants for every transform.
-//   xf  = [reshape(x, [P, H*W]), -inf]          [P, H*W+1]
-//   win = gather(xf, 1, map)                    [P, Ho*Wo*K]  -> [P, Ho*Wo, K]
-//   arg = argmax(win, 2, keepdims)              [P, Ho*Wo, 1]
-//   pos = gather(map, 2, arg)                   [P, Ho*Wo, 1] -> [P, Ho*Wo]
+// stop_gradient(x), so the positions are constants for every transform. One window slot at a time (memory
+// stays O(output), not O(output * kernel)); a strictly larger value takes over, so ties keep the first slot
+// in row-major window order, like argmax:
+//   xf   = [reshape(x, [P, H*W]), -inf]                 [P, H*W+1]
+//   v_k  = gather(xf, 1, map[:, k])                       [P, Ho*Wo]   for each slot k of the window
+//   pos  = where(v_k > best, map[:, k], pos), best = max
 Tensor max_positions(const Tensor& x_in, const PoolAttrs& p, int64_t Ho, int64_t Wo) {
   Tensor x = stop_gradient(x_in);
   const Shape& xs = x.shape();
   const int64_t P = xs[0] * xs[1], H = xs[2], W = xs[3], K = p.kernel[0] * p.kernel[1], L = Ho * Wo;
-  std::vector<int64_t> host = max_window_map(p, H, W, Ho, Wo);
-  Tensor map = tensor(host, {1, L, K}, x.device());
+  std::vector<int64_t> host = max_window_map(p, H, W, Ho, Wo);  // [L, K]
   Tensor xf = concat(
       {reshape(x, {P, H * W}), full({P, 1}, -std::numeric_limits<double>::infinity(), x.dtype(), x.device())}, 1);
-  Tensor win = reshape(gather(xf, 1, expand(reshape(map, {1, L * K}), {P, L * K})), {P, L, K});
-  Tensor arg = argmax(win, 2, true);
-  return reshape(gather(expand(map, {P, L, K}), 2, arg), {P, L});
+  Tensor best, pos;
+  std::vector<int64_t> slot(static_cast<size_t>(L));
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t o = 0; o < L; ++o) slot[static_cast<size_t>(o)] = host[static_cast<size_t>(o * K + k)];
+    Tensor sk = expand(tensor(slot, {1, L}, x.device()), {P, L});
+    Tensor v = gather(xf, 1, sk);
+    if (k == 0) {
+      best = v, pos = sk;
+      continue;
+    }
+    Tensor upd = gt(v, best);
+    best = where(upd, v, best);
+    pos = where(upd, sk, pos);
+  }
+  return pos;
 }
 
 // y[p, o] = x[p, pos[p, o]]: vjp scatter-adds ct at pos into zeros [P, H*W+1] and drops the extra slot;
@@ -164,8 +178,8 @@ void max_pool_jvp(const JvpArgs& a, std::span<Tensor> t) {
 }
 
 // ------------------------------------------------------- average pooling (linear)
-// y[p, o] = sum_e [out_e == o] w_e x[p, in_e]: a list of (output, input, weight) entries per plane, built on
-// the host. vjp: vals = gather(ct, out) * w, then scatter_add(zeros [P, H*W], in, vals).
+// adaptive_avg_pool2d: y[p, o] = sum_e [out_e == o] w_e x[p, in_e]: a list of (output, input, weight) entries per
+// plane, built on the host. vjp: vals = gather(ct, out) * w, then scatter_add(zeros [P, H*W], in, vals).
 struct LinearPool {
   std::vector<int64_t> out, in;
   std::vector<double> w;
@@ -185,27 +199,42 @@ Tensor linear_pool_vjp(const LinearPool& lp, const Tensor& ct, const Shape& xs) 
 
 // avg_pool2d's forward (pool_kernels.cpp): the window of output oh starts at hs = oh*s - p and ends at
 // he = min(hs + k, H + p); it sums x over the window clipped to [0, H) and divides by (he - hs) times the
-// same for W when count_include_pad, else by the clipped window's size.
+// same for W when count_include_pad, else by the clipped window's size. So y = conv2d(x, ones) / div with a
+// host-built divisor div [Ho, Wo], one channel per (image, channel) plane, and the vjp is
+//   dx = conv_transpose2d(reshape(ct / div, [P, 1, Ho, Wo]), ones [1, 1, kh, kw], stride s, padding p)
+// whose output has (Ho-1)s - 2p + k (+ output_padding) rows: output_padding (< s) makes up the rows that
+// floor mode leaves unread; rows past H (windows hanging over the right padding in ceil mode) are cropped.
 void avg_pool_vjp(const VjpArgs& a, std::span<Tensor> g) {
   const Tensor& ct = a.ct[0];
   if (!a.need[0] || !ct.defined()) return;
   const auto& p = a.at<PoolAttrs>();
   const Shape& xs = a.in_meta[0].shape;
-  const int64_t H = xs[2], W = xs[3], Ho = ct.shape()[2], Wo = ct.shape()[3];
-  LinearPool lp;
+  const int64_t P = xs[0] * xs[1], H = xs[2], W = xs[3], Ho = ct.shape()[2], Wo = ct.shape()[3];
+  if (P * H * W == 0 || Ho * Wo == 0) {
+    g[0] = zeros(xs, ct.dtype(), ct.device());
+    return;
+  }
+  std::vector<double> dv(static_cast<size_t>(Ho * Wo));
   for (int64_t oh = 0; oh < Ho; ++oh) {
     int64_t hs = oh * p.stride[0] - p.padding[0], he = std::min(hs + p.kernel[0], H + p.padding[0]);
-    int64_t hs_c = std::max<int64_t>(hs, 0), he_c = std::min(he, H);
+    int64_t hn = p.count_include_pad ? he - hs : std::min(he, H) - std::max<int64_t>(hs, 0);
     for (int64_t ow = 0; ow < Wo; ++ow) {
       int64_t ws = ow * p.stride[1] - p.padding[1], we = std::min(ws + p.kernel[1], W + p.padding[1]);
-      int64_t ws_c = std::max<int64_t>(ws, 0), we_c = std::min(we, W);
-      double div = p.count_include_pad ? static_cast<double>((he - hs) * (we - ws))
-                                       : static_cast<double>((he_c - hs_c) * (we_c - ws_c));
-      for (int64_t ih = hs_c; ih < he_c; ++ih)
-        for (int64_t iw = ws_c; iw < we_c; ++iw) lp.add(oh * Wo + ow, ih * W + iw, 1.0 / div);
+      int64_t wn = p.count_include_pad ? we - ws : std::min(we, W) - std::max<int64_t>(ws, 0);
+      dv[static_cast<size_t>(oh * Wo + ow)] = static_cast<double>(hn * wn);
     }
   }
-  g[0] = linear_pool_vjp(lp, ct, xs);
+  Tensor d = cast(tensor(dv, {Ho, Wo}, ct.device()), ct.dtype());
+  ConvTranspose2dOptions o;
+  o.stride = p.stride, o.padding = p.padding;
+  const std::array<int64_t, 2> in{H, W}, out{Ho, Wo};
+  for (int i = 0; i < 2; ++i) {
+    int64_t len = (out[i] - 1) * p.stride[i] - 2 * p.padding[i] + p.kernel[i];
+    o.output_padding[i] = std::max<int64_t>(0, in[i] - len);
+  }
+  Tensor ones_k = ones({1, 1, p.kernel[0], p.kernel[1]}, ct.dtype(), ct.device());
+  Tensor r = conv_transpose2d(reshape(div(ct, d), {P, 1, Ho, Wo}), ones_k, {}, o);
+  g[0] = reshape(crop_hw(r, H, W), xs);
 }
 void avg_pool_jvp(const JvpArgs& a, std::span<Tensor> t) {
   if (!a.tan[0].defined()) return;

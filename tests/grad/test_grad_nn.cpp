@@ -45,6 +45,8 @@ TEST(GradMatmul, BatchedAndBroadcastBatchAxes) {
   EXPECT_GRADS("matmul broadcast both", matmul_fn(), {grad_input({2, 1, 2, 3}, Layout::Contiguous, 46), grad_input({3, 3, 2}, Layout::Transposed, 47)});
   EXPECT_GRADS("matmul expanded batch", matmul_fn(), {grad_input({2, 2, 3}, Layout::Expanded, 48), grad_input({2, 3, 2}, Layout::Contiguous, 49)});
   EXPECT_GRADS("matmul inner size 1", matmul_fn(), {grad_input({3, 1}, Layout::Contiguous, 50), grad_input({1, 4}, Layout::Contiguous, 51)});
+  EXPECT_GRADS("matmul empty inner axis (zeros)", matmul_fn(), {grad_input({2, 0}, Layout::Contiguous, 53), grad_input({0, 3}, Layout::Contiguous, 54)});
+  EXPECT_GRADS("matmul empty batch", matmul_fn(), {grad_input({0, 2, 3}, Layout::Contiguous, 55), grad_input({3, 2}, Layout::Contiguous, 56)});
   EXPECT_GRADS("matmul same input", [](const TensorList& in) { return ts::matmul(in[0], ts::transpose(in[0], 0, 1)); }, {grad_input({3, 2}, Layout::Sliced, 52)});
 }
 

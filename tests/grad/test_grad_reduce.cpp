@@ -74,6 +74,14 @@ TEST_P(GradReduce, MatchesCentralDifferencesOverAxesAndLayouts) {
 
 INSTANTIATE_TEST_SUITE_P(Ops, GradReduce, ::testing::ValuesIn(reduce_cases()), [](const auto& info) { return std::string(info.param.name); });
 
+TEST(GradReduce, EmptyInputsGiveEmptyGradients) {
+  Tensor e = grad_input({0, 3}, Layout::Contiguous, 95);
+  EXPECT_GRADS("sum over an empty axis", [](const TensorList& in) { return ts::sum(in[0], {0}); }, {e});
+  EXPECT_GRADS("prod over an empty axis", [](const TensorList& in) { return ts::prod(in[0], {0}, true); }, {e});
+  EXPECT_GRADS("sum over a non-empty axis of an empty tensor", [](const TensorList& in) { return ts::sum(in[0], {1}); }, {e});
+  EXPECT_GRADS("cumsum of an empty tensor", [](const TensorList& in) { return ts::cumsum(in[0], 0); }, {e});
+}
+
 TEST(GradReduce, ProdWithOneZeroKeepsTheOtherFactors) {
   // d/dx_i prod(x) = prod of the others, also where some x_j == 0 (no division by x).
   Tensor x = ts::tensor(std::vector<double>{0.0, 1.5, -2.0, 0.5}, {4});

@@ -67,8 +67,9 @@ TEST_P(GradUnary, MatchesCentralDifferencesInEveryLayout) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, GradUnary, ::testing::ValuesIn(unary_cases()),
-                         [](const auto& info) { return std::string(info.param.name == std::string("operator-") ? "operator_neg" : info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Ops, GradUnary, ::testing::ValuesIn(unary_cases()), [](const auto& info) {
+  return std::string(info.param.name == std::string("operator-") ? "operator_neg" : info.param.name);
+});
 
 struct BinaryCase {
   const char* name;
@@ -101,29 +102,33 @@ class GradBinary : public ::testing::TestWithParam<BinaryCase> {};
 TEST_P(GradBinary, MatchesCentralDifferencesWithBroadcasting) {
   const BinaryCase& c = GetParam();
   GradFn f = [fn = c.fn](const TensorList& in) { return fn(in[0], in[1]); };
-  const std::vector<std::pair<Shape, Shape>> pairs{{{2, 3}, {2, 3}}, {{2, 3}, {3}}, {{3, 1}, {1, 4}}, {{}, {2, 2}},
-                                                   {{2, 1, 3}, {4, 1}}, {{1}, {}}, {{}, {}}};
+  const std::vector<std::pair<Shape, Shape>> pairs{{{2, 3}, {2, 3}},    {{2, 3}, {3}}, {{3, 1}, {1, 4}}, {{}, {2, 2}},
+                                                   {{2, 1, 3}, {4, 1}}, {{1}, {}},     {{}, {}}};
   uint64_t seed = 100;
   for (const auto& [sa, sb] : pairs) {
     for (Layout l : all_layouts()) {
       for (int side = 0; side < 2; ++side) {
         Tensor a = grad_input(sa, side == 0 ? l : Layout::Contiguous, seed++, c.alo, c.ahi);
         Tensor b = grad_input(sb, side == 1 ? l : Layout::Contiguous, seed++, c.blo, c.bhi);
-        SCOPED_TRACE(ts::shape_str(sa) + " x " + ts::shape_str(sb) + " " + layout_name(l) + " on input " + std::to_string(side));
+        SCOPED_TRACE(ts::shape_str(sa) + " x " + ts::shape_str(sb) + " " + layout_name(l) + " on input " +
+                     std::to_string(side));
         EXPECT_GRADS(c.name, f, {a, b});
-        EXPECT_GRADS(std::string(c.name) + " swapped", [fn = c.fn](const TensorList& in) { return fn(in[1], in[0]); }, {b, a});
+        EXPECT_GRADS(std::string(c.name) + " swapped", [fn = c.fn](const TensorList& in) { return fn(in[1], in[0]); },
+                     {b, a});
       }
     }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, GradBinary, ::testing::ValuesIn(binary_cases()), [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Ops, GradBinary, ::testing::ValuesIn(binary_cases()),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST(GradElementwise, SameInputOnBothSidesAccumulates) {
   Tensor x = grad_input({2, 3}, Layout::Transposed, 7);
   EXPECT_GRADS("mul(x, x)", [](const TensorList& in) { return ts::mul(in[0], in[0]); }, {x});
   EXPECT_GRADS("x / (x*x + 1)", [](const TensorList& in) { return ts::div(in[0], in[0] * in[0] + 1.0); }, {x});
-  EXPECT_GRADS("pow(x, x)", [](const TensorList& in) { return ts::pow(in[0], in[0]); }, {grad_input({4}, Layout::Sliced, 8, 0.5, 2)});
+  EXPECT_GRADS("pow(x, x)", [](const TensorList& in) { return ts::pow(in[0], in[0]); },
+               {grad_input({4}, Layout::Sliced, 8, 0.5, 2)});
 }
 
 TEST(GradElementwise, ScalarOperandsMatchCentralDifferences) {
@@ -142,7 +147,8 @@ TEST(GradElementwise, ScalarOperandsMatchCentralDifferences) {
   EXPECT_GRADS("scalar - x", [](const TensorList& in) { return 2.0 - in[0]; }, {x});
   EXPECT_GRADS("scalar / x", [](const TensorList& in) { return 3.0 / in[0]; }, {xp});
   EXPECT_GRADS("scalar * x + scalar", [](const TensorList& in) { return 0.5 * in[0] + 1.0; }, {x});
-  EXPECT_GRADS("x * 0-d tensor", [](const TensorList& in) { return in[0] * in[1]; }, {x, grad_input({}, Layout::Contiguous, 13)});
+  EXPECT_GRADS("x * 0-d tensor", [](const TensorList& in) { return in[0] * in[1]; },
+               {x, grad_input({}, Layout::Contiguous, 13)});
 }
 
 TEST(GradElementwise, WhereRoutesGradientsToTheChosenSide) {
@@ -151,10 +157,12 @@ TEST(GradElementwise, WhereRoutesGradientsToTheChosenSide) {
   Tensor b = grad_input({3}, Layout::Sliced, 23);
   GradFn f = [](const TensorList& in) { return ts::where(in[0], in[1], in[2]); };
   EXPECT_GRADS("where", f, {cond, a, b});
-  EXPECT_GRADS("where broadcast cond", f, {make_input({3}, ts::DType::Bool, Layout::Contiguous, 24), grad_input({2, 3}, Layout::Offset, 25),
-                                           grad_input({2, 1}, Layout::Contiguous, 26)});
-  EXPECT_GRADS("where 0-d", f, {make_input({}, ts::DType::Bool, Layout::Contiguous, 27), grad_input({}, Layout::Contiguous, 28),
-                                grad_input({2}, Layout::Contiguous, 29)});
+  EXPECT_GRADS("where broadcast cond", f,
+               {make_input({3}, ts::DType::Bool, Layout::Contiguous, 24), grad_input({2, 3}, Layout::Offset, 25),
+                grad_input({2, 1}, Layout::Contiguous, 26)});
+  EXPECT_GRADS("where 0-d", f,
+               {make_input({}, ts::DType::Bool, Layout::Contiguous, 27), grad_input({}, Layout::Contiguous, 28),
+                grad_input({2}, Layout::Contiguous, 29)});
   EXPECT_GRADS("where scalar b", [](const TensorList& in) { return ts::where(in[0], in[1], 0.5); }, {cond, a});
   EXPECT_GRADS("where scalar a", [](const TensorList& in) { return ts::where(in[0], -1.0, in[1]); }, {cond, a});
   // A condition computed from the differentiated input: relu written by hand.
@@ -211,7 +219,9 @@ TEST(GradElementwise, CastBetweenFloatDtypesCastsTheCotangentBack) {
 
 TEST(GradElementwise, CastToIntegerCarriesNoGradient) {
   Tensor x = grad_input({2, 3}, Layout::Sliced, 51, -3, 3);
-  EXPECT_NO_GRAD("cast to int64 and back", [](const TensorList& in) { return ts::cast(ts::cast(in[0], ts::DType::Int64), ts::DType::Float64); }, {x});
+  EXPECT_NO_GRAD("cast to int64 and back",
+                 [](const TensorList& in) { return ts::cast(ts::cast(in[0], ts::DType::Int64), ts::DType::Float64); },
+                 {x});
   EXPECT_NO_GRAD("cast to bool", [](const TensorList& in) { return ts::cast(in[0], ts::DType::Bool); }, {x});
   EXPECT_NO_GRAD("cast to int32", [](const TensorList& in) { return ts::cast(in[0], ts::DType::Int32); }, {x});
 }
@@ -219,7 +229,8 @@ TEST(GradElementwise, CastToIntegerCarriesNoGradient) {
 TEST(GradElementwise, CopyAndCloneAreIdentity) {
   Tensor x = grad_input({3, 2}, Layout::Transposed, 61);
   EXPECT_GRADS("contiguous (copy)", [](const TensorList& in) { return ts::contiguous(in[0]) * in[0]; }, {x});
-  EXPECT_GRADS("clone", [](const TensorList& in) { return in[0].clone() * 2.0; }, {grad_input({2, 3}, Layout::Expanded, 62)});
+  EXPECT_GRADS("clone", [](const TensorList& in) { return in[0].clone() * 2.0; },
+               {grad_input({2, 3}, Layout::Expanded, 62)});
 }
 
 TEST(GradElementwise, DropoutWithAFixedGeneratorScalesKeptElements) {
@@ -232,7 +243,8 @@ TEST(GradElementwise, DropoutWithAFixedGeneratorScalesKeptElements) {
   // The gradient is the mask / (1 - p): zero where dropped, 1/0.7 where kept.
   auto [y, pullback] = ts::vjp(f, TensorList{x});
   auto [g] = pullback(ts::ones_like(y));
-  std::vector<double> yv = y.to_vector<double>(), xv = x.contiguous().to_vector<double>(), gv = g[0].to_vector<double>();
+  std::vector<double> yv = y.to_vector<double>(), xv = x.contiguous().to_vector<double>(),
+                      gv = g[0].to_vector<double>();
   int dropped = 0;
   for (size_t i = 0; i < yv.size(); ++i) {
     if (yv[i] == 0.0) {
@@ -244,17 +256,20 @@ TEST(GradElementwise, DropoutWithAFixedGeneratorScalesKeptElements) {
     }
   }
   EXPECT_GT(dropped, 0);
-  EXPECT_GRADS("dropout eval mode", [](const TensorList& in) {
-    ts::Generator gen(1);
-    return ts::dropout(in[0], 0.5, gen, /*train=*/false);
-  }, {x});
+  EXPECT_GRADS("dropout eval mode",
+               [](const TensorList& in) {
+                 ts::Generator gen(1);
+                 return ts::dropout(in[0], 0.5, gen, /*train=*/false);
+               },
+               {x});
 }
 
 TEST(GradElementwise, IntegerInputsAreHeldFixedAndGetNoGradient) {
   Tensor x = grad_input({2, 3}, Layout::Transposed, 81);
   Tensor k = make_input({2, 3}, ts::DType::Int64, Layout::Contiguous, 82, -3, 3);
   EXPECT_GRADS("x * cast(k)", [](const TensorList& in) { return in[0] * ts::cast(in[1], ts::DType::Float64); }, {x, k});
-  EXPECT_GRADS("x + int tensor (promotes)", [](const TensorList& in) { return ts::add(in[1], in[0]); }, {x, make_input({3}, ts::DType::Int32, Layout::Contiguous, 83)});
+  EXPECT_GRADS("x + int tensor (promotes)", [](const TensorList& in) { return ts::add(in[1], in[0]); },
+               {x, make_input({3}, ts::DType::Int32, Layout::Contiguous, 83)});
 }
 
 TEST(GradElementwise, PiecewiseConstantOpsGiveZeroGradient) {
@@ -265,8 +280,10 @@ TEST(GradElementwise, PiecewiseConstantOpsGiveZeroGradient) {
   EXPECT_NO_GRAD("round", [](const TensorList& in) { return ts::round(in[0]); }, {x});
   // Mixed with a differentiable path, only that path counts: d/dx (x * floor(x)) = floor(x).
   EXPECT_GRADS("x * floor(x)", [](const TensorList& in) { return in[0] * ts::floor(in[0]); }, {x});
-  EXPECT_GRADS("x - round(x) (straight-through style)", [](const TensorList& in) { return in[0] - ts::round(in[0]); }, {x});
-  EXPECT_GRADS("abs(x) * sign(x)", [](const TensorList& in) { return ts::abs(in[0]) * ts::sign(in[0]); }, {away_from(grad_input({5}, Layout::Sliced, 92))});
+  EXPECT_GRADS("x - round(x) (straight-through style)", [](const TensorList& in) { return in[0] - ts::round(in[0]); },
+               {x});
+  EXPECT_GRADS("abs(x) * sign(x)", [](const TensorList& in) { return ts::abs(in[0]) * ts::sign(in[0]); },
+               {away_from(grad_input({5}, Layout::Sliced, 92))});
 }
 
 TEST(GradElementwise, ComparisonsAndLogicalOpsGiveNoGradient) {
@@ -287,17 +304,14 @@ TEST(GradElementwise, ComparisonsAndLogicalOpsGiveNoGradient) {
   for (const auto& [name, fn] : ops) {
     EXPECT_NO_GRAD(name, [fn = fn](const TensorList& in) { return fn(in[0], in[1]); }, {a, b});
     // Used as a float mask, the comparison contributes nothing: d/da (a * cast(a < b)) = mask.
-    EXPECT_GRADS(std::string(name) + " as mask", [fn = fn](const TensorList& in) { return in[0] * ts::cast(fn(in[0], in[1]), ts::DType::Float64); },
+    EXPECT_GRADS(std::string(name) + " as mask",
+                 [fn = fn](const TensorList& in) { return in[0] * ts::cast(fn(in[0], in[1]), ts::DType::Float64); },
                  {a, b});
   }
   EXPECT_NO_GRAD("logical_not", [](const TensorList& in) { return ts::logical_not(in[0]); }, {a});
   EXPECT_NO_GRAD("gt scalar", [](const TensorList& in) { return ts::gt(in[0], 0.0); }, {a});
   EXPECT_NO_GRAD("operator<", [](const TensorList& in) { return in[0] < in[1]; }, {a, b});
 }
-
-}  // namespace
-
-namespace {
 
 // Creation and random ops take no differentiable input: inside a transform their results are
 // constants, even when shaped after a traced tensor.
@@ -307,22 +321,25 @@ TEST(GradElementwise, CreationAndRandomOpsAreConstants) {
   EXPECT_NO_GRAD("ones_like", [](const TensorList& in) { return ts::ones_like(in[0]); }, {x});
   EXPECT_NO_GRAD("full_like", [](const TensorList& in) { return ts::full_like(in[0], 2.5); }, {x});
   EXPECT_GRADS("x * full_like + ones_like + zeros_like",
-               [](const TensorList& in) { return in[0] * ts::full_like(in[0], 2.5) + ts::ones_like(in[0]) + ts::zeros_like(in[0]); }, {x});
-  EXPECT_GRADS("x * constants", [](const TensorList& in) {
-    ts::Generator gen(5);
-    Tensor c = ts::full({2, 3}, 0.5, ts::DType::Float64) + ts::eye(2, 3, ts::DType::Float64) + ts::rand({2, 3}, gen, ts::DType::Float64) +
-               ts::randn({3}, gen, ts::DType::Float64) + ts::uniform({3}, -1, 1, gen, ts::DType::Float64) +
-               ts::normal({3}, 0, 1, gen, ts::DType::Float64) + ts::linspace(0, 1, 3, ts::DType::Float64) +
-               ts::arange(0.0, 3.0, 1.0, ts::DType::Float64) + ts::zeros({3}, ts::DType::Float64) + ts::ones({3}, ts::DType::Float64) +
-               ts::cast(ts::bernoulli({3}, 0.5, gen), ts::DType::Float64) + ts::scalar_tensor(1.5, ts::DType::Float64) +
-               ts::tensor(std::vector<double>{1, 2, 3}, {3});
-    return in[0] * c;
-  }, {x});
+               [](const TensorList& in) {
+                 return in[0] * ts::full_like(in[0], 2.5) + ts::ones_like(in[0]) + ts::zeros_like(in[0]);
+               },
+               {x});
+  EXPECT_GRADS("x * constants",
+               [](const TensorList& in) {
+                 ts::Generator gen(5);
+                 Tensor c = ts::full({2, 3}, 0.5, ts::DType::Float64) + ts::eye(2, 3, ts::DType::Float64) +
+                            ts::rand({2, 3}, gen, ts::DType::Float64) + ts::randn({3}, gen, ts::DType::Float64) +
+                            ts::uniform({3}, -1, 1, gen, ts::DType::Float64) +
+                            ts::normal({3}, 0, 1, gen, ts::DType::Float64) + ts::linspace(0, 1, 3, ts::DType::Float64) +
+                            ts::arange(0.0, 3.0, 1.0, ts::DType::Float64) + ts::zeros({3}, ts::DType::Float64) +
+                            ts::ones({3}, ts::DType::Float64) +
+                            ts::cast(ts::bernoulli({3}, 0.5, gen), ts::DType::Float64) +
+                            ts::scalar_tensor(1.5, ts::DType::Float64) + ts::tensor(std::vector<double>{1, 2, 3}, {3});
+                 return in[0] * c;
+               },
+               {x});
 }
-
-}  // namespace
-
-namespace {
 
 // The harness itself must be able to fail: a function whose transforms see a different
 // derivative than its values have (stop_gradient hides half of d(x*x)/dx; a custom rule
@@ -334,10 +351,10 @@ TEST(GradCheckHarness, DetectsAWrongDerivative) {
   EXPECT_FALSE(check_jvp("x * stop_gradient(x)", hidden, {x}));
   GradFn scalar = [](const TensorList& in) { return ts::sum(in[0] * in[0] * ts::stop_gradient(in[0])); };
   EXPECT_FALSE(check_hessian("sum(x^2 * stop_gradient(x))", scalar, {x}));
-  ts::CustomVjp twice_too_big{"double_grad",
-                              [](const TensorList& in) { return TensorList{ts::sin(in[0])}; },
-                              [](const TensorList& in) { return std::make_pair(TensorList{ts::sin(in[0])}, TensorList{in[0]}); },
-                              [](const TensorList& res, const TensorList& ct) { return TensorList{ct[0] * ts::cos(res[0]) * 2.0}; }};
+  ts::CustomVjp twice_too_big{
+      "double_grad", [](const TensorList& in) { return TensorList{ts::sin(in[0])}; },
+      [](const TensorList& in) { return std::make_pair(TensorList{ts::sin(in[0])}, TensorList{in[0]}); },
+      [](const TensorList& res, const TensorList& ct) { return TensorList{ct[0] * ts::cos(res[0]) * 2.0}; }};
   GradFn custom = [twice_too_big](const TensorList& in) { return ts::custom_vjp_call(twice_too_big, in)[0]; };
   EXPECT_FALSE(check_vjp("custom rule off by 2", custom, {x}));
   EXPECT_TRUE(check_jvp("custom rule, forward mode differentiates the primal", custom, {x}));
@@ -347,10 +364,6 @@ TEST(GradCheckHarness, DetectsAWrongDerivative) {
   EXPECT_NE(std::string(r.message()).find("input 0"), std::string::npos) << r.message();
   EXPECT_NE(std::string(r.message()).find("at element ("), std::string::npos) << r.message();
 }
-
-}  // namespace
-
-namespace {
 
 TEST(GradCheckHarness, PerturbsEveryElementOfEveryFloatInput) {
   int calls = 0;

@@ -31,23 +31,37 @@ TEST(GradMatmul, MatricesInEveryLayout) {
 }
 
 TEST(GradMatmul, OneDimensionalOperands) {
-  EXPECT_GRADS("matmul vec x mat", matmul_fn(), {grad_input({4}, Layout::Sliced, 20), grad_input({4, 3}, Layout::Transposed, 21)});
-  EXPECT_GRADS("matmul mat x vec", matmul_fn(), {grad_input({3, 4}, Layout::Contiguous, 22), grad_input({4}, Layout::Offset, 23)});
-  EXPECT_GRADS("matmul vec x vec (0-d result)", matmul_fn(), {grad_input({5}, Layout::Contiguous, 24), grad_input({5}, Layout::Sliced, 25)});
-  EXPECT_GRADS("matmul batched x vec", matmul_fn(), {grad_input({2, 3, 4}, Layout::Transposed, 26), grad_input({4}, Layout::Contiguous, 27)});
-  EXPECT_GRADS("matmul vec x batched", matmul_fn(), {grad_input({3}, Layout::Contiguous, 28), grad_input({2, 3, 4}, Layout::Contiguous, 29)});
+  EXPECT_GRADS("matmul vec x mat", matmul_fn(),
+               {grad_input({4}, Layout::Sliced, 20), grad_input({4, 3}, Layout::Transposed, 21)});
+  EXPECT_GRADS("matmul mat x vec", matmul_fn(),
+               {grad_input({3, 4}, Layout::Contiguous, 22), grad_input({4}, Layout::Offset, 23)});
+  EXPECT_GRADS("matmul vec x vec (0-d result)", matmul_fn(),
+               {grad_input({5}, Layout::Contiguous, 24), grad_input({5}, Layout::Sliced, 25)});
+  EXPECT_GRADS("matmul batched x vec", matmul_fn(),
+               {grad_input({2, 3, 4}, Layout::Transposed, 26), grad_input({4}, Layout::Contiguous, 27)});
+  EXPECT_GRADS("matmul vec x batched", matmul_fn(),
+               {grad_input({3}, Layout::Contiguous, 28), grad_input({2, 3, 4}, Layout::Contiguous, 29)});
 }
 
 TEST(GradMatmul, BatchedAndBroadcastBatchAxes) {
-  EXPECT_GRADS("matmul batched", matmul_fn(), {grad_input({2, 3, 4}, Layout::Transposed, 40), grad_input({2, 4, 2}, Layout::Contiguous, 41)});
-  EXPECT_GRADS("matmul broadcast rhs", matmul_fn(), {grad_input({2, 3, 4}, Layout::Contiguous, 42), grad_input({4, 2}, Layout::Sliced, 43)});
-  EXPECT_GRADS("matmul broadcast lhs", matmul_fn(), {grad_input({3, 4}, Layout::Transposed, 44), grad_input({2, 4, 2}, Layout::Contiguous, 45)});
-  EXPECT_GRADS("matmul broadcast both", matmul_fn(), {grad_input({2, 1, 2, 3}, Layout::Contiguous, 46), grad_input({3, 3, 2}, Layout::Transposed, 47)});
-  EXPECT_GRADS("matmul expanded batch", matmul_fn(), {grad_input({2, 2, 3}, Layout::Expanded, 48), grad_input({2, 3, 2}, Layout::Contiguous, 49)});
-  EXPECT_GRADS("matmul inner size 1", matmul_fn(), {grad_input({3, 1}, Layout::Contiguous, 50), grad_input({1, 4}, Layout::Contiguous, 51)});
-  EXPECT_GRADS("matmul empty inner axis (zeros)", matmul_fn(), {grad_input({2, 0}, Layout::Contiguous, 53), grad_input({0, 3}, Layout::Contiguous, 54)});
-  EXPECT_GRADS("matmul empty batch", matmul_fn(), {grad_input({0, 2, 3}, Layout::Contiguous, 55), grad_input({3, 2}, Layout::Contiguous, 56)});
-  EXPECT_GRADS("matmul same input", [](const TensorList& in) { return ts::matmul(in[0], ts::transpose(in[0], 0, 1)); }, {grad_input({3, 2}, Layout::Sliced, 52)});
+  EXPECT_GRADS("matmul batched", matmul_fn(),
+               {grad_input({2, 3, 4}, Layout::Transposed, 40), grad_input({2, 4, 2}, Layout::Contiguous, 41)});
+  EXPECT_GRADS("matmul broadcast rhs", matmul_fn(),
+               {grad_input({2, 3, 4}, Layout::Contiguous, 42), grad_input({4, 2}, Layout::Sliced, 43)});
+  EXPECT_GRADS("matmul broadcast lhs", matmul_fn(),
+               {grad_input({3, 4}, Layout::Transposed, 44), grad_input({2, 4, 2}, Layout::Contiguous, 45)});
+  EXPECT_GRADS("matmul broadcast both", matmul_fn(),
+               {grad_input({2, 1, 2, 3}, Layout::Contiguous, 46), grad_input({3, 3, 2}, Layout::Transposed, 47)});
+  EXPECT_GRADS("matmul expanded batch", matmul_fn(),
+               {grad_input({2, 2, 3}, Layout::Expanded, 48), grad_input({2, 3, 2}, Layout::Contiguous, 49)});
+  EXPECT_GRADS("matmul inner size 1", matmul_fn(),
+               {grad_input({3, 1}, Layout::Contiguous, 50), grad_input({1, 4}, Layout::Contiguous, 51)});
+  EXPECT_GRADS("matmul empty inner axis (zeros)", matmul_fn(),
+               {grad_input({2, 0}, Layout::Contiguous, 53), grad_input({0, 3}, Layout::Contiguous, 54)});
+  EXPECT_GRADS("matmul empty batch", matmul_fn(),
+               {grad_input({0, 2, 3}, Layout::Contiguous, 55), grad_input({3, 2}, Layout::Contiguous, 56)});
+  EXPECT_GRADS("matmul same input", [](const TensorList& in) { return ts::matmul(in[0], ts::transpose(in[0], 0, 1)); },
+               {grad_input({3, 2}, Layout::Sliced, 52)});
 }
 
 TEST(GradConv, Conv2dStridePaddingDilationGroupsBias) {
@@ -73,7 +87,9 @@ TEST(GradConv, Conv2dStridePaddingDilationGroupsBias) {
     for (Layout l : {Layout::Contiguous, Layout::Transposed}) {
       TensorList in{grad_input(c.x, l, seed++), grad_input(c.w, Layout::Contiguous, seed++, -1, 1)};
       if (c.bias) in.push_back(grad_input({c.w[0]}, Layout::Sliced, seed++));
-      GradFn f = [opt = c.opt](const TensorList& v) { return ts::conv2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), opt); };
+      GradFn f = [opt = c.opt](const TensorList& v) {
+        return ts::conv2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), opt);
+      };
       SCOPED_TRACE(std::string(c.name) + " " + layout_name(l));
       EXPECT_GRADS(std::string("conv2d ") + c.name, f, in, GradCheckOptions{.max_jac_elems = 2048});
     }
@@ -88,12 +104,15 @@ TEST(GradConv, Conv1d) {
   const std::vector<std::pair<ts::Conv1dOptions, Shape>> cases{
       {{}, {3, 2, 2}}, {{2, 1, 1, 1}, {3, 2, 3}}, {{1, 2, 2, 1}, {2, 2, 2}}, {{1, 0, 1, 2}, {4, 1, 2}}};
   for (const auto& [opt, wshape] : cases) {
-    TensorList in{grad_input({2, 2, 6}, Layout::Transposed, seed++), grad_input(wshape, Layout::Contiguous, seed++, -1, 1),
+    TensorList in{grad_input({2, 2, 6}, Layout::Transposed, seed++),
+                  grad_input(wshape, Layout::Contiguous, seed++, -1, 1),
                   grad_input({wshape[0]}, Layout::Contiguous, seed++)};
     SCOPED_TRACE("stride " + std::to_string(opt.stride) + " padding " + std::to_string(opt.padding) + " dilation " +
                  std::to_string(opt.dilation) + " groups " + std::to_string(opt.groups));
-    EXPECT_GRADS("conv1d", [opt = opt](const TensorList& v) { return ts::conv1d(v[0], v[1], v[2], opt); }, in);
-    EXPECT_GRADS("conv1d no bias", [opt = opt](const TensorList& v) { return ts::conv1d(v[0], v[1], Tensor(), opt); }, {in[0], in[1]});
+    EXPECT_GRADS(
+        "conv1d", [opt = opt](const TensorList& v) { return ts::conv1d(v[0], v[1], v[2], opt); }, in);
+    EXPECT_GRADS("conv1d no bias", [opt = opt](const TensorList& v) { return ts::conv1d(v[0], v[1], Tensor(), opt); },
+                 {in[0], in[1]});
   }
 }
 
@@ -116,7 +135,9 @@ TEST(GradConv, ConvTranspose2d) {
   for (const Case& c : cases) {
     TensorList in{grad_input(c.x, Layout::Transposed, seed++), grad_input(c.w, Layout::Contiguous, seed++, -1, 1)};
     if (c.bias) in.push_back(grad_input({c.w[1] * c.opt.groups}, Layout::Contiguous, seed++));
-    GradFn f = [opt = c.opt](const TensorList& v) { return ts::conv_transpose2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), opt); };
+    GradFn f = [opt = c.opt](const TensorList& v) {
+      return ts::conv_transpose2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), opt);
+    };
     SCOPED_TRACE(c.name);
     EXPECT_GRADS(std::string("conv_transpose2d ") + c.name, f, in, GradCheckOptions{.max_jac_elems = 2048});
   }
@@ -125,18 +146,26 @@ TEST(GradConv, ConvTranspose2d) {
 TEST(GradPool, MaxPool2d) {
   uint64_t seed = 400;
   std::vector<ts::Pool2dOptions> opts(5);
-  opts[1].stride = std::array<int64_t, 2>{1, 1};                             // overlapping windows
-  opts[2].kernel = {3, 3}; opts[2].stride = std::array<int64_t, 2>{2, 2}; opts[2].padding = {1, 1};
-  opts[3].kernel = {2, 3}; opts[3].ceil_mode = true;                      // ragged last window
-  opts[4].kernel = {3, 2}; opts[4].stride = std::array<int64_t, 2>{2, 1}; opts[4].padding = {1, 0}; opts[4].ceil_mode = true;
+  opts[1].stride = std::array<int64_t, 2>{1, 1};  // overlapping windows
+  opts[2].kernel = {3, 3};
+  opts[2].stride = std::array<int64_t, 2>{2, 2};
+  opts[2].padding = {1, 1};
+  opts[3].kernel = {2, 3};
+  opts[3].ceil_mode = true;  // ragged last window
+  opts[4].kernel = {3, 2};
+  opts[4].stride = std::array<int64_t, 2>{2, 1};
+  opts[4].padding = {1, 0};
+  opts[4].ceil_mode = true;
   for (size_t i = 0; i < opts.size(); ++i) {
     for (Layout l : {Layout::Contiguous, Layout::Transposed}) {
       SCOPED_TRACE("options " + std::to_string(i) + " " + layout_name(l));
-      EXPECT_GRADS("max_pool2d", [o = opts[i]](const TensorList& v) { return ts::max_pool2d(v[0], o); }, {grad_input({2, 2, 5, 5}, l, seed++)},
-                   GradCheckOptions{.max_jac_elems = 2048});
+      EXPECT_GRADS(
+          "max_pool2d", [o = opts[i]](const TensorList& v) { return ts::max_pool2d(v[0], o); },
+          {grad_input({2, 2, 5, 5}, l, seed++)}, GradCheckOptions{.max_jac_elems = 2048});
     }
   }
-  EXPECT_GRADS("max_pool2d unbatched", [](const TensorList& v) { return ts::max_pool2d(v[0], {}); }, {grad_input({2, 4, 4}, Layout::Sliced, 450)});
+  EXPECT_GRADS("max_pool2d unbatched", [](const TensorList& v) { return ts::max_pool2d(v[0], {}); },
+               {grad_input({2, 4, 4}, Layout::Sliced, 450)});
 }
 
 TEST(GradPool, AvgPool2dWithAndWithoutPadCounting) {
@@ -144,13 +173,19 @@ TEST(GradPool, AvgPool2dWithAndWithoutPadCounting) {
   for (bool include : {true, false}) {
     for (bool ceil : {false, true}) {
       std::vector<ts::Pool2dOptions> opts(3);
-      opts[1].kernel = {3, 3}; opts[1].stride = std::array<int64_t, 2>{2, 2}; opts[1].padding = {1, 1};
-      opts[2].kernel = {2, 3}; opts[2].stride = std::array<int64_t, 2>{1, 2}; opts[2].padding = {1, 1};
+      opts[1].kernel = {3, 3};
+      opts[1].stride = std::array<int64_t, 2>{2, 2};
+      opts[1].padding = {1, 1};
+      opts[2].kernel = {2, 3};
+      opts[2].stride = std::array<int64_t, 2>{1, 2};
+      opts[2].padding = {1, 1};
       for (size_t i = 0; i < opts.size(); ++i) {
         opts[i].ceil_mode = ceil;
         opts[i].count_include_pad = include;
-        SCOPED_TRACE("options " + std::to_string(i) + " count_include_pad " + std::to_string(include) + " ceil " + std::to_string(ceil));
-        EXPECT_GRADS("avg_pool2d", [o = opts[i]](const TensorList& v) { return ts::avg_pool2d(v[0], o); }, {grad_input({1, 2, 5, 5}, Layout::Transposed, seed++)});
+        SCOPED_TRACE("options " + std::to_string(i) + " count_include_pad " + std::to_string(include) + " ceil " +
+                     std::to_string(ceil));
+        EXPECT_GRADS("avg_pool2d", [o = opts[i]](const TensorList& v) { return ts::avg_pool2d(v[0], o); },
+                     {grad_input({1, 2, 5, 5}, Layout::Transposed, seed++)});
       }
     }
   }
@@ -159,9 +194,16 @@ TEST(GradPool, AvgPool2dWithAndWithoutPadCounting) {
 TEST(GradPool, Pool1d) {
   uint64_t seed = 600;
   std::vector<ts::Pool1dOptions> opts(4);
-  opts[1].kernel = 3; opts[1].stride = 2; opts[1].padding = 1;
-  opts[2].kernel = 3; opts[2].stride = 2; opts[2].ceil_mode = true;
-  opts[3].kernel = 2; opts[3].stride = 1; opts[3].padding = 1; opts[3].count_include_pad = false;
+  opts[1].kernel = 3;
+  opts[1].stride = 2;
+  opts[1].padding = 1;
+  opts[2].kernel = 3;
+  opts[2].stride = 2;
+  opts[2].ceil_mode = true;
+  opts[3].kernel = 2;
+  opts[3].stride = 1;
+  opts[3].padding = 1;
+  opts[3].count_include_pad = false;
   for (size_t i = 0; i < opts.size(); ++i) {
     SCOPED_TRACE("options " + std::to_string(i));
     Tensor x = grad_input({2, 2, 7}, Layout::Transposed, seed++);
@@ -177,7 +219,10 @@ TEST(GradPool, AdaptiveAvgPool2d) {
     EXPECT_GRADS("adaptive_avg_pool2d", [out](const TensorList& v) { return ts::adaptive_avg_pool2d(v[0], out); },
                  {grad_input({1, 2, 5, 4}, Layout::Transposed, seed++)});
   }
-  EXPECT_GRADS("adaptive_avg_pool2d unbatched", [](const TensorList& v) { return ts::adaptive_avg_pool2d(v[0], {2, 2}); },
+  EXPECT_GRADS("adaptive_avg_pool2d unbatched",
+               [](const TensorList& v) {
+                 return ts::adaptive_avg_pool2d(v[0], {2, 2});
+               },
                {grad_input({2, 3, 3}, Layout::Sliced, seed++)});
 }
 
@@ -191,10 +236,14 @@ TEST(GradNormalization, SoftmaxAndLogSoftmaxOverEveryAxis) {
       EXPECT_GRADS("log_softmax", [axis](const TensorList& v) { return ts::log_softmax(v[0], axis); }, {x});
     }
   }
-  EXPECT_GRADS("softmax rank 3 middle", [](const TensorList& v) { return ts::softmax(v[0], 1); }, {grad_input({2, 3, 2}, Layout::Transposed, 850)});
-  EXPECT_GRADS("log_softmax large logits", [](const TensorList& v) { return ts::log_softmax(v[0] * 100.0, -1); }, {grad_input({2, 3}, Layout::Contiguous, 851)});
-  EXPECT_GRADS("softmax 0-d", [](const TensorList& v) { return ts::softmax(v[0], 0); }, {grad_input({}, Layout::Contiguous, 852)});
-  EXPECT_GRADS("softmax size-1 axis", [](const TensorList& v) { return ts::log_softmax(v[0], 1); }, {grad_input({3, 1}, Layout::Contiguous, 853)});
+  EXPECT_GRADS("softmax rank 3 middle", [](const TensorList& v) { return ts::softmax(v[0], 1); },
+               {grad_input({2, 3, 2}, Layout::Transposed, 850)});
+  EXPECT_GRADS("log_softmax large logits", [](const TensorList& v) { return ts::log_softmax(v[0] * 100.0, -1); },
+               {grad_input({2, 3}, Layout::Contiguous, 851)});
+  EXPECT_GRADS("softmax 0-d", [](const TensorList& v) { return ts::softmax(v[0], 0); },
+               {grad_input({}, Layout::Contiguous, 852)});
+  EXPECT_GRADS("softmax size-1 axis", [](const TensorList& v) { return ts::log_softmax(v[0], 1); },
+               {grad_input({3, 1}, Layout::Contiguous, 853)});
 }
 
 TEST(GradNormalization, LayerNormWithAndWithoutAffine) {
@@ -206,11 +255,16 @@ TEST(GradNormalization, LayerNormWithAndWithoutAffine) {
     SCOPED_TRACE(layout_name(l));
     EXPECT_GRADS("layer_norm", [](const TensorList& v) { return ts::layer_norm(v[0], {4}); }, {x});
     EXPECT_GRADS("layer_norm weight", [](const TensorList& v) { return ts::layer_norm(v[0], {4}, v[1]); }, {x, w});
-    EXPECT_GRADS("layer_norm weight bias", [](const TensorList& v) { return ts::layer_norm(v[0], {4}, v[1], v[2]); }, {x, w, b});
-    EXPECT_GRADS("layer_norm bias only", [](const TensorList& v) { return ts::layer_norm(v[0], {4}, Tensor(), v[1], 1e-3); }, {x, b});
+    EXPECT_GRADS("layer_norm weight bias", [](const TensorList& v) { return ts::layer_norm(v[0], {4}, v[1], v[2]); },
+                 {x, w, b});
+    EXPECT_GRADS("layer_norm bias only",
+                 [](const TensorList& v) { return ts::layer_norm(v[0], {4}, Tensor(), v[1], 1e-3); }, {x, b});
   }
   Tensor x3 = grad_input({2, 2, 3}, Layout::Transposed, 950);
-  EXPECT_GRADS("layer_norm over two axes", [](const TensorList& v) { return ts::layer_norm(v[0], {2, 3}, v[1], v[2]); },
+  EXPECT_GRADS("layer_norm over two axes",
+               [](const TensorList& v) {
+                 return ts::layer_norm(v[0], {2, 3}, v[1], v[2]);
+               },
                {x3, grad_input({2, 3}, Layout::Contiguous, 951), grad_input({2, 3}, Layout::Contiguous, 952)});
 }
 
@@ -223,7 +277,10 @@ TEST(GradNormalization, RmsNormWithAndWithoutWeight) {
     EXPECT_GRADS("rms_norm", [](const TensorList& v) { return ts::rms_norm(v[0], {4}); }, {x});
     EXPECT_GRADS("rms_norm weight", [](const TensorList& v) { return ts::rms_norm(v[0], {4}, v[1]); }, {x, w});
   }
-  EXPECT_GRADS("rms_norm over two axes", [](const TensorList& v) { return ts::rms_norm(v[0], {2, 3}, v[1], 1e-3); },
+  EXPECT_GRADS("rms_norm over two axes",
+               [](const TensorList& v) {
+                 return ts::rms_norm(v[0], {2, 3}, v[1], 1e-3);
+               },
                {grad_input({2, 2, 3}, Layout::Transposed, 1050), grad_input({2, 3}, Layout::Contiguous, 1051)});
 }
 
@@ -233,8 +290,10 @@ TEST(GradNormalization, BatchNormInferenceForm) {
   Tensor var = grad_input({3}, Layout::Contiguous, 1102, 0.5, 1.5);
   Tensor w = grad_input({3}, Layout::Contiguous, 1103);
   Tensor b = grad_input({3}, Layout::Sliced, 1104);
-  EXPECT_GRADS("batch_norm all inputs", [](const TensorList& v) { return ts::batch_norm(v[0], v[1], v[2], v[3], v[4]); }, {x, mean, var, w, b});
-  EXPECT_GRADS("batch_norm no affine", [](const TensorList& v) { return ts::batch_norm(v[0], v[1], v[2]); }, {x, mean, var});
+  EXPECT_GRADS("batch_norm all inputs",
+               [](const TensorList& v) { return ts::batch_norm(v[0], v[1], v[2], v[3], v[4]); }, {x, mean, var, w, b});
+  EXPECT_GRADS("batch_norm no affine", [](const TensorList& v) { return ts::batch_norm(v[0], v[1], v[2]); },
+               {x, mean, var});
   EXPECT_GRADS("batch_norm rank 2", [](const TensorList& v) { return ts::batch_norm(v[0], v[1], v[2], v[3]); },
                {grad_input({4, 3}, Layout::Sliced, 1105), mean, var, w});
 }
@@ -248,7 +307,8 @@ TEST(GradNormalization, BatchNormTrainingFormThroughBatchStatistics) {
     return (v[0] - m) * ts::rsqrt(s + 1e-5) * w + b;
   };
   EXPECT_GRADS("batch_norm training composite", train,
-               {grad_input({2, 3, 2, 2}, Layout::Transposed, 1200), grad_input({3}, Layout::Contiguous, 1201), grad_input({3}, Layout::Contiguous, 1202)});
+               {grad_input({2, 3, 2, 2}, Layout::Transposed, 1200), grad_input({3}, Layout::Contiguous, 1201),
+                grad_input({3}, Layout::Contiguous, 1202)});
   // The same through the primitive, with the batch statistics passed in as running statistics.
   GradFn via_primitive = [](const TensorList& v) {
     Tensor m = ts::mean(v[0], {0, 2, 3});
@@ -256,7 +316,8 @@ TEST(GradNormalization, BatchNormTrainingFormThroughBatchStatistics) {
     return ts::batch_norm(v[0], m, s, v[1], v[2]);
   };
   EXPECT_GRADS("batch_norm primitive with batch statistics", via_primitive,
-               {grad_input({2, 3, 2, 2}, Layout::Contiguous, 1203), grad_input({3}, Layout::Contiguous, 1204), grad_input({3}, Layout::Contiguous, 1205)});
+               {grad_input({2, 3, 2, 2}, Layout::Contiguous, 1203), grad_input({3}, Layout::Contiguous, 1204),
+                grad_input({3}, Layout::Contiguous, 1205)});
 }
 
 TEST(GradActivations, GeluSiluSoftplus) {
@@ -269,8 +330,10 @@ TEST(GradActivations, GeluSiluSoftplus) {
     EXPECT_GRADS("silu", [](const TensorList& v) { return ts::silu(v[0]); }, {x});
     EXPECT_GRADS("softplus", [](const TensorList& v) { return ts::softplus(v[0]); }, {x});
   }
-  EXPECT_GRADS("softplus large", [](const TensorList& v) { return ts::softplus(v[0] * 30.0); }, {grad_input({5}, Layout::Contiguous, 1350)});
-  EXPECT_GRADS("gelu 0-d", [](const TensorList& v) { return ts::gelu(v[0]); }, {grad_input({}, Layout::Contiguous, 1351)});
+  EXPECT_GRADS("softplus large", [](const TensorList& v) { return ts::softplus(v[0] * 30.0); },
+               {grad_input({5}, Layout::Contiguous, 1350)});
+  EXPECT_GRADS("gelu 0-d", [](const TensorList& v) { return ts::gelu(v[0]); },
+               {grad_input({}, Layout::Contiguous, 1351)});
 }
 
 // A small end-to-end model: the gradient of a loss with respect to every parameter at once.
@@ -283,7 +346,8 @@ TEST(GradComposite, TwoLayerMlpWithCrossEntropy) {
     return -ts::mean(ts::sum(onehot * ts::log_softmax(logits, -1), {-1}));
   };
   EXPECT_GRADS("mlp loss", loss,
-               {x, grad_input({3, 5}, Layout::Transposed, 1401), grad_input({5}, Layout::Contiguous, 1402), grad_input({5, 3}, Layout::Contiguous, 1403)});
+               {x, grad_input({3, 5}, Layout::Transposed, 1401), grad_input({5}, Layout::Contiguous, 1402),
+                grad_input({5, 3}, Layout::Contiguous, 1403)});
 }
 
 }  // namespace

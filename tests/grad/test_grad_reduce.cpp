@@ -52,15 +52,17 @@ TEST_P(GradReduce, MatchesCentralDifferencesOverAxesAndLayouts) {
         if (std::string(c.name).rfind("std", 0) == 0 && l == Layout::Expanded) continue;
         Tensor x = grad_input({2, 3, 4}, l, seed++, c.lo, c.hi);
         GradFn f = [fn = c.fn, axes, keepdims](const TensorList& in) { return fn(in[0], ts::IntList(axes), keepdims); };
-        SCOPED_TRACE("axes size " + std::to_string(axes.size()) + (axes.empty() ? "" : " first " + std::to_string(axes[0])) +
-                     " keepdims " + std::to_string(keepdims) + " " + layout_name(l));
+        SCOPED_TRACE("axes size " + std::to_string(axes.size()) +
+                     (axes.empty() ? "" : " first " + std::to_string(axes[0])) + " keepdims " +
+                     std::to_string(keepdims) + " " + layout_name(l));
         EXPECT_GRADS(c.name, f, {x});
       }
     }
   }
   // Size-1 axes, vectors and 0-d inputs.
   GradFn f1 = [fn = c.fn](const TensorList& in) { return fn(in[0], {1}, false); };
-  EXPECT_GRADS(std::string(c.name) + " over size-1 axis", [fn = c.fn](const TensorList& in) { return fn(in[0], {0}, true); },
+  EXPECT_GRADS(std::string(c.name) + " over size-1 axis",
+               [fn = c.fn](const TensorList& in) { return fn(in[0], {0}, true); },
                {grad_input({3, 1, 2}, Layout::Contiguous, 90, c.lo, c.hi)});
   EXPECT_GRADS(std::string(c.name) + " vector", [fn = c.fn](const TensorList& in) { return fn(in[0], {}, false); },
                {grad_input({5}, Layout::Sliced, 92, c.lo, c.hi)});
@@ -72,13 +74,15 @@ TEST_P(GradReduce, MatchesCentralDifferencesOverAxesAndLayouts) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Ops, GradReduce, ::testing::ValuesIn(reduce_cases()), [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Ops, GradReduce, ::testing::ValuesIn(reduce_cases()),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST(GradReduce, EmptyInputsGiveEmptyGradients) {
   Tensor e = grad_input({0, 3}, Layout::Contiguous, 95);
   EXPECT_GRADS("sum over an empty axis", [](const TensorList& in) { return ts::sum(in[0], {0}); }, {e});
   EXPECT_GRADS("prod over an empty axis", [](const TensorList& in) { return ts::prod(in[0], {0}, true); }, {e});
-  EXPECT_GRADS("sum over a non-empty axis of an empty tensor", [](const TensorList& in) { return ts::sum(in[0], {1}); }, {e});
+  EXPECT_GRADS("sum over a non-empty axis of an empty tensor", [](const TensorList& in) { return ts::sum(in[0], {1}); },
+               {e});
   EXPECT_GRADS("cumsum of an empty tensor", [](const TensorList& in) { return ts::cumsum(in[0], 0); }, {e});
 }
 
@@ -95,8 +99,9 @@ TEST(GradReduce, MaxTiesShareTheGradientEqually) {
   auto [y, pullback] = ts::vjp([](const Tensor& v) { return ts::max(v); }, x);
   auto [g] = pullback(ts::ones_like(y));
   EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{0.0, 0.5, 0.5, 0.0}));
-  auto [y2, t2] = ts::jvp([](const Tensor& v) { return ts::min(v); }, {ts::tensor(std::vector<double>{-2.0, 0.0, -2.0}, {3})},
-                          {ts::tensor(std::vector<double>{1.0, 5.0, 3.0}, {3})});
+  auto [y2, t2] =
+      ts::jvp([](const Tensor& v) { return ts::min(v); }, {ts::tensor(std::vector<double>{-2.0, 0.0, -2.0}, {3})},
+              {ts::tensor(std::vector<double>{1.0, 5.0, 3.0}, {3})});
   EXPECT_DOUBLE_EQ(t2.item<double>(), 2.0);
 }
 
@@ -109,8 +114,10 @@ TEST(GradReduce, CumsumMatchesCentralDifferences) {
       EXPECT_GRADS("cumsum", [axis](const TensorList& in) { return ts::cumsum(in[0], axis); }, {x});
     }
   }
-  EXPECT_GRADS("cumsum rank 3 middle axis", [](const TensorList& in) { return ts::cumsum(in[0], 1); }, {grad_input({2, 3, 2}, Layout::Transposed, 210)});
-  EXPECT_GRADS("cumsum 0-d", [](const TensorList& in) { return ts::cumsum(in[0], 0); }, {grad_input({}, Layout::Contiguous, 211)});
+  EXPECT_GRADS("cumsum rank 3 middle axis", [](const TensorList& in) { return ts::cumsum(in[0], 1); },
+               {grad_input({2, 3, 2}, Layout::Transposed, 210)});
+  EXPECT_GRADS("cumsum 0-d", [](const TensorList& in) { return ts::cumsum(in[0], 0); },
+               {grad_input({}, Layout::Contiguous, 211)});
 }
 
 TEST(GradReduce, CompositesOfReductionsMatchCentralDifferences) {
@@ -127,9 +134,11 @@ TEST(GradReduce, ArgReductionsAndBooleanReductionsGiveNoGradient) {
   EXPECT_NO_GRAD("argmin flat", [](const TensorList& in) { return ts::argmin(in[0]); }, {x});
   EXPECT_NO_GRAD("any", [](const TensorList& in) { return ts::any(ts::gt(in[0], 0.0), {0}); }, {x});
   EXPECT_NO_GRAD("all", [](const TensorList& in) { return ts::all(in[0], {1}); }, {x});
-  EXPECT_NO_GRAD("argmax as float", [](const TensorList& in) { return ts::cast(ts::argmax(in[0], 0, true), ts::DType::Float64); }, {x});
+  EXPECT_NO_GRAD("argmax as float",
+                 [](const TensorList& in) { return ts::cast(ts::argmax(in[0], 0, true), ts::DType::Float64); }, {x});
   // Indices used to pick values: the gradient flows through the gather, not through argmax.
-  EXPECT_GRADS("take_along_axis(x, argmax)", [](const TensorList& in) { return ts::take_along_axis(in[0], ts::argmax(in[0], 1, true), 1); }, {x});
+  EXPECT_GRADS("take_along_axis(x, argmax)",
+               [](const TensorList& in) { return ts::take_along_axis(in[0], ts::argmax(in[0], 1, true), 1); }, {x});
 }
 
 }  // namespace

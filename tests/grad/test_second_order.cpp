@@ -23,7 +23,9 @@ TEST(Hessian, TanhOfMatmulMatchesDifferencesOfTheGradient) {
   // A vector input and a broadcast bias inside.
   GradFn g = [](const TensorList& v) { return ts::sum(ts::tanh(ts::matmul(v[1], v[0]) + v[2])); };
   EXPECT_HESSIAN("sum(tanh(W @ v + b)) wrt v", g,
-                 {grad_input({3}, Layout::Sliced, 4), grad_input({2, 3}, Layout::Contiguous, 5), grad_input({2}, Layout::Contiguous, 6)}, 0);
+                 {grad_input({3}, Layout::Sliced, 4), grad_input({2, 3}, Layout::Contiguous, 5),
+                  grad_input({2}, Layout::Contiguous, 6)},
+                 0);
 }
 
 TEST(Hessian, LogSoftmaxCrossEntropyMatchesDifferencesOfTheGradient) {
@@ -32,44 +34,61 @@ TEST(Hessian, LogSoftmaxCrossEntropyMatchesDifferencesOfTheGradient) {
   EXPECT_HESSIAN("cross-entropy wrt logits", ce, {grad_input({3, 4}, Layout::Transposed, 10, -2, 2)});
   // Logits from a linear layer: wrt the weight.
   Tensor x = grad_input({3, 2}, Layout::Contiguous, 11);
-  GradFn ce_w = [onehot, x](const TensorList& v) { return -ts::mean(ts::sum(onehot * ts::log_softmax(ts::matmul(x, v[0]), -1), {-1})); };
+  GradFn ce_w = [onehot, x](const TensorList& v) {
+    return -ts::mean(ts::sum(onehot * ts::log_softmax(ts::matmul(x, v[0]), -1), {-1}));
+  };
   EXPECT_HESSIAN("cross-entropy wrt weight", ce_w, {grad_input({2, 4}, Layout::Sliced, 12)});
   // The Hessian of cross-entropy in the logits is (diag(p) - p p^T) / N per row: check one row exactly.
   Tensor logits = grad_input({1, 4}, Layout::Contiguous, 13);
   Tensor h = ts::hessian(ce)(TensorList{logits});
   std::vector<double> p = ts::softmax(logits, -1).to_vector<double>(), hv = h.to_vector<double>();
   for (size_t i = 0; i < 4; ++i)
-    for (size_t j = 0; j < 4; ++j) EXPECT_NEAR(hv[i * 4 + j], (i == j ? p[i] : 0.0) - p[i] * p[j], 1e-12) << i << "," << j;
+    for (size_t j = 0; j < 4; ++j)
+      EXPECT_NEAR(hv[i * 4 + j], (i == j ? p[i] : 0.0) - p[i] * p[j], 1e-12) << i << "," << j;
 }
 
 TEST(Hessian, LayerNormMatchesDifferencesOfTheGradient) {
   Tensor c = grad_input({2, 4}, Layout::Contiguous, 20);
   GradFn f = [c](const TensorList& v) { return ts::sum(ts::layer_norm(v[0], {4}, v[1], v[2]) * c); };
-  TensorList in{grad_input({2, 4}, Layout::Transposed, 21), grad_input({4}, Layout::Contiguous, 22), grad_input({4}, Layout::Contiguous, 23)};
+  TensorList in{grad_input({2, 4}, Layout::Transposed, 21), grad_input({4}, Layout::Contiguous, 22),
+                grad_input({4}, Layout::Contiguous, 23)};
   EXPECT_HESSIAN("layer_norm wrt x", f, in, 0);
   EXPECT_HESSIAN("layer_norm wrt weight", f, in, 1);
-  GradFn sq = [](const TensorList& v) { return ts::sum(ts::layer_norm(v[0], {3}) * ts::layer_norm(v[0], {3})) + ts::sum(ts::layer_norm(v[0], {3}) * v[0]); };
+  GradFn sq = [](const TensorList& v) {
+    return ts::sum(ts::layer_norm(v[0], {3}) * ts::layer_norm(v[0], {3})) + ts::sum(ts::layer_norm(v[0], {3}) * v[0]);
+  };
   EXPECT_HESSIAN("quadratic in layer_norm", sq, {grad_input({2, 3}, Layout::Sliced, 24)});
   GradFn rms = [c](const TensorList& v) { return ts::sum(ts::tanh(ts::rms_norm(v[0], {4}, v[1])) * c); };
-  EXPECT_HESSIAN("rms_norm wrt x", rms, {grad_input({2, 4}, Layout::Contiguous, 25), grad_input({4}, Layout::Contiguous, 26)}, 0);
+  EXPECT_HESSIAN("rms_norm wrt x", rms,
+                 {grad_input({2, 4}, Layout::Contiguous, 25), grad_input({4}, Layout::Contiguous, 26)}, 0);
 }
 
 TEST(Hessian, MoreCompositionsMatchDifferencesOfTheGradient) {
   Tensor x = grad_input({2, 3}, Layout::Transposed, 30, 0.5, 1.5);
   EXPECT_HESSIAN("logsumexp", [](const TensorList& v) { return ts::logsumexp(v[0]); }, {x});
-  EXPECT_HESSIAN("softmax entropy", [](const TensorList& v) {
-    Tensor p = ts::softmax(v[0], 0);
-    return -ts::sum(p * ts::log(p));
-  }, {x});
+  EXPECT_HESSIAN("softmax entropy",
+                 [](const TensorList& v) {
+                   Tensor p = ts::softmax(v[0], 0);
+                   return -ts::sum(p * ts::log(p));
+                 },
+                 {x});
   EXPECT_HESSIAN("prod", [](const TensorList& v) { return ts::prod(v[0]); }, {x});
   EXPECT_HESSIAN("var", [](const TensorList& v) { return ts::sum(ts::var(v[0], {1})); }, {x});
-  EXPECT_HESSIAN("std and sqrt", [](const TensorList& v) { return ts::sum(ts::std(v[0], {0})) * ts::sum(ts::sqrt(v[0])); }, {x});
+  EXPECT_HESSIAN("std and sqrt",
+                 [](const TensorList& v) { return ts::sum(ts::std(v[0], {0})) * ts::sum(ts::sqrt(v[0])); }, {x});
   EXPECT_HESSIAN("pow and div", [](const TensorList& v) { return ts::sum(ts::pow(v[0], 2.5) / (v[0] + 1.0)); }, {x});
-  EXPECT_HESSIAN("gelu silu softplus", [](const TensorList& v) { return ts::sum(ts::gelu(v[0]) * ts::silu(v[0]) + ts::softplus(v[0])); }, {x});
+  EXPECT_HESSIAN("gelu silu softplus",
+                 [](const TensorList& v) { return ts::sum(ts::gelu(v[0]) * ts::silu(v[0]) + ts::softplus(v[0])); },
+                 {x});
   EXPECT_HESSIAN("sigmoid erf", [](const TensorList& v) { return ts::sum(ts::sigmoid(v[0]) * ts::erf(v[0])); }, {x});
-  EXPECT_HESSIAN("conv2d", [](const TensorList& v) {
-    return ts::sum(ts::tanh(ts::conv2d(v[0], v[1], {}, {{1, 1}, {1, 1}, {1, 1}, 1})));
-  }, {grad_input({1, 1, 3, 3}, Layout::Contiguous, 31, -1, 1), grad_input({1, 1, 2, 2}, Layout::Contiguous, 32, -1, 1)}, 1);
+  EXPECT_HESSIAN(
+      "conv2d",
+      [](const TensorList& v) {
+        return ts::sum(ts::tanh(ts::conv2d(v[0], v[1], {}, {{1, 1}, {1, 1}, {1, 1}, 1})));
+      },
+      {grad_input({1, 1, 3, 3}, Layout::Contiguous, 31, -1, 1),
+       grad_input({1, 1, 2, 2}, Layout::Contiguous, 32, -1, 1)},
+      1);
 }
 
 // Scalar functions of a 0-d tensor: grad(grad(f)) against closed forms and differences of grad(f).
@@ -87,13 +106,15 @@ TEST(GradOfGrad, ScalarFunctionsMatchClosedForms) {
          double t = std::tanh(x), s = 1 - t * t;
          return std::exp(t) * (s * s - 2 * t * s);
        }},
-      {"log(1 + x^2)", [](const Tensor& x) { return ts::log(x * x + 1.0); }, [](double x) { return 2 * (1 - x * x) / ((1 + x * x) * (1 + x * x)); }},
+      {"log(1 + x^2)", [](const Tensor& x) { return ts::log(x * x + 1.0); },
+       [](double x) { return 2 * (1 - x * x) / ((1 + x * x) * (1 + x * x)); }},
       {"sigmoid", [](const Tensor& x) { return ts::sigmoid(x); },
        [](double x) {
          double s = 1 / (1 + std::exp(-x));
          return s * (1 - s) * (1 - 2 * s);
        }},
-      {"sqrt(x) / x", [](const Tensor& x) { return ts::sqrt(x) / x; }, [](double x) { return 0.75 * std::pow(x, -2.5); }},
+      {"sqrt(x) / x", [](const Tensor& x) { return ts::sqrt(x) / x; },
+       [](double x) { return 0.75 * std::pow(x, -2.5); }},
   };
   for (const Case& c : cases) {
     for (double x0 : {0.3, 0.9, 1.7}) {
@@ -103,7 +124,9 @@ TEST(GradOfGrad, ScalarFunctionsMatchClosedForms) {
       auto gg = ts::grad([g](const Tensor& v) mutable { return g(v); });
       EXPECT_NEAR(gg(x).item<double>(), c.f2(x0), 1e-12 * std::max(1.0, std::abs(c.f2(x0))));
       double h = 1e-6;
-      double fd = (g(ts::scalar_tensor(x0 + h, ts::DType::Float64)).item<double>() - g(ts::scalar_tensor(x0 - h, ts::DType::Float64)).item<double>()) / (2 * h);
+      double fd = (g(ts::scalar_tensor(x0 + h, ts::DType::Float64)).item<double>() -
+                   g(ts::scalar_tensor(x0 - h, ts::DType::Float64)).item<double>()) /
+                  (2 * h);
       EXPECT_NEAR(gg(x).item<double>(), fd, 1e-6 * std::max(1.0, std::abs(fd)));
     }
   }
@@ -137,7 +160,10 @@ TEST(JacobianNesting, JacfwdOfJacrevAgreesWithJacrevOfJacrev) {
   const std::vector<Case> cases{
       {"softmax", [](const Tensor& x) { return ts::softmax(x, -1); }, {4}},
       {"tanh(A x) from one vector",
-       [](const Tensor& x) { return ts::tanh(ts::matmul(ts::reshape(ts::slice(x, 0, 0, 4), {2, 2}), ts::slice(x, 0, 4, 6))); }, {6}},
+       [](const Tensor& x) {
+         return ts::tanh(ts::matmul(ts::reshape(ts::slice(x, 0, 0, 4), {2, 2}), ts::slice(x, 0, 4, 6)));
+       },
+       {6}},
       {"x * sum(x^2)", [](const Tensor& x) { return x * ts::sum(x * x); }, {3}},
       {"layer_norm", [](const Tensor& x) { return ts::layer_norm(x, {3}); }, {2, 3}},
   };
@@ -164,7 +190,8 @@ TEST(JacobianNesting, JacfwdOfJacrevAgreesWithJacrevOfJacrev) {
       std::vector<double> jm = jr(perturbed(x, k, -1e-6)).contiguous().to_vector<double>();
       for (size_t r = 0; r < jp.size(); ++r) {
         double fd = (jp[r] - jm[r]) / 2e-6;
-        EXPECT_NEAR(bv[r * static_cast<size_t>(n) + static_cast<size_t>(k)], fd, 1e-6 * std::max(1.0, std::abs(fd))) << c.name << " row " << r << " col " << k;
+        EXPECT_NEAR(bv[r * static_cast<size_t>(n) + static_cast<size_t>(k)], fd, 1e-6 * std::max(1.0, std::abs(fd)))
+            << c.name << " row " << r << " col " << k;
       }
     }
   }

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <cstdio>
+#include <exception>
 #include <sstream>
 
 namespace tessera::testing {
@@ -101,8 +101,8 @@ class ReportWorst : public ::testing::Environment {
   void TearDown() override {
     const Worst& w = worst_seen();
     if (w.checks > 0)
-      std::printf("[gradcheck] %lld comparisons with central differences; worst scale-aware error %.3g (%s)\n", static_cast<long long>(w.checks), w.err,
-                  w.where.c_str());
+      std::printf("[gradcheck] %lld comparisons with central differences; worst scale-aware error %.3g (%s)\n",
+                  static_cast<long long>(w.checks), w.err, w.where.c_str());
   }
 };
 [[maybe_unused]] ::testing::Environment* const kReportWorst = ::testing::AddGlobalTestEnvironment(new ReportWorst);
@@ -134,7 +134,8 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
 ::testing::AssertionResult grad_close(const std::string& what, const Tensor& got, const Tensor& want, double tol) {
   if (!got.defined() || !want.defined()) return ::testing::AssertionFailure() << what << ": undefined tensor";
   if (got.shape() != want.shape())
-    return ::testing::AssertionFailure() << what << ": shape " << dims_str(got.shape()) << ", expected " << dims_str(want.shape());
+    return ::testing::AssertionFailure() << what << ": shape " << dims_str(got.shape()) << ", expected "
+                                         << dims_str(want.shape());
   std::vector<double> a = host_values(got), n = host_values(want);
   size_t k;
   double w = worst(a, n, k);
@@ -144,21 +145,27 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
     if (w > ws.err) ws.err = w, ws.where = what;
   }
   if (w > tol)
-    return ::testing::AssertionFailure() << what << ": error " << w << " > " << tol << " at element " << index_str(got.shape(), static_cast<int64_t>(k))
-                                         << " of " << dims_str(got.shape()) << ": got " << a[k] << ", expected " << n[k];
+    return ::testing::AssertionFailure() << what << ": error " << w << " > " << tol << " at element "
+                                         << index_str(got.shape(), static_cast<int64_t>(k)) << " of "
+                                         << dims_str(got.shape()) << ": got " << a[k] << ", expected " << n[k];
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult check_vjp(const std::string& name, const GradFn& f, const TensorList& inputs, const GradCheckOptions& opt) {
+::testing::AssertionResult check_vjp(const std::string& name, const GradFn& f, const TensorList& inputs,
+                                     const GradCheckOptions& opt) {
   try {
     auto [out, pullback] = tessera::vjp(f, inputs);
-    if (!is_floating(out.dtype())) return ::testing::AssertionFailure() << "vjp [" << name << "]: output is not floating (use check_no_grad)";
+    if (!is_floating(out.dtype()))
+      return ::testing::AssertionFailure() << "vjp [" << name << "]: output is not floating (use check_no_grad)";
     Tensor plain = f(inputs);
     if (auto r = grad_close("vjp [" + name + "] primal output", out, plain, 1e-12); !r) return r;
-    Tensor u = make_input(IntList(out.shape().data(), out.shape().size()), out.dtype(), Layout::Contiguous, opt.seed, -1.0, 1.0);
+    Tensor u = make_input(IntList(out.shape().data(), out.shape().size()), out.dtype(), Layout::Contiguous, opt.seed,
+                          -1.0, 1.0);
     std::vector<double> uv = host_values(u);
     TensorList g = std::get<0>(pullback(u));
-    if (g.size() != inputs.size()) return ::testing::AssertionFailure() << "vjp [" << name << "]: " << g.size() << " cotangents for " << inputs.size() << " inputs";
+    if (g.size() != inputs.size())
+      return ::testing::AssertionFailure()
+             << "vjp [" << name << "]: " << g.size() << " cotangents for " << inputs.size() << " inputs";
     for (size_t i = 0; i < inputs.size(); ++i) {
       const Tensor& x = inputs[i];
       std::string where = "vjp [" + name + "] input " + std::to_string(i);
@@ -167,14 +174,17 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
         continue;
       }
       Tensor gi = g[i].defined() ? g[i] : zeros_like(x);
-      if (gi.dtype() != x.dtype()) return ::testing::AssertionFailure() << where << ": cotangent dtype " << gi.dtype() << ", input " << x.dtype();
+      if (gi.dtype() != x.dtype())
+        return ::testing::AssertionFailure() << where << ": cotangent dtype " << gi.dtype() << ", input " << x.dtype();
       std::vector<double> num(static_cast<size_t>(x.numel()));
       for (int64_t k = 0; k < x.numel(); ++k) {
         double fp = dot(uv, host_values(eval_with(f, inputs, i, perturbed(x, k, opt.eps))));
         double fm = dot(uv, host_values(eval_with(f, inputs, i, perturbed(x, k, -opt.eps))));
         num[static_cast<size_t>(k)] = (fp - fm) / (2 * opt.eps);
       }
-      if (auto r = grad_close(where + " (analytical vs central differences)", gi, f64_tensor(num, x.shape()), opt.tol); !r) return r;
+      if (auto r = grad_close(where + " (analytical vs central differences)", gi, f64_tensor(num, x.shape()), opt.tol);
+          !r)
+        return r;
     }
     return ::testing::AssertionSuccess();
   } catch (const std::exception& e) {
@@ -182,7 +192,8 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
   }
 }
 
-::testing::AssertionResult check_jvp(const std::string& name, const GradFn& f, const TensorList& inputs, const GradCheckOptions& opt) {
+::testing::AssertionResult check_jvp(const std::string& name, const GradFn& f, const TensorList& inputs,
+                                     const GradCheckOptions& opt) {
   try {
     size_t n = inputs.size();
     TensorList tangents(n);
@@ -190,7 +201,8 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
     for (size_t i = 0; i < n; ++i) {
       if (!is_floating(inputs[i].dtype())) continue;
       const Shape& s = inputs[i].shape();
-      tangents[i] = make_input(IntList(s.data(), s.size()), inputs[i].dtype(), Layout::Contiguous, opt.seed + 17 * (i + 1), -1.0, 1.0);
+      tangents[i] = make_input(IntList(s.data(), s.size()), inputs[i].dtype(), Layout::Contiguous,
+                               opt.seed + 17 * (i + 1), -1.0, 1.0);
       dirs[i] = host_values(tangents[i]);
     }
     // One input at a time (the others carry undefined tangents), then all together (i == n).
@@ -213,8 +225,11 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
       std::vector<double> num(fp.size());
       for (size_t k = 0; k < fp.size(); ++k) num[k] = (fp[k] - fm[k]) / (2 * opt.eps);
       Tensor t = tout.defined() ? tout : zeros_like(out);
-      if (t.dtype() != out.dtype()) return ::testing::AssertionFailure() << where << ": tangent dtype " << t.dtype() << ", output " << out.dtype();
-      if (auto r = grad_close(where + " (tangent vs central differences)", t, f64_tensor(num, out.shape()), opt.tol); !r) return r;
+      if (t.dtype() != out.dtype())
+        return ::testing::AssertionFailure() << where << ": tangent dtype " << t.dtype() << ", output " << out.dtype();
+      if (auto r = grad_close(where + " (tangent vs central differences)", t, f64_tensor(num, out.shape()), opt.tol);
+          !r)
+        return r;
     }
     return ::testing::AssertionSuccess();
   } catch (const std::exception& e) {
@@ -222,7 +237,8 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
   }
 }
 
-::testing::AssertionResult check_jac_agree(const std::string& name, const GradFn& f, const TensorList& inputs, const GradCheckOptions& opt) {
+::testing::AssertionResult check_jac_agree(const std::string& name, const GradFn& f, const TensorList& inputs,
+                                           const GradCheckOptions& opt) {
   try {
     Tensor out = f(inputs);
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -234,7 +250,9 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
       Shape want = out.shape();
       for (int64_t d : inputs[i].shape()) want.push_back(d);
       std::string where = "jacrev/jacfwd [" + name + "] input " + std::to_string(i);
-      if (jr.shape() != want) return ::testing::AssertionFailure() << where << ": jacrev shape " << dims_str(jr.shape()) << ", expected " << dims_str(want);
+      if (jr.shape() != want)
+        return ::testing::AssertionFailure()
+               << where << ": jacrev shape " << dims_str(jr.shape()) << ", expected " << dims_str(want);
       if (auto r = grad_close(where + " (jacrev vs jacfwd)", jr, jf, 1e-10); !r) return r;
     }
     return ::testing::AssertionSuccess();
@@ -243,7 +261,8 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
   }
 }
 
-::testing::AssertionResult check_grads(const std::string& name, const GradFn& f, const TensorList& inputs, const GradCheckOptions& opt) {
+::testing::AssertionResult check_grads(const std::string& name, const GradFn& f, const TensorList& inputs,
+                                       const GradCheckOptions& opt) {
   if (auto r = check_vjp(name, f, inputs, opt); !r) return r;
   if (auto r = check_jvp(name, f, inputs, opt); !r) return r;
   return check_jac_agree(name, f, inputs, opt);
@@ -258,7 +277,9 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
     Shape want = x.shape();
     for (int64_t d : x.shape()) want.push_back(d);
     std::string where = "hessian [" + name + "]";
-    if (h.shape() != want) return ::testing::AssertionFailure() << where << ": shape " << dims_str(h.shape()) << ", expected " << dims_str(want);
+    if (h.shape() != want)
+      return ::testing::AssertionFailure()
+             << where << ": shape " << dims_str(h.shape()) << ", expected " << dims_str(want);
     auto gradient = [&](const Tensor& xa) {
       TensorList in = inputs;
       in[a] = xa;
@@ -278,20 +299,24 @@ Tensor perturbed(const Tensor& x, int64_t k, double delta) {
   }
 }
 
-::testing::AssertionResult check_no_grad(const std::string& name, const GradFn& f, const TensorList& inputs, const GradCheckOptions& opt) {
+::testing::AssertionResult check_no_grad(const std::string& name, const GradFn& f, const TensorList& inputs,
+                                         const GradCheckOptions& opt) {
   try {
     auto [out, pullback] = tessera::vjp(f, inputs);
-    Tensor u = is_floating(out.dtype())
-                   ? make_input(IntList(out.shape().data(), out.shape().size()), out.dtype(), Layout::Contiguous, opt.seed, -1.0, 1.0)
-                   : ones_like(out);
+    Tensor u = is_floating(out.dtype()) ? make_input(IntList(out.shape().data(), out.shape().size()), out.dtype(),
+                                                     Layout::Contiguous, opt.seed, -1.0, 1.0)
+                                        : ones_like(out);
     TensorList g = std::get<0>(pullback(u));
     for (size_t i = 0; i < g.size(); ++i)
-      if (!all_zero(g[i])) return ::testing::AssertionFailure() << "vjp [" << name << "] input " << i << ": expected no gradient, got a nonzero one";
+      if (!all_zero(g[i]))
+        return ::testing::AssertionFailure()
+               << "vjp [" << name << "] input " << i << ": expected no gradient, got a nonzero one";
     TensorList tan(inputs.size());
     for (size_t i = 0; i < inputs.size(); ++i)
       if (is_floating(inputs[i].dtype())) tan[i] = ones_like(inputs[i]);
     auto [out2, tout] = tessera::jvp(f, inputs, tan);
-    if (!all_zero(tout)) return ::testing::AssertionFailure() << "jvp [" << name << "]: expected no tangent, got a nonzero one";
+    if (!all_zero(tout))
+      return ::testing::AssertionFailure() << "jvp [" << name << "]: expected no tangent, got a nonzero one";
     return ::testing::AssertionSuccess();
   } catch (const std::exception& e) {
     return threw("no-grad", name, e);

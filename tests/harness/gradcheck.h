@@ -37,14 +37,15 @@ namespace tessera::testing {
 using GradFn = std::function<Tensor(const TensorList&)>;
 
 struct GradCheckOptions {
-  double eps = 1e-6;      // central-difference step
-  double tol = 1e-6;      // max scale-aware error
-  uint64_t seed = 1234;   // for the cotangents and tangents
+  double eps = 1e-6;             // central-difference step
+  double tol = 1e-6;             // max scale-aware error
+  uint64_t seed = 1234;          // for the cotangents and tangents
   int64_t max_jac_elems = 4096;  // check_jac_agree skips (passes) when out.numel * in.numel is larger
 };
 
 /// A float64 input of the given layout with values uniform in [lo, hi) (make_input).
-Tensor grad_input(IntList shape, Layout layout = Layout::Contiguous, uint64_t seed = 1, double lo = -2.0, double hi = 2.0);
+Tensor grad_input(IntList shape, Layout layout = Layout::Contiguous, uint64_t seed = 1, double lo = -2.0,
+                  double hi = 2.0);
 /// Moves every stored value of a float64 tensor (in place, through its storage, so the layout
 /// stays) at least `gap` away from `kink`: v -> v + gap above it, v - gap below. Returns x.
 Tensor away_from(const Tensor& x, double kink = 0.0, double gap = 0.2);

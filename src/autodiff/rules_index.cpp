@@ -110,26 +110,14 @@ void index_select_jvp(const JvpArgs& a, std::span<Tensor> t) {
 
 // -------------------------------------------------------------- sort, topk
 // values = gather(x, axis, indices) with indices the second output (not differentiable): the vjp scatters
-// the values' cotangent into zeros(x) at indices, the jvp gathers the tangent. The rule asks to keep the
-// indices output; where the engine keeps no integer outputs it gets them again by sorting stop_gradient(x)
-// (sort is stable and topk deterministic, so they are the forward's indices).
-Tensor sort_indices(const VjpArgs& a) {
-  if (a.out[1].defined()) return a.out[1];
-  Tensor x = stop_gradient(a.in[0]);
-  if (a.op == OpId::Sort) {
-    const auto& s = a.at<SortAttrs>();
-    return std::get<1>(sort(x, s.axis, s.descending));
-  }
-  const auto& k = a.at<TopKAttrs>();
-  return std::get<1>(topk(x, k.k, k.axis, k.largest));
-}
+// the values' cotangent into zeros(x) at indices, the jvp gathers the tangent.
 
 template <class A>
 void sort_vjp(const VjpArgs& a, std::span<Tensor> g) {
   if (!a.need[0] || !a.ct[0].defined()) return;
   const Tensor& ct = a.ct[0];
   const Shape& xs = a.in_meta[0].shape;
-  g[0] = scatter_add(zeros(xs, ct.dtype(), ct.device()), a.at<A>().axis, sort_indices(a), ct);
+  g[0] = scatter_add(zeros(xs, ct.dtype(), ct.device()), a.at<A>().axis, a.out[1], ct);
 }
 template <class A>
 void sort_jvp(const JvpArgs& a, std::span<Tensor> t) {
@@ -146,8 +134,8 @@ void register_index_rules(RuleTable& t) {
   set_rule(t, OpId::Scatter, scatter_vjp, scatter_jvp, kBit1, kSaveNone);
   set_rule(t, OpId::ScatterAdd, scatter_add_vjp, scatter_add_jvp, kBit1, kSaveNone);
   set_rule(t, OpId::IndexSelect, index_select_vjp, index_select_jvp, kBit1, kSaveNone);
-  set_rule(t, OpId::Sort, sort_vjp<SortAttrs>, sort_jvp<SortAttrs>, kSaveAll, kBit1);
-  set_rule(t, OpId::TopK, sort_vjp<TopKAttrs>, sort_jvp<TopKAttrs>, kSaveAll, kBit1);
+  set_rule(t, OpId::Sort, sort_vjp<SortAttrs>, sort_jvp<SortAttrs>, kSaveNone, kBit1);
+  set_rule(t, OpId::TopK, sort_vjp<TopKAttrs>, sort_jvp<TopKAttrs>, kSaveNone, kBit1);
 }
 
 }  // namespace tessera::autodiff

@@ -83,12 +83,12 @@ class VjpLevel final : public Level {
         continue;
       }
       e.out_meta.push_back(meta_of(out[k]));
+      // Integer outputs (sort's indices) are not tracked but are kept when the rule asks for them.
+      e.out.push_back(((r.save_out >> std::min<size_t>(k, 31)) & 1u) ? out[k] : Tensor());
       if (!is_floating(out[k].dtype())) {
-        e.out.push_back({});
         e.out_ids.push_back(-1);
         continue;
       }
-      e.out.push_back(((r.save_out >> std::min<size_t>(k, 31)) & 1u) ? out[k] : Tensor());
       int64_t id = new_id();
       e.out_ids.push_back(id);
       out[k] = wrap(out[k], state(), id);

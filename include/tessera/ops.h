@@ -331,6 +331,10 @@ struct Pool2dOptions {
 /// to the input.
 TESSERA_API Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt);
 TESSERA_API Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt);
+/// Where max_pool2d takes each output from (PyTorch's return_indices): int64, shaped like max_pool2d's
+/// output, holding h * W + w within the input's [H, W] plane. Ties go to the first position in row-major
+/// window order; a NaN in the window wins (the last one). Same arguments and errors as max_pool2d.
+TESSERA_API Tensor max_pool2d_indices(const Tensor& x, const Pool2dOptions& opt);
 struct Pool1dOptions {
   int64_t kernel = 2;
   std::optional<int64_t> stride;

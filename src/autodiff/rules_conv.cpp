@@ -6,8 +6,8 @@
 // batch acts as the channels (weight gradient). The average poolings are linear: their jvp pools the
 // tangent; avg_pool2d's vjp is a conv_transpose2d with a ones kernel over the cotangent divided by each
 // window's divisor, adaptive_avg_pool2d's applies a host-built (output, input, weight) list with gather /
-// mul / scatter_add. Max pooling routes the gradient through the argmax of each window, found with
-// Tessera ops on the primal input.
+// mul / scatter_add. Max pooling routes the gradient through the position of each window's maximum
+// (the max_pool2d_indices primitive).
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -100,56 +100,17 @@ void conv_t_jvp(const JvpArgs& a, std::span<Tensor> t) {
 }
 
 // --------------------------------------------------------------- max_pool2d
-// Windows as flat positions: plane p of x is flattened to H*W values plus one extra slot (index H*W) that
-// holds -inf; window slot (i, j) of output (oh, ow) reads position (oh*s - p + i)*W + (ow*s - p + j), or
-// the extra slot where that lies in the padding. The map [Ho*Wo, kh*kw] is built on the host.
-std::vector<int64_t> max_window_map(const PoolAttrs& p, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
-  const int64_t kh = p.kernel[0], kw = p.kernel[1];
-  std::vector<int64_t> m;
-  m.reserve(static_cast<size_t>(Ho * Wo * kh * kw));
-  for (int64_t oh = 0; oh < Ho; ++oh)
-    for (int64_t ow = 0; ow < Wo; ++ow)
-      for (int64_t i = 0; i < kh; ++i)
-        for (int64_t j = 0; j < kw; ++j) {
-          int64_t ih = oh * p.stride[0] - p.padding[0] + i, iw = ow * p.stride[1] - p.padding[1] + j;
-          m.push_back(ih >= 0 && ih < H && iw >= 0 && iw < W ? ih * W + iw : H * W);
-        }
-  return m;
+// The flat position (h * W + w within its plane) of each output's maximum, [N*C, Ho*Wo] int64, from the
+// max_pool2d_indices primitive (ties: first in row-major window order). Integer, so a constant for every
+// transform.
+Tensor max_positions(const Tensor& x, const PoolAttrs& p) {
+  Pool2dOptions o{p.kernel, p.stride, p.padding, p.ceil_mode, p.count_include_pad};
+  Tensor pos = max_pool2d_indices(x, o);
+  const Shape& ps = pos.shape();
+  return reshape(pos, {ps[0] * ps[1], ps[2] * ps[3]});
 }
 
-// The flat position (in [0, H*W], per plane) of each output's maximum: [N*C, Ho*Wo] int64. Computed on
-// stop_gradient(x), so the positions are constants for every transform. One window slot at a time (memory
-// stays O(output), not O(output * kernel)); a strictly larger value takes over, so ties keep the first slot
-// in row-major window order, like argmax:
-//   xf   = [reshape(x, [P, H*W]), -inf]                 [P, H*W+1]
-//   v_k  = gather(xf, 1, map[:, k])                       [P, Ho*Wo]   for each slot k of the window
-//   pos  = where(v_k > best, map[:, k], pos), best = max
-Tensor max_positions(const Tensor& x_in, const PoolAttrs& p, int64_t Ho, int64_t Wo) {
-  Tensor x = stop_gradient(x_in);
-  const Shape& xs = x.shape();
-  const int64_t P = xs[0] * xs[1], H = xs[2], W = xs[3], K = p.kernel[0] * p.kernel[1], L = Ho * Wo;
-  std::vector<int64_t> host = max_window_map(p, H, W, Ho, Wo);  // [L, K]
-  Tensor xf = concat(
-      {reshape(x, {P, H * W}), full({P, 1}, -std::numeric_limits<double>::infinity(), x.dtype(), x.device())}, 1);
-  Tensor best, pos;
-  std::vector<int64_t> slot(static_cast<size_t>(L));
-  for (int64_t k = 0; k < K; ++k) {
-    for (int64_t o = 0; o < L; ++o) slot[static_cast<size_t>(o)] = host[static_cast<size_t>(o * K + k)];
-    Tensor sk = expand(tensor(slot, {1, L}, x.device()), {P, L});
-    Tensor v = gather(xf, 1, sk);
-    if (k == 0) {
-      best = v, pos = sk;
-      continue;
-    }
-    Tensor upd = gt(v, best);
-    best = where(upd, v, best);
-    pos = where(upd, sk, pos);
-  }
-  return pos;
-}
-
-// y[p, o] = x[p, pos[p, o]]: vjp scatter-adds ct at pos into zeros [P, H*W+1] and drops the extra slot;
-// jvp gathers the tangent (with a zero extra slot) at pos.
+// y[p, o] = x[p, pos[p, o]]: vjp scatter-adds ct at pos into zeros [P, H*W]; jvp gathers the tangent at pos.
 void max_pool_vjp(const VjpArgs& a, std::span<Tensor> g) {
   const Tensor& ct = a.ct[0];
   if (!a.need[0] || !ct.defined()) return;
@@ -159,9 +120,8 @@ void max_pool_vjp(const VjpArgs& a, std::span<Tensor> g) {
     g[0] = zeros(xs, ct.dtype(), ct.device());
     return;
   }
-  Tensor pos = max_positions(a.in[0], a.at<PoolAttrs>(), Ho, Wo);
-  Tensor r = scatter_add(zeros({P, HW + 1}, ct.dtype(), ct.device()), 1, pos, reshape(ct, {P, Ho * Wo}));
-  g[0] = reshape(slice(r, 1, 0, HW), xs);
+  Tensor pos = max_positions(a.in[0], a.at<PoolAttrs>());
+  g[0] = reshape(scatter_add(zeros({P, HW}, ct.dtype(), ct.device()), 1, pos, reshape(ct, {P, Ho * Wo})), xs);
 }
 void max_pool_jvp(const JvpArgs& a, std::span<Tensor> t) {
   const Tensor& tan = a.tan[0];
@@ -172,9 +132,8 @@ void max_pool_jvp(const JvpArgs& a, std::span<Tensor> t) {
     t[0] = zeros(ys, tan.dtype(), tan.device());
     return;
   }
-  Tensor pos = max_positions(a.in[0], a.at<PoolAttrs>(), Ho, Wo);
-  Tensor tf = concat({reshape(tan, {P, HW}), zeros({P, 1}, tan.dtype(), tan.device())}, 1);
-  t[0] = reshape(gather(tf, 1, pos), ys);
+  Tensor pos = max_positions(a.in[0], a.at<PoolAttrs>());
+  t[0] = reshape(gather(reshape(tan, {P, HW}), 1, pos), ys);
 }
 
 // ------------------------------------------------------- average pooling (linear)
@@ -273,6 +232,7 @@ void register_conv_rules(RuleTable& t) {
   set_rule(t, OpId::Conv2d, conv2d_vjp, conv2d_jvp, kSaveAll, kSaveNone);
   set_rule(t, OpId::ConvTranspose2d, conv_t_vjp, conv_t_jvp, kSaveAll, kSaveNone);
   set_rule(t, OpId::MaxPool2d, max_pool_vjp, max_pool_jvp, kSaveAll, kSaveNone);
+  set_nondiff(t, OpId::MaxPool2dIndices);
   set_rule(t, OpId::AvgPool2d, avg_pool_vjp, avg_pool_jvp, kSaveNone, kSaveNone);
   set_rule(t, OpId::AdaptiveAvgPool2d, adaptive_pool_vjp, adaptive_pool_jvp, kSaveNone, kSaveNone);
 }

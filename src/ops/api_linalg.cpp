@@ -246,6 +246,12 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   check_pool("max_pool2d", x, p, 2);
   return pool_run(OpId::MaxPool2d, x, p, 2);
 }
+Tensor max_pool2d_indices(const Tensor& x, const Pool2dOptions& opt) {
+  check_defined("max_pool2d_indices", x);
+  PoolAttrs p = pool2d_attrs(opt);
+  check_pool("max_pool2d_indices", x, p, 2);
+  return pool_run(OpId::MaxPool2dIndices, x, p, 2);
+}
 Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
   check_defined("avg_pool2d", x);
   PoolAttrs p = pool2d_attrs(opt);

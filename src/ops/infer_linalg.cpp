@@ -165,6 +165,11 @@ void infer_ConvTranspose2d(std::span<const Tensor> in, const Attrs& a, MetaList&
 void infer_MaxPool2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
   infer_pool("max_pool2d", in, a, out, false);
 }
+// The int64 position (h * W + w within its plane) of each window's maximum.
+void infer_MaxPool2dIndices(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
+  infer_pool("max_pool2d_indices", in, a, out, false);
+  out.m[0].dtype = DType::Int64;
+}
 void infer_AvgPool2d(std::span<const Tensor> in, const Attrs& a, MetaList& out) {
   infer_pool("avg_pool2d", in, a, out, true);
 }

@@ -93,6 +93,50 @@ TEST(MaxPool2d, MatchesReferenceForEveryDtypeLayoutAndGeometry) {
       }
 }
 
+// Reference positions: first maximum in row-major window order, a NaN takes over (the last one wins).
+std::vector<int64_t> max_index_ref(const Ref& x, const PoolCase& c) {
+  int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  int64_t Ho = out_size(H, c.k[0], c.s[0], c.p[0], c.ceil_mode), Wo = out_size(W, c.k[1], c.s[1], c.p[1], c.ceil_mode);
+  std::vector<int64_t> r;
+  for (int64_t nc = 0; nc < N * C; ++nc)
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      for (int64_t ow = 0; ow < Wo; ++ow) {
+        int64_t h0 = std::max<int64_t>(oh * c.s[0] - c.p[0], 0), w0 = std::max<int64_t>(ow * c.s[1] - c.p[1], 0);
+        int64_t h1 = std::min(oh * c.s[0] - c.p[0] + c.k[0], H), w1 = std::min(ow * c.s[1] - c.p[1] + c.k[1], W);
+        int64_t best = -1;
+        double bv = 0;
+        for (int64_t ih = h0; ih < h1; ++ih)
+          for (int64_t iw = w0; iw < w1; ++iw) {
+            double v = x.v[static_cast<size_t>((nc * H + ih) * W + iw)];
+            if (best < 0 || v > bv || std::isnan(v)) best = ih * W + iw, bv = v;
+          }
+        r.push_back(best);
+      }
+  return r;
+}
+
+TEST(MaxPool2dIndices, PointsAtEachWindowsFirstMaximum) {
+  uint64_t seed = 900;
+  for (const PoolCase& c : pool_cases())
+    for (ts::DType dt : all_dtypes())
+      for (Layout l : {Layout::Contiguous, Layout::Transposed}) {
+        SCOPED_TRACE(case_str(c) + " " + std::string(ts::dtype_name(dt)) + " " + layout_name(l));
+        // Few distinct values, so windows hold ties.
+        ts::Tensor x = make_input(c.x, dt, l, seed++, 0, dt == ts::DType::Bool ? 2 : 4);
+        if (ts::is_floating(dt)) x = ts::floor(x);
+        ts::Tensor idx = ts::max_pool2d_indices(x, {c.k, c.s, c.p, c.ceil_mode});
+        EXPECT_EQ(idx.dtype(), ts::DType::Int64);
+        EXPECT_EQ(idx.shape(), ts::max_pool2d(x, {c.k, c.s, c.p, c.ceil_mode}).shape());
+        EXPECT_EQ(idx.to_vector<int64_t>(), max_index_ref(to_ref(x), c));
+      }
+  double nan = std::numeric_limits<double>::quiet_NaN();
+  ts::Tensor x = ts::tensor<double>({1, nan, 3, nan}, {1, 1, 2, 2});
+  EXPECT_EQ(ts::max_pool2d_indices(x, {{2, 2}}).to_vector<int64_t>(), (std::vector<int64_t>{3}));
+  ts::Tensor u = ts::tensor<float>({5, 1, 2, 9, 9, 0}, {1, 3, 2});  // unbatched [C=1... as [C, H, W]]
+  EXPECT_EQ(ts::max_pool2d_indices(u, {{3, 2}}).to_vector<int64_t>(), (std::vector<int64_t>{3}));
+  expect_error<ts::ShapeError>([] { ts::max_pool2d_indices(ts::ones({4}), {{2, 2}}); }, {"[max_pool2d_indices]"});
+}
+
 TEST(AvgPool2d, MatchesReferenceWithAndWithoutPaddingInTheCount) {
   uint64_t seed = 500;
   for (const PoolCase& c : pool_cases())

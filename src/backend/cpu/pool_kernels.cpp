@@ -160,6 +160,46 @@ void pool_kernel(const KernelCall& c) {
   });
 }
 
+// Position of each window's maximum (what max pooling's gradient routes through). Scans the window in
+// row-major order: a strictly larger value or a NaN takes over, so ties keep the first position.
+void max_indices_kernel(const KernelCall& c) {
+  const Tensor& y = c.out[0];
+  if (y.numel() == 0) return;
+  Tensor x = contig(c.in[0]);
+  PoolGeom g = pool_geom(c);
+  int64_t* yp = static_cast<int64_t*>(y.raw_data());
+  int64_t work = std::max<int64_t>(1, g.Ho * g.Wo * g.kh * g.kw);
+  visit_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    using A = Acc<T>;
+    const T* xp = static_cast<const T*>(x.raw_data());
+    parallel_for(0, g.planes, std::max<int64_t>(1, 32768 / work), [&](int64_t b, int64_t e) {
+      for (int64_t pl = b; pl < e; ++pl) {
+        const T* xpl = xp + pl * g.H * g.W;
+        int64_t* ypl = yp + pl * g.Ho * g.Wo;
+        for (int64_t oh = 0; oh < g.Ho; ++oh) {
+          int64_t hs = std::max<int64_t>(oh * g.sh - g.ph, 0), he = std::min(oh * g.sh - g.ph + g.kh, g.H);
+          for (int64_t ow = 0; ow < g.Wo; ++ow) {
+            int64_t ws = std::max<int64_t>(ow * g.sw - g.pw, 0), we = std::min(ow * g.sw - g.pw + g.kw, g.W);
+            int64_t best = hs * g.W + ws;
+            A bv = static_cast<A>(xpl[best]);
+            for (int64_t ih = hs; ih < he; ++ih)
+              for (int64_t iw = ws; iw < we; ++iw) {
+                // Branch-free (random data makes the comparison unpredictable): selects compile to cmov.
+                A v = static_cast<A>(xpl[ih * g.W + iw]);
+                bool take = v > bv;
+                if constexpr (std::is_floating_point_v<A>) take = take | (v != v);
+                bv = take ? v : bv;
+                best = take ? ih * g.W + iw : best;
+              }
+            ypl[oh * g.Wo + ow] = best;
+          }
+        }
+      }
+    });
+  });
+}
+
 // PyTorch's adaptive bins: [floor(i * in / out), ceil((i + 1) * in / out)).
 void adaptive_avg_kernel(const KernelCall& c) {
   const Tensor& y = c.out[0];
@@ -204,6 +244,7 @@ void adaptive_avg_kernel(const KernelCall& c) {
 
 void register_pool_kernels(Backend& b) {
   b.set_kernel(OpId::MaxPool2d, &pool_kernel<true>, kAllDTypes);
+  b.set_kernel(OpId::MaxPool2dIndices, &max_indices_kernel, kAllDTypes);
   b.set_kernel(OpId::AvgPool2d, &pool_kernel<false>, kFloatDTypes);
   b.set_kernel(OpId::AdaptiveAvgPool2d, &adaptive_avg_kernel, kFloatDTypes);
 }

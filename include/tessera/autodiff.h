@@ -97,14 +97,17 @@ struct TreeTraits<std::tuple<Ts...>, std::void_t<decltype(TreeTraits<Ts>::flatte
     std::apply([&](const auto&... e) { (TreeTraits<std::decay_t<decltype(e)>>::flatten(e, out), ...); }, t);
   }
   static std::tuple<Ts...> unflatten(const std::tuple<Ts...>& like, const Tensor*& it) {
-    return std::apply([&](const auto&... e) { return std::tuple<Ts...>{TreeTraits<std::decay_t<decltype(e)>>::unflatten(e, it)...}; },
-                      like);
+    return std::apply(
+        [&](const auto&... e) { return std::tuple<Ts...>{TreeTraits<std::decay_t<decltype(e)>>::unflatten(e, it)...}; },
+        like);
   }
 };
 
 /// True when T is a tensor tree (has a TreeTraits specialization).
 template <class T>
-concept TensorTree = requires(const T& v, TensorList& out) { TreeTraits<std::decay_t<T>>::flatten(v, out); };
+concept TensorTree = requires(const T& v, TensorList& out) {
+  TreeTraits<std::decay_t<T>>::flatten(v, out);
+};
 
 /// The tensors of a tree in order.
 template <TensorTree T>
@@ -195,7 +198,8 @@ decltype(auto) call_substituted(F& f, const Tuple& args, const std::vector<bool>
 }
 
 template <class... Args>
-TensorList flatten_selected(const char* transform, const std::tuple<const Args&...>& args, const std::vector<bool>& sel) {
+TensorList flatten_selected(const char* transform, const std::tuple<const Args&...>& args,
+                            const std::vector<bool>& sel) {
   TensorList flat;
   size_t i = 0;
   std::apply(
@@ -206,11 +210,15 @@ TensorList flatten_selected(const char* transform, const std::tuple<const Args&.
               if (sel[i]) {
                 if constexpr (std::is_same_v<A, Tensor>) {
                   if (arg.defined() && !is_floating(arg.dtype()))
-                    raise<DTypeError>(transform, "argument " + std::to_string(i) + " is " + std::string(dtype_name(arg.dtype())) +
+                    raise<DTypeError>(transform, "argument " + std::to_string(i) + " is " +
+                                                     std::string(dtype_name(arg.dtype())) +
                                                      "; only floating-point tensors are differentiated");
                 }
-                if constexpr (TensorTree<A>) TreeTraits<A>::flatten(arg, flat);
-                else raise<ValueError>(transform, "argument " + std::to_string(i) + " is not a tensor or tensor tree, so it cannot be differentiated");
+                if constexpr (TensorTree<A>)
+                  TreeTraits<A>::flatten(arg, flat);
+                else
+                  raise<ValueError>(transform, "argument " + std::to_string(i) +
+                                                   " is not a tensor or tensor tree, so it cannot be differentiated");
               }
               ++i;
             }(a),
@@ -226,7 +234,9 @@ std::vector<bool> select_args(const char* transform, const std::vector<int>& arg
   std::vector<bool> sel(static_cast<size_t>(n), false);
   for (int a : argnums) {
     int k = a < 0 ? a + n : a;
-    if (k < 0 || k >= n) raise<IndexError>(transform, "argnum " + std::to_string(a) + " out of range for a function of " + std::to_string(n) + " arguments");
+    if (k < 0 || k >= n)
+      raise<IndexError>(transform, "argnum " + std::to_string(a) + " out of range for a function of " +
+                                       std::to_string(n) + " arguments");
     if (sel[static_cast<size_t>(k)]) raise<ValueError>(transform, "argnum " + std::to_string(a) + " given twice");
     sel[static_cast<size_t>(k)] = true;
   }
@@ -251,8 +261,10 @@ auto value_and_grad_flat(const char* transform, F& f, const std::vector<bool>& s
   FlatFn flat_fn = [&](const TensorList& traced) -> TensorList {
     R r = call_substituted(f, targs, sel, traced, std::index_sequence_for<Args...>{});
     Tensor out;
-    if constexpr (is_pair<R>::value) out = r.first;
-    else out = r;
+    if constexpr (is_pair<R>::value)
+      out = r.first;
+    else
+      out = r;
     result.emplace(std::move(r));
     return {out};
   };
@@ -260,8 +272,10 @@ auto value_and_grad_flat(const char* transform, F& f, const std::vector<bool>& s
   check_scalar_output(transform, v.outputs[0]);
   TensorList g = v.pullback({ones_cotangent(v.outputs[0])});
   R value = strip_tree(*result);
-  if constexpr (is_pair<R>::value) value.first = v.outputs[0];
-  else value = v.outputs[0];
+  if constexpr (is_pair<R>::value)
+    value.first = v.outputs[0];
+  else
+    value = v.outputs[0];
   return std::make_pair(std::move(value), std::move(g));
 }
 
@@ -328,7 +342,8 @@ auto value_and_grad(F f) {
                 if constexpr (TensorTree<A>) {
                   if (sel[i]) {
                     size_t k = tree_flatten(arg).size();
-                    per_arg[i].assign(flat.begin() + static_cast<std::ptrdiff_t>(pos), flat.begin() + static_cast<std::ptrdiff_t>(pos + k));
+                    per_arg[i].assign(flat.begin() + static_cast<std::ptrdiff_t>(pos),
+                                      flat.begin() + static_cast<std::ptrdiff_t>(pos + k));
                     pos += k;
                   }
                 }
@@ -346,8 +361,9 @@ auto value_and_grad(F f) {
       static_assert(TensorTree<A>, "value_and_grad: the differentiated argument must be a Tensor or a tensor tree");
       return std::make_pair(std::move(value), tree_unflatten(arg, per_arg[static_cast<size_t>(k)]));
     } else {
-      auto grads = std::make_tuple(tree_unflatten(std::get<(Argnums < 0 ? Argnums + n : Argnums)>(targs),
-                                                  per_arg[static_cast<size_t>(Argnums < 0 ? Argnums + n : Argnums)])...);
+      auto grads =
+          std::make_tuple(tree_unflatten(std::get<(Argnums < 0 ? Argnums + n : Argnums)>(targs),
+                                         per_arg[static_cast<size_t>(Argnums < 0 ? Argnums + n : Argnums)])...);
       return std::make_pair(std::move(value), std::move(grads));
     }
   };
@@ -356,9 +372,7 @@ auto value_and_grad(F f) {
 /// grad<Argnums...>(f)(args...): the gradient part of value_and_grad.
 template <int... Argnums, class F>
 auto grad(F f) {
-  return [vg = value_and_grad<Argnums...>(std::move(f))](const auto&... args) mutable {
-    return vg(args...).second;
-  };
+  return [vg = value_and_grad<Argnums...>(std::move(f))](const auto&... args) mutable { return vg(args...).second; };
 }
 
 /// grad(f, argnum)(args...): gradient with respect to one Tensor argument chosen at run time.
@@ -367,7 +381,8 @@ auto grad(F f, int argnum) {
   return [f, argnum](const auto&... args) mutable -> Tensor {
     std::vector<bool> sel = detail::select_args<std::decay_t<decltype(args)>...>("grad", {argnum});
     auto r = detail::value_and_grad_flat("grad", f, sel, args...);
-    if (r.second.size() != 1) raise<ValueError>("grad", "argument " + std::to_string(argnum) + " is not a single Tensor");
+    if (r.second.size() != 1)
+      raise<ValueError>("grad", "argument " + std::to_string(argnum) + " is not a single Tensor");
     return r.second[0];
   };
 }
@@ -379,7 +394,8 @@ auto grad(F f, std::vector<int> argnums) {
     std::vector<bool> sel = detail::select_args<std::decay_t<decltype(args)>...>("grad", argnums);
     auto r = detail::value_and_grad_flat("grad", f, sel, args...);
     if (static_cast<int>(r.second.size()) != static_cast<int>(argnums.size()))
-      raise<ValueError>("grad", "every differentiated argument must be a single Tensor when argnums are given at run time");
+      raise<ValueError>("grad",
+                        "every differentiated argument must be a single Tensor when argnums are given at run time");
     // r.second is in argument order; reorder to argnums order.
     std::vector<int> order;
     for (int i = 0; i < n; ++i)
@@ -455,7 +471,9 @@ TESSERA_API Tensor jacfwd_impl(const std::function<Tensor(const TensorList&)>& f
 template <class F>
 auto jacrev(F f, int argnum = 0) {
   return [f, argnum](const auto&... args) -> Tensor {
-    std::function<Tensor(const TensorList&)> g = [f](const TensorList& v) mutable -> Tensor { return detail::call_unpacked(f, v); };
+    std::function<Tensor(const TensorList&)> g = [f](const TensorList& v) mutable -> Tensor {
+      return detail::call_unpacked(f, v);
+    };
     return detail::jacrev_impl(g, TensorList{args...}, argnum);
   };
 }
@@ -463,7 +481,9 @@ auto jacrev(F f, int argnum = 0) {
 template <class F>
 auto jacfwd(F f, int argnum = 0) {
   return [f, argnum](const auto&... args) -> Tensor {
-    std::function<Tensor(const TensorList&)> g = [f](const TensorList& v) mutable -> Tensor { return detail::call_unpacked(f, v); };
+    std::function<Tensor(const TensorList&)> g = [f](const TensorList& v) mutable -> Tensor {
+      return detail::call_unpacked(f, v);
+    };
     return detail::jacfwd_impl(g, TensorList{args...}, argnum);
   };
 }
@@ -472,7 +492,9 @@ template <class F>
 auto hessian(F f, int argnum = 0) {
   return [f, argnum](const auto&... args) -> Tensor {
     auto inner = [f, argnum](const TensorList& v) -> Tensor {
-      std::function<Tensor(const TensorList&)> g = [f](const TensorList& w) mutable -> Tensor { return detail::call_unpacked(f, w); };
+      std::function<Tensor(const TensorList&)> g = [f](const TensorList& w) mutable -> Tensor {
+        return detail::call_unpacked(f, w);
+      };
       Tensor j = detail::jacrev_impl(g, v, argnum);
       return j;
     };

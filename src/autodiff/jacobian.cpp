@@ -11,9 +11,13 @@ namespace {
 void check_arg(const char* transform, const TensorList& args, int argnum) {
   int n = static_cast<int>(args.size());
   int k = argnum < 0 ? argnum + n : argnum;
-  if (k < 0 || k >= n) raise<IndexError>(transform, "argnum " + std::to_string(argnum) + " out of range for " + std::to_string(n) + " arguments");
+  if (k < 0 || k >= n)
+    raise<IndexError>(transform,
+                      "argnum " + std::to_string(argnum) + " out of range for " + std::to_string(n) + " arguments");
   if (!is_floating(args[static_cast<size_t>(k)].dtype()))
-    raise<DTypeError>(transform, "argument " + std::to_string(argnum) + " is " + std::string(dtype_name(args[static_cast<size_t>(k)].dtype())) + "; only floating-point tensors are differentiated");
+    raise<DTypeError>(transform, "argument " + std::to_string(argnum) + " is " +
+                                     std::string(dtype_name(args[static_cast<size_t>(k)].dtype())) +
+                                     "; only floating-point tensors are differentiated");
 }
 
 // The i-th standard basis tensor of the given shape and dtype.
@@ -40,7 +44,9 @@ Tensor jacrev_impl(const std::function<Tensor(const TensorList&)>& f, const Tens
   };
   VjpFlat r = vjp_flat(g, {args[k]}, /*consume=*/false);
   const Tensor& y = r.outputs[0];
-  if (!is_floating(y.dtype())) raise<DTypeError>("jacrev", "function must return a floating-point tensor, got " + std::string(dtype_name(y.dtype())));
+  if (!is_floating(y.dtype()))
+    raise<DTypeError>("jacrev",
+                      "function must return a floating-point tensor, got " + std::string(dtype_name(y.dtype())));
   const Tensor& x = args[k];
   Shape full = concat_shapes(y.shape(), x.shape());
   int64_t m = y.numel();
@@ -70,7 +76,9 @@ Tensor jacfwd_impl(const std::function<Tensor(const TensorList&)>& f, const Tens
   Shape yshape;
   for (int64_t j = 0; j < n; ++j) {
     auto [outs, touts] = jvp_flat(g, {x}, {basis(x.shape(), x.dtype(), x.device(), j, n)});
-    if (!is_floating(outs[0].dtype())) raise<DTypeError>("jacfwd", "function must return a floating-point tensor, got " + std::string(dtype_name(outs[0].dtype())));
+    if (!is_floating(outs[0].dtype()))
+      raise<DTypeError>(
+          "jacfwd", "function must return a floating-point tensor, got " + std::string(dtype_name(outs[0].dtype())));
     yshape = outs[0].shape();
     cols.push_back(touts[0]);
   }

@@ -31,8 +31,8 @@ class JvpLevel final : public Level {
     for (const Tensor& t : tan) any_tangent = any_tangent || t.defined();
     std::vector<Tensor> touts(out.size());
     if (any_tangent) {
-      JvpArgs a{op, attrs, std::span<const Tensor>(prim.data(), prim.size()), std::span<const Tensor>(tan.data(), tan.size()),
-                std::span<const Tensor>(out.data(), out.size())};
+      JvpArgs a{op, attrs, std::span<const Tensor>(prim.data(), prim.size()),
+                std::span<const Tensor>(tan.data(), tan.size()), std::span<const Tensor>(out.data(), out.size())};
       r.jvp(a, std::span<Tensor>(touts.data(), touts.size()));
     }
     for (size_t k = 0; k < out.size(); ++k) {
@@ -53,7 +53,8 @@ namespace tessera::detail {
 
 std::pair<TensorList, TensorList> jvp_flat(const FlatFn& f, const TensorList& primals, const TensorList& tangents) {
   if (primals.size() != tangents.size())
-    raise<ValueError>("jvp", "got " + std::to_string(primals.size()) + " primals but " + std::to_string(tangents.size()) + " tangents");
+    raise<ValueError>("jvp", "got " + std::to_string(primals.size()) + " primals but " +
+                                 std::to_string(tangents.size()) + " tangents");
   TensorList traced(primals.size());
   autodiff::JvpLevel level;
   for (size_t i = 0; i < primals.size(); ++i) {
@@ -62,9 +63,11 @@ std::pair<TensorList, TensorList> jvp_flat(const FlatFn& f, const TensorList& pr
     if (!p.defined()) raise<ValueError>("jvp", "primal " + std::to_string(i) + " is an undefined tensor");
     if (t.defined()) {
       if (!(t.shape() == p.shape()))
-        raise<ShapeError>("jvp", "tangent " + std::to_string(i) + " has shape " + shape_str(t.shape()) + ", its primal " + shape_str(p.shape()));
+        raise<ShapeError>("jvp", "tangent " + std::to_string(i) + " has shape " + shape_str(t.shape()) +
+                                     ", its primal " + shape_str(p.shape()));
       if (t.dtype() != p.dtype())
-        raise<DTypeError>("jvp", "tangent " + std::to_string(i) + " is " + std::string(dtype_name(t.dtype())) + ", its primal " + std::string(dtype_name(p.dtype())));
+        raise<DTypeError>("jvp", "tangent " + std::to_string(i) + " is " + std::string(dtype_name(t.dtype())) +
+                                     ", its primal " + std::string(dtype_name(p.dtype())));
     }
     traced[i] = is_floating(p.dtype()) ? autodiff::wrap(p, level.state(), -1, t) : p;
   }

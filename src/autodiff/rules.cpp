@@ -36,7 +36,8 @@ Tensor zeros_meta(const TensorMeta& m, Device device) { return zeros(m.shape, m.
 
 Tensor unbroadcast(const Tensor& g, std::span<const int64_t> shape) {
   int64_t gnd = g.ndim(), nd = static_cast<int64_t>(shape.size());
-  if (gnd < nd) return broadcast_to(g, IntList(shape.data(), shape.size()));  // a 0-d gradient of a broadcast scalar, say
+  if (gnd < nd)
+    return broadcast_to(g, IntList(shape.data(), shape.size()));  // a 0-d gradient of a broadcast scalar, say
   Axes axes;
   for (int64_t i = 0; i < gnd; ++i) {
     int64_t j = i - (gnd - nd);
@@ -53,8 +54,10 @@ Tensor unsqueeze_reduced(const Tensor& x, std::span<const int64_t> axes, int64_t
   for (int64_t i = 0; i < full_ndim; ++i) {
     bool reduced = false;
     for (int64_t a : axes) reduced = reduced || a == i;
-    if (reduced) s.push_back(1);
-    else s.push_back(x.shape()[k++]);
+    if (reduced)
+      s.push_back(1);
+    else
+      s.push_back(x.shape()[k++]);
   }
   return x.reshape(s);
 }

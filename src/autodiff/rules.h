@@ -29,11 +29,11 @@ namespace tessera::autodiff {
 struct VjpArgs {
   OpId op;
   const Attrs& attrs;
-  std::span<const Tensor> in;         // primal inputs (undefined unless the rule's save_in keeps them)
-  std::span<const Tensor> out;        // primal outputs (undefined unless save_out keeps them)
+  std::span<const Tensor> in;           // primal inputs (undefined unless the rule's save_in keeps them)
+  std::span<const Tensor> out;          // primal outputs (undefined unless save_out keeps them)
   std::span<const TensorMeta> in_meta;  // shape and dtype of every input (always)
-  std::span<const Tensor> ct;         // cotangent per output (undefined = zero)
-  std::span<const bool> need;         // which input gradients are wanted
+  std::span<const Tensor> ct;           // cotangent per output (undefined = zero)
+  std::span<const bool> need;           // which input gradients are wanted
   template <class A>
   const A& at() const {
     return std::get<A>(attrs);
@@ -82,10 +82,10 @@ inline void set_nondiff(RuleTable& t, OpId op) { t[static_cast<size_t>(op)] = Ru
 void register_elementwise_rules(RuleTable& t);
 void register_reduce_rules(RuleTable& t);
 void register_linalg_rules(RuleTable& t);
-void register_view_rules(RuleTable& t);      // views and data movement
-void register_index_rules(RuleTable& t);     // gather/scatter/index_select, sort/topk
-void register_nn_rules(RuleTable& t);        // softmax, log_softmax, layer_norm, rms_norm
-void register_conv_rules(RuleTable& t);      // conv2d, conv_transpose2d, pooling
+void register_view_rules(RuleTable& t);   // views and data movement
+void register_index_rules(RuleTable& t);  // gather/scatter/index_select, sort/topk
+void register_nn_rules(RuleTable& t);     // softmax, log_softmax, layer_norm, rms_norm
+void register_conv_rules(RuleTable& t);   // conv2d, conv_transpose2d, pooling
 
 // ------------------------------------------------------------ helpers for rules
 /// a + b where undefined means zero (undefined + undefined = undefined).

@@ -18,12 +18,12 @@ Tensor fone(const Tensor& like) { return full({}, 1, like.dtype(), like.device()
 Tensor mask_of(const Tensor& c, const Tensor& like) { return cast(c, like.dtype()); }
 
 // ---- unary: each rule is its derivative dy/dx as a tensor; vjp = g * dy/dx, jvp = t * dy/dx.
-#define TS_UNARY_RULE(Name, deriv_expr)                                                          \
-  Tensor Name##_deriv(const Tensor& x, const Tensor& y) {                                        \
-    (void)x;                                                                                     \
-    (void)y;                                                                                     \
-    return deriv_expr;                                                                           \
-  }                                                                                              \
+#define TS_UNARY_RULE(Name, deriv_expr)                                                            \
+  Tensor Name##_deriv(const Tensor& x, const Tensor& y) {                                          \
+    (void)x;                                                                                       \
+    (void)y;                                                                                       \
+    return deriv_expr;                                                                             \
+  }                                                                                                \
   void Name##_vjp(const VjpArgs& a, S g) { g[0] = mul(a.ct[0], Name##_deriv(a.in[0], a.out[0])); } \
   void Name##_jvp(const JvpArgs& a, S t) { t[0] = mul(a.tan[0], Name##_deriv(a.in[0], a.out[0])); }
 

@@ -17,7 +17,7 @@ void matmul_vjp(const VjpArgs& a, S g) {
   Tensor B = y1 ? y.reshape({y.shape()[0], 1}) : y;
   Tensor G = a.ct[0];
   if (x1) G = unsqueeze(G, G.ndim() - (y1 ? 0 : 1));  // [.., m] -> [.., 1, m]
-  if (y1) G = unsqueeze(G, G.ndim());                  // [.., n] -> [.., n, 1]
+  if (y1) G = unsqueeze(G, G.ndim());                 // [.., n] -> [.., n, 1]
   if (a.need[0]) {
     Tensor gA = matmul(G, transpose(B, -2, -1));
     g[0] = x1 ? unbroadcast(gA, A.shape()).reshape(x.shape()) : gA;

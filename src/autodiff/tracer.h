@@ -24,9 +24,9 @@ struct LevelState {
 
 struct Tracer : Node {
   std::shared_ptr<LevelState> level;
-  Tensor primal;      // the value one level down (maybe a tracer of an outer level)
-  int64_t id = -1;    // reverse mode: slot in the tape's cotangent table
-  Tensor tangent;     // forward mode: undefined = zero
+  Tensor primal;    // the value one level down (maybe a tracer of an outer level)
+  int64_t id = -1;  // reverse mode: slot in the tape's cotangent table
+  Tensor tangent;   // forward mode: undefined = zero
 };
 
 /// The tracer record of t, or nullptr.
@@ -64,7 +64,9 @@ class Level : public detail::Interpreter {
 /// Sets the current interpreter for a scope (used to run the level below, or rules).
 class ScopedInterpreter {
  public:
-  explicit ScopedInterpreter(detail::Interpreter* i) : saved_(detail::current_interpreter()) { detail::current_interpreter() = i; }
+  explicit ScopedInterpreter(detail::Interpreter* i) : saved_(detail::current_interpreter()) {
+    detail::current_interpreter() = i;
+  }
   ~ScopedInterpreter() { detail::current_interpreter() = saved_; }
   ScopedInterpreter(const ScopedInterpreter&) = delete;
   ScopedInterpreter& operator=(const ScopedInterpreter&) = delete;

@@ -23,12 +23,12 @@ struct CustomRecord {
 struct Entry {
   OpId op{};
   Attrs attrs;
-  std::vector<Tensor> in;      // saved primal inputs (undefined where not kept)
-  std::vector<Tensor> out;     // saved primal outputs (undefined where not kept)
+  std::vector<Tensor> in;   // saved primal inputs (undefined where not kept)
+  std::vector<Tensor> out;  // saved primal outputs (undefined where not kept)
   std::vector<TensorMeta> in_meta;
   std::vector<TensorMeta> out_meta;
-  SmallVector<int64_t, 3> in_ids;  // -1: constant at this level
-  SmallVector<int64_t, 2> out_ids; // -1: output not tracked
+  SmallVector<int64_t, 3> in_ids;   // -1: constant at this level
+  SmallVector<int64_t, 2> out_ids;  // -1: output not tracked
   Device device;
   std::shared_ptr<CustomRecord> custom;
 };
@@ -160,7 +160,8 @@ Tensor fix_grad(const char* op, Tensor g, const TensorMeta& m) {
   if (!(g.shape() == m.shape)) {
     g = autodiff::unbroadcast(g, m.shape);
     if (!(g.shape() == m.shape))
-      raise<ShapeError>(op, "derivative rule returned a gradient of shape " + shape_str(g.shape()) + " for an input of shape " + shape_str(m.shape));
+      raise<ShapeError>(op, "derivative rule returned a gradient of shape " + shape_str(g.shape()) +
+                                " for an input of shape " + shape_str(m.shape));
   }
   if (g.dtype() != m.dtype) g = cast(g, m.dtype);
   return g;
@@ -188,16 +189,20 @@ void run_entry(Entry& e, std::vector<Tensor>& ct) {
   const char* name = e.custom ? e.custom->fn.name.c_str() : op_name(e.op);
   if (e.custom) {
     for (size_t k = 0; k < nout; ++k)
-      if (!cts[k].defined() && is_floating(e.out_meta[k].dtype))
-        cts[k] = autodiff::zeros_meta(e.out_meta[k], e.device);
+      if (!cts[k].defined() && is_floating(e.out_meta[k].dtype)) cts[k] = autodiff::zeros_meta(e.out_meta[k], e.device);
     TensorList g = e.custom->fn.backward(e.custom->residuals, TensorList(cts.begin(), cts.end()));
     if (g.size() != nin)
-      raise<ValueError>(name, "custom backward returned " + std::to_string(g.size()) + " gradients for " + std::to_string(nin) + " inputs");
+      raise<ValueError>(name, "custom backward returned " + std::to_string(g.size()) + " gradients for " +
+                                  std::to_string(nin) + " inputs");
     for (size_t i = 0; i < nin; ++i) grads[i] = g[i];
   } else {
     const autodiff::Rule& r = autodiff::rule_for(e.op);
-    autodiff::VjpArgs a{e.op, e.attrs, std::span<const Tensor>(e.in.data(), nin), std::span<const Tensor>(e.out.data(), nout),
-                        std::span<const TensorMeta>(e.in_meta.data(), nin), std::span<const Tensor>(cts.data(), nout),
+    autodiff::VjpArgs a{e.op,
+                        e.attrs,
+                        std::span<const Tensor>(e.in.data(), nin),
+                        std::span<const Tensor>(e.out.data(), nout),
+                        std::span<const TensorMeta>(e.in_meta.data(), nin),
+                        std::span<const Tensor>(cts.data(), nout),
                         std::span<const bool>(need.data(), nin)};
     r.vjp(a, std::span<Tensor>(grads.data(), nin));
   }
@@ -214,19 +219,23 @@ void run_entry(Entry& e, std::vector<Tensor>& ct) {
 TensorList Pullback::operator()(const TensorList& cotangents) const {
   if (!s_) raise<ValueError>("vjp", "pullback is empty");
   State& s = *s_;
-  if (s.consume && s.used) raise<ValueError>("vjp", "this pullback frees its saved values as it runs and can be called only once");
+  if (s.consume && s.used)
+    raise<ValueError>("vjp", "this pullback frees its saved values as it runs and can be called only once");
   s.used = true;
   if (cotangents.size() != s.out_ids.size())
-    raise<ValueError>("vjp", "pullback expects " + std::to_string(s.out_ids.size()) + " cotangents, got " + std::to_string(cotangents.size()));
+    raise<ValueError>("vjp", "pullback expects " + std::to_string(s.out_ids.size()) + " cotangents, got " +
+                                 std::to_string(cotangents.size()));
   std::vector<Tensor> ct(static_cast<size_t>(s.num_ids));
   for (size_t k = 0; k < cotangents.size(); ++k) {
     const Tensor& c = cotangents[k];
     if (!c.defined()) continue;
     const TensorMeta& m = s.out_meta[k];
     if (!(c.shape() == m.shape))
-      raise<ShapeError>("vjp", "cotangent " + std::to_string(k) + " has shape " + shape_str(c.shape()) + ", the output has shape " + shape_str(m.shape));
+      raise<ShapeError>("vjp", "cotangent " + std::to_string(k) + " has shape " + shape_str(c.shape()) +
+                                   ", the output has shape " + shape_str(m.shape));
     if (c.dtype() != m.dtype)
-      raise<DTypeError>("vjp", "cotangent " + std::to_string(k) + " is " + std::string(dtype_name(c.dtype())) + ", the output is " + std::string(dtype_name(m.dtype)));
+      raise<DTypeError>("vjp", "cotangent " + std::to_string(k) + " is " + std::string(dtype_name(c.dtype())) +
+                                   ", the output is " + std::string(dtype_name(m.dtype)));
     if (s.out_ids[k] < 0) continue;
     Tensor& slot = ct[static_cast<size_t>(s.out_ids[k])];
     slot = autodiff::acc(slot, c);
@@ -243,8 +252,10 @@ TensorList Pullback::operator()(const TensorList& cotangents) const {
   if (s.consume) s.tape.clear();
   TensorList grads(s.in_meta.size());
   for (size_t i = 0; i < grads.size(); ++i) {
-    if (ct[i].defined()) grads[i] = ct[i];
-    else if (is_floating(s.in_meta[i].dtype)) grads[i] = autodiff::zeros_meta(s.in_meta[i], s.device);
+    if (ct[i].defined())
+      grads[i] = ct[i];
+    else if (is_floating(s.in_meta[i].dtype))
+      grads[i] = autodiff::zeros_meta(s.in_meta[i], s.device);
   }
   return grads;
 }
@@ -289,7 +300,8 @@ void check_scalar_output(const char* transform, const Tensor& out) {
   if (out.numel() != 1)
     raise<ValueError>(transform, "function must return a scalar (one element), got shape " + shape_str(out.shape()));
   if (!is_floating(out.dtype()))
-    raise<DTypeError>(transform, "function must return a floating-point scalar, got " + std::string(dtype_name(out.dtype())));
+    raise<DTypeError>(transform,
+                      "function must return a floating-point scalar, got " + std::string(dtype_name(out.dtype())));
 }
 
 Tensor ones_cotangent(const Tensor& out) { return ones_like(out); }

@@ -19,7 +19,8 @@ std::vector<Tensor> Interpreter::process_custom(const CustomVjp& fn, const std::
 MetaList infer(OpId op, std::span<const Tensor> in, const Attrs& attrs) {
   const OpInfo& info = op_info(op);
   if (info.num_inputs >= 0 && static_cast<int>(in.size()) != info.num_inputs)
-    raise<ValueError>(info.name, "expects " + std::to_string(info.num_inputs) + " inputs, got " + std::to_string(in.size()));
+    raise<ValueError>(info.name,
+                      "expects " + std::to_string(info.num_inputs) + " inputs, got " + std::to_string(in.size()));
   for (const Tensor& t : in)
     if (!t.defined()) raise<ValueError>(info.name, "input is an undefined tensor");
   MetaList m;
@@ -48,8 +49,10 @@ Device op_device(OpId op, std::span<const Tensor> in, const Attrs& attrs) {
   if (in.empty()) {
     return std::visit(
         [](const auto& a) -> Device {
-          if constexpr (requires { a.device; }) return a.device;
-          else return default_device();
+          if constexpr (requires { a.device; })
+            return a.device;
+          else
+            return default_device();
         },
         attrs);
   }
@@ -72,8 +75,11 @@ void execute(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<
   Backend& be = backend_for(dev);
   DType key = in.empty() ? m.m[0].dtype : in[0].dtype();
   if (!be.supports(op, key))
-    raise<NotImplementedError>(info.name, "backend " + be.name() + " has no kernel for dtype " + std::string(dtype_name(key)));
-  for (int i = 0; i < m.n; ++i) out[static_cast<size_t>(i)] = alloc_tensor(m.m[static_cast<size_t>(i)].shape, m.m[static_cast<size_t>(i)].dtype, dev);
+    raise<NotImplementedError>(info.name,
+                               "backend " + be.name() + " has no kernel for dtype " + std::string(dtype_name(key)));
+  for (int i = 0; i < m.n; ++i)
+    out[static_cast<size_t>(i)] =
+        alloc_tensor(m.m[static_cast<size_t>(i)].shape, m.m[static_cast<size_t>(i)].dtype, dev);
   KernelCall call{op, in, out.first(static_cast<size_t>(m.n)), attrs};
   be.kernel(op)(call);
 }

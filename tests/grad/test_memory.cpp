@@ -24,7 +24,8 @@ Peaks measure(int64_t layers, int64_t width, int64_t batch) {
   ts::Generator gen(0);
   ts::TensorMap params;
   for (int64_t l = 0; l < layers; ++l) {
-    params["w" + std::to_string(100 + l)] = ts::randn({width, width}, gen, ts::DType::Float32, 0.0, 1.0 / std::sqrt(double(width)));
+    params["w" + std::to_string(100 + l)] =
+        ts::randn({width, width}, gen, ts::DType::Float32, 0.0, 1.0 / std::sqrt(double(width)));
     params["b" + std::to_string(100 + l)] = ts::zeros({width});
   }
   Tensor x = ts::randn({batch, width}, gen);
@@ -57,9 +58,10 @@ Peaks measure(int64_t layers, int64_t width, int64_t batch) {
 
 TEST(ReverseMemory, DeepMlpBackwardPeakStaysNearTheForwardPass) {
   Peaks p = measure(16, 1024, 256);
-  std::printf("16-layer MLP, width 1024, batch 256 (float32): forward %.1f MB plain, %.1f MB held when recorded; "
-              "reverse pass peak %.1f MB beyond the %.1f MB of gradients\n",
-              p.forward_plain_mb, p.forward_recorded_mb, p.reverse_peak_mb, p.grads_mb);
+  std::printf(
+      "16-layer MLP, width 1024, batch 256 (float32): forward %.1f MB plain, %.1f MB held when recorded; "
+      "reverse pass peak %.1f MB beyond the %.1f MB of gradients\n",
+      p.forward_plain_mb, p.forward_recorded_mb, p.reverse_peak_mb, p.grads_mb);
   // Activations saved by the forward pass: for each layer the matmul input (1 MB) and the relu output (1 MB).
   EXPECT_LT(p.forward_recorded_mb, 40.0);
   // Without releasing saved values the backward pass would hold all of the recorded forward pass on top of

@@ -16,7 +16,9 @@ using ts::TensorList;
 
 namespace {
 
-Tensor vec(std::vector<double> v) { return ts::from_blob(v.data(), {static_cast<int64_t>(v.size())}, ts::DType::Float64); }
+Tensor vec(std::vector<double> v) {
+  return ts::from_blob(v.data(), {static_cast<int64_t>(v.size())}, ts::DType::Float64);
+}
 double at(const Tensor& t, int64_t i) { return t.to_vector<double>()[static_cast<size_t>(i)]; }
 
 }  // namespace
@@ -157,7 +159,8 @@ TEST(Jvp, DirectionalDerivativeOfTheApiExample) {
 TEST(Jvp, RejectsMismatchedTangents) {
   auto f = [](const Tensor& v) { return v; };
   ts::testing::expect_error<ts::ShapeError>([&] { ts::jvp(f, {vec({1, 2})}, {vec({1})}); }, {"[jvp]", "[1]", "[2]"});
-  ts::testing::expect_error<ts::DTypeError>([&] { ts::jvp(f, {vec({1})}, {ts::ones({1})}); }, {"[jvp]", "float32", "float64"});
+  ts::testing::expect_error<ts::DTypeError>([&] { ts::jvp(f, {vec({1})}, {ts::ones({1})}); },
+                                            {"[jvp]", "float32", "float64"});
   ts::testing::expect_error<ts::ValueError>([&] { ts::jvp(f, {vec({1})}, {}); }, {"[jvp]", "1 primals", "0 tangents"});
 }
 
@@ -241,15 +244,13 @@ TEST(StopGradient, BlocksTheGradientOfItsArgument) {
 TEST(CustomVjp, UsesTheHandWrittenBackwardAndSupportsSecondOrder) {
   int backward_calls = 0;
   // f(x) = x^3 with backward written as 3 x^2 g.
-  ts::CustomVjp cube{"cube",
-                     [](const TensorList& in) { return TensorList{in[0] * in[0] * in[0]}; },
-                     [](const TensorList& in) {
-                       return std::make_pair(TensorList{in[0] * in[0] * in[0]}, TensorList{in[0]});
-                     },
-                     [&](const TensorList& res, const TensorList& ct) {
-                       ++backward_calls;
-                       return TensorList{ct[0] * res[0] * res[0] * 3.0};
-                     }};
+  ts::CustomVjp cube{
+      "cube", [](const TensorList& in) { return TensorList{in[0] * in[0] * in[0]}; },
+      [](const TensorList& in) { return std::make_pair(TensorList{in[0] * in[0] * in[0]}, TensorList{in[0]}); },
+      [&](const TensorList& res, const TensorList& ct) {
+        ++backward_calls;
+        return TensorList{ct[0] * res[0] * res[0] * 3.0};
+      }};
   auto f = [&](const Tensor& x) { return ts::sum(ts::custom_vjp_call(cube, {x})[0]); };
   Tensor x = vec({2.0, -1.0});
   EXPECT_EQ(ts::grad(f)(x).to_vector<double>(), (std::vector<double>{12, 3}));
@@ -282,12 +283,15 @@ TEST(NonDifferentiable, OutputsGiveZeroGradientNotErrors) {
 }
 
 TEST(Errors, GradNeedsAFloatScalarOutputAndFloatInputs) {
-  ts::testing::expect_error<ts::ValueError>([] { ts::grad([](const Tensor& v) { return v * 2.0; })(vec({1, 2})); },
-                                         {"[value_and_grad]", "scalar", "[2]"});
-  ts::testing::expect_error<ts::DTypeError>(
-      [] { ts::grad([](const Tensor& v) { return ts::sum(v); })(ts::arange(3)); }, {"int64"});
-  ts::testing::expect_error<ts::IndexError>(
-      [] { ts::grad([](const Tensor& v) { return ts::sum(v); }, 2)(vec({1})); }, {"[grad]", "argnum 2"});
+  ts::testing::expect_error<ts::ValueError>(
+      [] {
+        ts::grad([](const Tensor& v) { return v * 2.0; })(vec({1, 2}));
+      },
+      {"[value_and_grad]", "scalar", "[2]"});
+  ts::testing::expect_error<ts::DTypeError>([] { ts::grad([](const Tensor& v) { return ts::sum(v); })(ts::arange(3)); },
+                                            {"int64"});
+  ts::testing::expect_error<ts::IndexError>([] { ts::grad([](const Tensor& v) { return ts::sum(v); }, 2)(vec({1})); },
+                                            {"[grad]", "argnum 2"});
 }
 
 TEST(Errors, ExceptionInsideTheFunctionLeavesNoTransformActive) {

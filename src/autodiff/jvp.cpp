@@ -11,16 +11,12 @@ namespace tessera::autodiff {
 class JvpLevel final : public Level {
  public:
   void process(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) override {
-    std::vector<Tensor> prim(in.begin(), in.end());
+    std::vector<Tensor> prim;
+    std::vector<Tracer*> tr;
+    bool any = unwrap(in, prim, tr);
     std::vector<Tensor> tan(in.size());
-    bool any = false;
-    for (size_t i = 0; i < prim.size(); ++i) {
-      if (Tracer* tr = mine(prim[i])) {
-        tan[i] = tr->tangent;
-        prim[i] = tr->primal;
-        any = true;
-      }
-    }
+    for (size_t i = 0; i < tan.size(); ++i)
+      if (tr[i]) tan[i] = tr[i]->tangent;
     ScopedInterpreter down(parent());
     detail::dispatch(op, std::span<const Tensor>(prim.data(), prim.size()), attrs, out);
     if (!any) return;

@@ -7,25 +7,14 @@ namespace {
 
 using S = std::span<Tensor>;
 
-// y = softmax(x): dx = y * (g - sum(g * y))  (sums over the softmax axis, kept)
-void softmax_vjp(const VjpArgs& a, S g) {
-  int64_t ax = a.at<AxisAttrs>().axis;
-  const Tensor& y = a.out[0];
-  if (y.ndim() == 0) {
-    g[0] = mul(a.ct[0], 0.0);
-    return;
-  }
-  g[0] = mul(y, sub(a.ct[0], sum(mul(a.ct[0], y), {ax}, true)));
+// y = softmax(x): its Jacobian diag(y) - y y^T is symmetric, so the vjp and the jvp apply the same map:
+// v -> y * (v - sum(v * y))  (sums over the softmax axis, kept). A 0-d softmax is constant (1).
+Tensor softmax_map(const Tensor& y, const Tensor& v, int64_t ax) {
+  if (y.ndim() == 0) return mul(v, 0.0);
+  return mul(y, sub(v, sum(mul(v, y), {ax}, true)));
 }
-void softmax_jvp(const JvpArgs& a, S t) {
-  int64_t ax = a.at<AxisAttrs>().axis;
-  const Tensor& y = a.out[0];
-  if (y.ndim() == 0) {
-    t[0] = mul(a.tan[0], 0.0);
-    return;
-  }
-  t[0] = mul(y, sub(a.tan[0], sum(mul(a.tan[0], y), {ax}, true)));
-}
+void softmax_vjp(const VjpArgs& a, S g) { g[0] = softmax_map(a.out[0], a.ct[0], a.at<AxisAttrs>().axis); }
+void softmax_jvp(const JvpArgs& a, S t) { t[0] = softmax_map(a.out[0], a.tan[0], a.at<AxisAttrs>().axis); }
 // y = log_softmax(x): dx = g - softmax(x) * sum(g), softmax(x) = exp(y)
 void log_softmax_vjp(const VjpArgs& a, S g) {
   int64_t ax = a.at<AxisAttrs>().axis;

@@ -50,6 +50,20 @@ Tracer* Level::mine(Tensor& t) const {
   return tr && tr->level == state_ ? tr : nullptr;
 }
 
+bool Level::unwrap(std::span<const Tensor> in, std::vector<Tensor>& prim, std::vector<Tracer*>& tracers) const {
+  prim.assign(in.begin(), in.end());
+  tracers.assign(in.size(), nullptr);
+  bool any = false;
+  for (size_t i = 0; i < prim.size(); ++i) {
+    if (Tracer* tr = mine(prim[i])) {
+      tracers[i] = tr;
+      prim[i] = tr->primal;
+      any = true;
+    }
+  }
+  return any;
+}
+
 }  // namespace tessera::autodiff
 
 namespace tessera {

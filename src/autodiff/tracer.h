@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "../core/dispatch.h"
 #include "../core/node.h"
@@ -54,6 +56,9 @@ class Level : public detail::Interpreter {
   detail::Interpreter* parent() const { return parent_; }
   /// If t (after peeling) is a tracer of this level, returns it.
   Tracer* mine(Tensor& t) const;
+  /// The inputs with this level's tracers replaced by their primals; tracers[i] is input i's tracer
+  /// record or null (a constant at this level). Returns whether any input is tracked.
+  bool unwrap(std::span<const Tensor> in, std::vector<Tensor>& prim, std::vector<Tracer*>& tracers) const;
 
  private:
   std::shared_ptr<LevelState> state_;

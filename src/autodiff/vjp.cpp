@@ -35,8 +35,6 @@ struct Entry {
 
 TensorMeta meta_of(const Tensor& t) { return TensorMeta{t.shape(), t.dtype()}; }
 
-std::string meta_str(const TensorMeta& m) { return shape_str(m.shape) + " " + std::string(dtype_name(m.dtype)); }
-
 }  // namespace
 
 class VjpLevel final : public Level {
@@ -47,16 +45,9 @@ class VjpLevel final : public Level {
   int64_t new_id() { return next_id++; }
 
   void process(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) override {
-    std::vector<Tensor> prim(in.begin(), in.end());
-    SmallVector<int64_t, 4> ids(in.size(), -1);
-    bool any = false;
-    for (size_t i = 0; i < prim.size(); ++i) {
-      if (Tracer* tr = mine(prim[i])) {
-        ids[i] = tr->id;
-        prim[i] = tr->primal;
-        any = true;
-      }
-    }
+    std::vector<Tensor> prim;
+    std::vector<Tracer*> tr;
+    bool any = unwrap(in, prim, tr);
     {
       ScopedInterpreter down(parent());
       detail::dispatch(op, std::span<const Tensor>(prim.data(), prim.size()), attrs, out);
@@ -72,7 +63,7 @@ class VjpLevel final : public Level {
     for (size_t i = 0; i < prim.size(); ++i) {
       e.in.push_back(((r.save_in >> std::min<size_t>(i, 31)) & 1u) ? prim[i] : Tensor());
       e.in_meta.push_back(meta_of(prim[i]));
-      e.in_ids.push_back(ids[i]);
+      e.in_ids.push_back(tr[i] ? tr[i]->id : -1);
     }
     bool tracked = false;
     for (size_t k = 0; k < out.size(); ++k) {
@@ -98,16 +89,9 @@ class VjpLevel final : public Level {
   }
 
   TensorList process_custom(const CustomVjp& fn, const TensorList& inputs) override {
-    TensorList prim = inputs;
-    SmallVector<int64_t, 4> ids(inputs.size(), -1);
-    bool any = false;
-    for (size_t i = 0; i < prim.size(); ++i) {
-      if (Tracer* tr = mine(prim[i])) {
-        ids[i] = tr->id;
-        prim[i] = tr->primal;
-        any = true;
-      }
-    }
+    TensorList prim;
+    std::vector<Tracer*> tr;
+    bool any = unwrap(inputs, prim, tr);
     ScopedInterpreter down(parent());
     if (!any) return custom_vjp_call(fn, prim);
     auto [outs, residuals] = fn.forward(prim);
@@ -117,7 +101,7 @@ class VjpLevel final : public Level {
     for (size_t i = 0; i < prim.size(); ++i) {
       e.in.push_back({});
       e.in_meta.push_back(meta_of(prim[i]));
-      e.in_ids.push_back(ids[i]);
+      e.in_ids.push_back(tr[i] ? tr[i]->id : -1);
     }
     for (Tensor& o : outs) {
       e.out.push_back({});

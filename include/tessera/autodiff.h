@@ -36,6 +36,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "tessera/error.h"
@@ -174,13 +175,25 @@ struct is_pair : std::false_type {};
 template <class A, class B>
 struct is_pair<std::pair<A, B>> : std::true_type {};
 
+// Holds the rebuilt value of a tree argument; other arguments are never copied (monostate).
+template <class A>
+using Substitute = std::conditional_t<TensorTree<A>, std::optional<A>, std::monostate>;
+
+template <class A>
+const A& substituted_or(const Substitute<A>& sub, const A& arg) {
+  if constexpr (TensorTree<A>)
+    return sub ? *sub : arg;
+  else
+    return arg;
+}
+
 // Calls f(args...) with the arguments whose index is selected replaced by trees rebuilt from
 // `flat` (in order). sel[i] says whether argument i is selected.
 template <class F, class Tuple, size_t... Is>
 decltype(auto) call_substituted(F& f, const Tuple& args, const std::vector<bool>& sel, const TensorList& flat,
                                 std::index_sequence<Is...>) {
   size_t pos = 0;
-  auto pick = [&](const auto& arg, size_t i) {
+  auto pick = [&](const auto& arg, size_t i) -> Substitute<std::decay_t<decltype(arg)>> {
     using A = std::decay_t<decltype(arg)>;
     if constexpr (TensorTree<A>) {
       if (sel[i]) {
@@ -189,12 +202,15 @@ decltype(auto) call_substituted(F& f, const Tuple& args, const std::vector<bool>
         pos += tree_flatten(arg).size();
         return std::optional<A>(std::move(v));
       }
+      return std::optional<A>();
+    } else {
+      (void)i;
+      return std::monostate{};
     }
-    return std::optional<A>();
   };
   // Evaluate picks left to right (braced init guarantees the order).
-  std::tuple<std::optional<std::decay_t<std::tuple_element_t<Is, Tuple>>>...> subs{pick(std::get<Is>(args), Is)...};
-  return f((std::get<Is>(subs) ? *std::get<Is>(subs) : std::get<Is>(args))...);
+  std::tuple<Substitute<std::decay_t<std::tuple_element_t<Is, Tuple>>>...> subs{pick(std::get<Is>(args), Is)...};
+  return f(substituted_or<std::decay_t<std::tuple_element_t<Is, Tuple>>>(std::get<Is>(subs), std::get<Is>(args))...);
 }
 
 template <class... Args>
@@ -327,10 +343,9 @@ auto value_and_grad(F f) {
     constexpr int n = static_cast<int>(sizeof...(args));
     std::vector<int> argnums{Argnums...};
     if (argnums.empty()) argnums.push_back(0);
-    (void)n;
     std::vector<bool> sel = detail::select_args<std::decay_t<decltype(args)>...>("value_and_grad", argnums);
     auto [value, flat] = detail::value_and_grad_flat("value_and_grad", f, sel, args...);
-    auto targs = std::tuple<std::decay_t<decltype(args)>...>(args...);
+    auto targs = std::forward_as_tuple(args...);  // references: non-tensor arguments are not copied
     // Gradients come back in argument order; regroup them in argnums order.
     std::vector<TensorList> per_arg(sizeof...(args));
     size_t pos = 0, i = 0;

@@ -322,3 +322,18 @@ TEST(CustomVjp, LogsumexpUsesItsFusedRuleToAnyOrder) {
   Tensor gy = ts::grad([](const Tensor& v) { return ts::sum(ts::logsumexp(v, {1}, true)); })(y);
   EXPECT_EQ(gy.to_vector<double>(), (std::vector<double>{1.0, 0.0}));
 }
+
+TEST(ValueAndGrad, PassesNonTensorArgumentsByReferenceWithoutCopying) {
+  struct Scale {
+    Tensor w;
+    explicit Scale(Tensor t) : w(std::move(t)) {}
+    Scale(const Scale&) = delete;
+    Scale& operator=(const Scale&) = delete;
+  };
+  Scale s(vec({2.0, 3.0}));
+  auto f = [](const Tensor& x, const Scale& m) { return ts::sum(x * m.w); };
+  auto [v, g] = ts::value_and_grad(f)(vec({1.0, 1.0}), s);
+  EXPECT_DOUBLE_EQ(v.item<double>(), 5.0);
+  EXPECT_EQ(g.to_vector<double>(), (std::vector<double>{2, 3}));
+  EXPECT_EQ(ts::grad(f, 0)(vec({1.0, 1.0}), s).to_vector<double>(), (std::vector<double>{2, 3}));
+}

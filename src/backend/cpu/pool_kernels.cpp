@@ -160,8 +160,50 @@ void pool_kernel(const KernelCall& c) {
   });
 }
 
-// Position of each window's maximum (what max pooling's gradient routes through). Scans the window in
-// row-major order: a strictly larger value or a NaN takes over, so ties keep the first position.
+// Position of each window's maximum (what max pooling's gradient routes through), laid out like the
+// forward: per output row, window offset by window offset, with the inner loop along the output row.
+// Visiting the window in row-major order and taking over only on a strictly larger value (or a NaN)
+// keeps the first maximum; a window of -inf (or of the type's lowest value) keeps its first position.
+template <typename T>
+[[gnu::always_inline]] inline void max_index_planes(const T* x, int64_t* y, const PoolGeom& g, int64_t p0, int64_t p1) {
+  using A = Acc<T>;
+  if (g.Wo <= 0) return;
+  std::vector<A> best(static_cast<size_t>(g.Wo));
+  const A init = std::is_floating_point_v<A> ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::lowest();
+  for (int64_t pl = p0; pl < p1; ++pl) {
+    const T* xp = x + pl * g.H * g.W;
+    int64_t* yp = y + pl * g.Ho * g.Wo;
+    for (int64_t oh = 0; oh < g.Ho; ++oh) {
+      int64_t hs = std::max<int64_t>(oh * g.sh - g.ph, 0), he = std::min(oh * g.sh - g.ph + g.kh, g.H);
+      A* b = best.data();
+      int64_t* yr = yp + oh * g.Wo;
+      std::fill(b, b + g.Wo, init);
+      for (int64_t ow = 0; ow < g.Wo; ++ow) yr[ow] = hs * g.W + std::max<int64_t>(ow * g.sw - g.pw, 0);
+      for (int64_t ih = hs; ih < he; ++ih) {
+        const T* xr = xp + ih * g.W;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          int64_t off = j - g.pw, ow0, ow1;
+          valid_cols(off, g.W, g.Wo, g.sw, ow0, ow1);
+          const T* xs = xr + off;
+          const int64_t sw = g.sw, base = ih * g.W + off;
+          for (int64_t ow = ow0; ow < ow1; ++ow) {
+            A v = static_cast<A>(xs[ow * sw]);
+            bool take = v > b[ow];
+            if constexpr (std::is_floating_point_v<A>) take = take | (v != v);
+            b[ow] = take ? v : b[ow];
+            yr[ow] = take ? base + ow * sw : yr[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void max_index_planes_f32(
+    const float* x, int64_t* y, const PoolGeom& g, int64_t p0, int64_t p1) {
+  max_index_planes<float>(x, y, g, p0, p1);
+}
+
 void max_indices_kernel(const KernelCall& c) {
   const Tensor& y = c.out[0];
   if (y.numel() == 0) return;
@@ -171,31 +213,12 @@ void max_indices_kernel(const KernelCall& c) {
   int64_t work = std::max<int64_t>(1, g.Ho * g.Wo * g.kh * g.kw);
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    using A = Acc<T>;
     const T* xp = static_cast<const T*>(x.raw_data());
     parallel_for(0, g.planes, std::max<int64_t>(1, 32768 / work), [&](int64_t b, int64_t e) {
-      for (int64_t pl = b; pl < e; ++pl) {
-        const T* xpl = xp + pl * g.H * g.W;
-        int64_t* ypl = yp + pl * g.Ho * g.Wo;
-        for (int64_t oh = 0; oh < g.Ho; ++oh) {
-          int64_t hs = std::max<int64_t>(oh * g.sh - g.ph, 0), he = std::min(oh * g.sh - g.ph + g.kh, g.H);
-          for (int64_t ow = 0; ow < g.Wo; ++ow) {
-            int64_t ws = std::max<int64_t>(ow * g.sw - g.pw, 0), we = std::min(ow * g.sw - g.pw + g.kw, g.W);
-            int64_t best = hs * g.W + ws;
-            A bv = static_cast<A>(xpl[best]);
-            for (int64_t ih = hs; ih < he; ++ih)
-              for (int64_t iw = ws; iw < we; ++iw) {
-                // Branch-free (random data makes the comparison unpredictable): selects compile to cmov.
-                A v = static_cast<A>(xpl[ih * g.W + iw]);
-                bool take = v > bv;
-                if constexpr (std::is_floating_point_v<A>) take = take | (v != v);
-                bv = take ? v : bv;
-                best = take ? ih * g.W + iw : best;
-              }
-            ypl[oh * g.Wo + ow] = best;
-          }
-        }
-      }
+      if constexpr (std::is_same_v<T, float>)
+        max_index_planes_f32(xp, yp, g, b, e);
+      else
+        max_index_planes<T>(xp, yp, g, b, e);
     });
   });
 }

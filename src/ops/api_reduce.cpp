@@ -151,7 +151,6 @@ Tensor logsumexp(const Tensor& x, IntList axes, bool keepdims) {
   check_defined("logsumexp", x);
   Axes ax = reduce_axes("logsumexp", x, axes);
   if (!detail::current_interpreter()) return logsumexp_impl(x, ax, keepdims);
-  int64_t nd = x.ndim();
   CustomVjp fn;
   fn.name = "logsumexp";
   fn.primal = [ax, keepdims](const TensorList& in) { return TensorList{logsumexp_impl(in[0], ax, keepdims)}; };
@@ -159,21 +158,13 @@ Tensor logsumexp(const Tensor& x, IntList axes, bool keepdims) {
     Tensor y = logsumexp_impl(in[0], ax, keepdims);
     return std::make_pair(TensorList{y}, TensorList{in[0], y});
   };
-  fn.backward = [ax, keepdims, nd](const TensorList& res, const TensorList& ct) {
-    auto keep = [&](const Tensor& v) {
-      if (keepdims || nd == 0) return v;
-      Shape s;
-      size_t k = 0;
-      for (int64_t i = 0; i < nd; ++i) {
-        bool reduced = std::find(ax.begin(), ax.end(), i) != ax.end();
-        s.push_back(reduced ? 1 : v.shape()[k++]);
-      }
-      return reshape(v, s);
-    };
+  fn.backward = [ax](const TensorList& res, const TensorList& ct) {
     const Tensor& x0 = res[0];
     if (!is_floating(x0.dtype())) return TensorList{Tensor()};
+    // y and its cotangent with the reduced axes kept (size 1), so they broadcast against x.
+    Shape kept = reduced_shape(x0, ax, /*keepdims=*/true);
     Tensor xf = as_dtype(x0, res[1].dtype());
-    Tensor g = mul(keep(ct[0]), exp(sub(xf, keep(res[1]))));
+    Tensor g = mul(reshape(ct[0], kept), exp(sub(xf, reshape(res[1], kept))));
     return TensorList{as_dtype(g, x0.dtype())};
   };
   return custom_vjp_call(fn, {x})[0];

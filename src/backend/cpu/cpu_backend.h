@@ -1,6 +1,9 @@
 // The CPU backend: the reference backend on which every primitive runs.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+
 #include "tessera/backend.h"
 
 namespace tessera::cpu {
@@ -28,6 +31,22 @@ void register_index_kernels(Backend& b);
 void register_sort_kernels(Backend& b);
 void register_nn_kernels(Backend& b);
 void register_conv_kernels(Backend& b);
+
+/// Calls fn with an unsigned integer of the given element size (1, 2, 4 or 8 bytes): kernels that only
+/// move elements (copies, gathers, scatters) need one instantiation per size, not per dtype.
+template <typename Fn>
+decltype(auto) visit_elem_size(size_t es, Fn&& fn) {
+  switch (es) {
+    case 1:
+      return fn(uint8_t{});
+    case 2:
+      return fn(uint16_t{});
+    case 4:
+      return fn(uint32_t{});
+    default:
+      return fn(uint64_t{});
+  }
+}
 
 /// Names of the BLAS/oneDNN libraries in use, for runtime_info().
 std::string linalg_info();

@@ -90,20 +90,6 @@ OperandMaps operand_maps(const Shape& ishape, const Strides& strides, int64_t ax
 }
 
 template <typename Fn>
-decltype(auto) visit_elem_size(size_t es, Fn&& fn) {
-  switch (es) {
-    case 1:
-      return fn(uint8_t{});
-    case 2:
-      return fn(uint16_t{});
-    case 4:
-      return fn(uint32_t{});
-    default:
-      return fn(uint64_t{});
-  }
-}
-
-template <typename Fn>
 decltype(auto) visit_index(DType t, Fn&& fn) {
   if (t == DType::Int32) return fn(int32_t{});
   return fn(int64_t{});

@@ -17,20 +17,6 @@ namespace tessera::cpu {
 
 namespace {
 
-template <typename Fn>
-decltype(auto) visit_elem_size(size_t es, Fn&& fn) {
-  switch (es) {
-    case 1:
-      return fn(uint8_t{});
-    case 2:
-      return fn(uint16_t{});
-    case 4:
-      return fn(uint32_t{});
-    default:
-      return fn(uint64_t{});
-  }
-}
-
 /// Copies n elements from src (element stride ss) to dst (element stride ds).
 template <typename E>
 inline void copy_run(E* dst, int64_t ds, const E* src, int64_t ss, int64_t n) {

@@ -52,6 +52,15 @@ inline void valid_cols(int64_t off, int64_t W, int64_t Wo, int64_t sw, int64_t& 
   ow1 = std::max(ow0, ow1);
 }
 
+// The start value of a running maximum: -inf, or the type's lowest value for integers.
+template <typename A>
+constexpr A max_identity() {
+  if constexpr (std::is_floating_point_v<A>)
+    return -std::numeric_limits<A>::infinity();
+  else
+    return std::numeric_limits<A>::lowest();
+}
+
 template <typename T, bool IsMax>
 [[gnu::always_inline]] inline void pool_planes(const T* x, T* y, const PoolGeom& g, int64_t p0, int64_t p1) {
   using A = Acc<T>;
@@ -75,8 +84,7 @@ template <typename T, bool IsMax>
       hs = std::max<int64_t>(hs, 0), he = std::min(he, g.H);
       A* a = acc.get();
       if constexpr (IsMax) {
-        A init = std::is_floating_point_v<A> ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::lowest();
-        std::fill(a, a + g.Wo, init);
+        std::fill(a, a + g.Wo, max_identity<A>());
       } else {
         std::fill(a, a + g.Wo, A(0));
       }
@@ -169,7 +177,7 @@ template <typename T>
   using A = Acc<T>;
   if (g.Wo <= 0) return;
   std::vector<A> best(static_cast<size_t>(g.Wo));
-  const A init = std::is_floating_point_v<A> ? -std::numeric_limits<A>::infinity() : std::numeric_limits<A>::lowest();
+  const A init = max_identity<A>();
   for (int64_t pl = p0; pl < p1; ++pl) {
     const T* xp = x + pl * g.H * g.W;
     int64_t* yp = y + pl * g.Ho * g.Wo;

@@ -44,6 +44,34 @@ class VjpLevel final : public Level {
 
   int64_t new_id() { return next_id++; }
 
+  static bool bit(uint32_t mask, size_t i) { return (mask >> std::min<size_t>(i, 31)) & 1u; }
+
+  // Records the inputs' metas and ids, keeping the primals whose bit is set in save.
+  static void add_inputs(Entry& e, const std::vector<Tensor>& prim, const std::vector<Tracer*>& tr, uint32_t save) {
+    e.device = prim.empty() ? default_device() : prim[0].device();
+    for (size_t i = 0; i < prim.size(); ++i) {
+      e.in.push_back(bit(save, i) ? prim[i] : Tensor());
+      e.in_meta.push_back(meta_of(prim[i]));
+      e.in_ids.push_back(tr[i] ? tr[i]->id : -1);
+    }
+  }
+
+  // Records one output (kept if keep) and, if it is a float tensor, replaces it with a new tracer of
+  // this level. Integer outputs (sort's indices) are not tracked but are kept when the rule asks.
+  // Returns whether the output is tracked.
+  bool add_output(Entry& e, Tensor& o, bool keep) {
+    e.out_meta.push_back(o.defined() ? meta_of(o) : TensorMeta{});
+    e.out.push_back(o.defined() && keep ? o : Tensor());
+    if (!o.defined() || !is_floating(o.dtype())) {
+      e.out_ids.push_back(-1);
+      return false;
+    }
+    int64_t id = new_id();
+    e.out_ids.push_back(id);
+    o = wrap(o, state(), id);
+    return true;
+  }
+
   void process(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) override {
     std::vector<Tensor> prim;
     std::vector<Tracer*> tr;
@@ -59,32 +87,9 @@ class VjpLevel final : public Level {
     Entry e;
     e.op = op;
     e.attrs = attrs;
-    e.device = prim.empty() ? default_device() : prim[0].device();
-    for (size_t i = 0; i < prim.size(); ++i) {
-      e.in.push_back(((r.save_in >> std::min<size_t>(i, 31)) & 1u) ? prim[i] : Tensor());
-      e.in_meta.push_back(meta_of(prim[i]));
-      e.in_ids.push_back(tr[i] ? tr[i]->id : -1);
-    }
+    add_inputs(e, prim, tr, r.save_in);
     bool tracked = false;
-    for (size_t k = 0; k < out.size(); ++k) {
-      if (!out[k].defined()) {
-        e.out.push_back({});
-        e.out_meta.push_back({});
-        e.out_ids.push_back(-1);
-        continue;
-      }
-      e.out_meta.push_back(meta_of(out[k]));
-      // Integer outputs (sort's indices) are not tracked but are kept when the rule asks for them.
-      e.out.push_back(((r.save_out >> std::min<size_t>(k, 31)) & 1u) ? out[k] : Tensor());
-      if (!is_floating(out[k].dtype())) {
-        e.out_ids.push_back(-1);
-        continue;
-      }
-      int64_t id = new_id();
-      e.out_ids.push_back(id);
-      out[k] = wrap(out[k], state(), id);
-      tracked = true;
-    }
+    for (size_t k = 0; k < out.size(); ++k) tracked |= add_output(e, out[k], bit(r.save_out, k));
     if (tracked) tape.push_back(std::move(e));
   }
 
@@ -97,23 +102,8 @@ class VjpLevel final : public Level {
     auto [outs, residuals] = fn.forward(prim);
     Entry e;
     e.custom = std::make_shared<CustomRecord>(CustomRecord{fn, std::move(residuals)});
-    e.device = prim.empty() ? default_device() : prim[0].device();
-    for (size_t i = 0; i < prim.size(); ++i) {
-      e.in.push_back({});
-      e.in_meta.push_back(meta_of(prim[i]));
-      e.in_ids.push_back(tr[i] ? tr[i]->id : -1);
-    }
-    for (Tensor& o : outs) {
-      e.out.push_back({});
-      e.out_meta.push_back(o.defined() ? meta_of(o) : TensorMeta{});
-      if (!o.defined() || !is_floating(o.dtype())) {
-        e.out_ids.push_back(-1);
-        continue;
-      }
-      int64_t id = new_id();
-      e.out_ids.push_back(id);
-      o = wrap(o, state(), id);
-    }
+    add_inputs(e, prim, tr, kSaveNone);  // the residuals hold what backward needs
+    for (Tensor& o : outs) add_output(e, o, false);
     tape.push_back(std::move(e));
     return outs;
   }

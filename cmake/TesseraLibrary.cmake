@@ -27,12 +27,14 @@ function(tessera_add_library name)
     # The sanitizer build checks logic, not speed: -O1 (after -O3 above) keeps its compile time low.
     target_compile_options(${name}_cpu PRIVATE -O1)
   endif()
+  # zlib (gzip data sets) and nlohmann/json (safetensors headers) are used by the upper layers only.
+  target_link_libraries(${name}_core PRIVATE ZLIB::ZLIB nlohmann_json::nlohmann_json)
   target_include_directories(${name}_cpu PRIVATE ${CBLAS_INCLUDE_DIR})
   target_link_libraries(${name}_cpu PRIVATE DNNL::dnnl OpenMP::OpenMP_CXX)
 
   add_library(${name} SHARED $<TARGET_OBJECTS:${name}_core> $<TARGET_OBJECTS:${name}_cpu>)
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/include)
-  target_link_libraries(${name} PRIVATE DNNL::dnnl ${OPENBLAS_OPENMP_LIB} OpenMP::OpenMP_CXX mvec m)
+  target_link_libraries(${name} PRIVATE DNNL::dnnl ${OPENBLAS_OPENMP_LIB} OpenMP::OpenMP_CXX ZLIB::ZLIB Threads::Threads mvec m)
   target_link_options(${name} PRIVATE -Wl,--no-undefined ${san_flags})
   if(ARG_SANITIZE)
     target_link_options(${name} INTERFACE ${san_flags})

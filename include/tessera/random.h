@@ -34,6 +34,13 @@ class TESSERA_API Generator {
   uint64_t offset_ = 0;
 };
 
+/// The process-wide generator used where no Generator is passed: parameter initialization of
+/// nn modules and dropout. Not synchronized: use it from one thread (the training loop), or
+/// pass explicit Generators. Its state (seed, offset) goes into training checkpoints.
+TESSERA_API Generator& default_generator();
+/// Reseeds default_generator() (offset back to 0), like torch.manual_seed.
+TESSERA_API void manual_seed(uint64_t seed);
+
 /// Philox4x32-10: four 32-bit random words for a 128-bit counter and a 64-bit key.
 struct PhiloxOutput {
   uint32_t v[4];

@@ -25,4 +25,11 @@ PhiloxOutput philox4x32(uint64_t counter_lo, uint64_t counter_hi, uint64_t key) 
   return PhiloxOutput{{c0, c1, c2, c3}};
 }
 
+Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+
+void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
+
 }  // namespace tessera

@@ -4,6 +4,7 @@
 #include "tessera/autodiff.h"
 #include "tessera/dtype.h"
 #include "tessera/error.h"
+#include "tessera/nn.h"
 #include "tessera/ops.h"
 #include "tessera/random.h"
 #include "tessera/runtime.h"

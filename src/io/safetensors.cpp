@@ -147,7 +147,12 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
     offset += nbytes;
     data.push_back(std::move(c));
   }
-  std::string h = header.dump();
+  std::string h;
+  try {
+    h = header.dump();  // throws for names / metadata that are not valid UTF-8
+  } catch (const nlohmann::json::exception& e) {
+    raise<ValueError>(op, path + ": tensor names and metadata must be valid UTF-8 (" + e.what() + ")");
+  }
   h.append((8 - h.size() % 8) % 8, ' ');
   uint64_t n = h.size();
   unsigned char len_le[8];

@@ -245,6 +245,12 @@ TEST(Safetensors, RejectsMalformedFiles) {
   write_file(p, make_file(hdr(R"("__metadata__":"x")"), ""));
   expect_format_error(p, {"__metadata__"});
 
+  // Deeply nested JSON (20k levels): rejected, no stack overflow.
+  write_file(p, make_file(std::string(20000, '[') + std::string(20000, ']'), ""));
+  expect_format_error(p, {"expected an object"});
+  write_file(p, make_file(std::string(20000, '['), ""));
+  expect_format_error(p, {"not valid JSON"});
+
   // Random byte corruption of a valid file never crashes: it loads or throws a tessera error.
   std::mt19937 rng(1);
   for (int i = 0; i < 200; ++i) {
@@ -267,6 +273,8 @@ TEST(Safetensors, SaveRejectsBadInputAndKeepsOldFile) {
   EXPECT_THROW(ts::io::save_safetensors(p, {{"__metadata__", ts::ones({2})}}), ts::ValueError);
   EXPECT_THROW(ts::io::save_safetensors(p, {{"x", Tensor()}}), ts::ValueError);
   EXPECT_THROW(ts::io::save_safetensors(tmp / "no_such_dir/x.st", {{"x", ts::ones({2})}}), ts::Error);
+  EXPECT_THROW(ts::io::save_safetensors(p, {{"bad\xff", ts::ones({2})}}), ts::ValueError);
+  EXPECT_THROW(ts::io::save_safetensors(p, {{"x", ts::ones({2})}}, {{"k", "\xc3"}}), ts::ValueError);
   EXPECT_EQ(read_file(p), before);
   std::size_t files = 0;
   for (auto& e : fs::directory_iterator(tmp.dir)) files += e.is_regular_file();

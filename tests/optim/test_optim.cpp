@@ -1,10 +1,13 @@
 // Optimizers against PyTorch trajectories, state save/restore, error handling, clipping.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <memory>
 
+#include "tessera/io/safetensors.h"
 #include "tessera/ops.h"
 #include "tessera/optim/optimizer.h"
 
@@ -257,4 +260,28 @@ TEST(Optim, ClipGradNormMatchesTorch) {
   EXPECT_NEAR(optim::clip_grad_norm(h, 1.0), 0.5, 1e-7);
   EXPECT_EQ(h["a"].to_vector<float>(), (std::vector<float>{0.3f, 0.4f}));
   EXPECT_THROW(optim::clip_grad_norm(h, -1.0), ts::ValueError);
+}
+
+TEST(Optim, StateSurvivesASafetensorsFile) {
+  // The state goes through a file (mmap-backed tensors on load) and still continues exactly.
+  auto make_opt = make<optim::AdamW>(optim::AdamWOptions{.lr = 0.05, .amsgrad = true});
+  std::vector<float> straight = run(make_opt, 8);
+  std::string path =
+      (std::filesystem::temp_directory_path() / ("tessera_optim_state_" + std::to_string(::getpid()))).string();
+  Tensor w = ts::tensor(kP0, {2, 3});
+  {
+    auto opt = make_opt({{"w", &w}});
+    for (int i = 0; i < 3; ++i) opt->step(quad_grad(w));
+    TensorMap st = opt->state_dict();
+    st["param.w"] = w;  // a checkpoint holds both
+    ts::io::save_safetensors(path, st);
+  }
+  auto f = ts::io::load_safetensors(path);
+  std::filesystem::remove(path);
+  Tensor w2 = f.tensors.at("param.w");
+  f.tensors.erase("param.w");
+  auto opt = make_opt({{"w", &w2}});
+  opt->load_state_dict(f.tensors);
+  for (int i = 0; i < 5; ++i) opt->step(quad_grad(w2));
+  EXPECT_EQ(w2.to_vector<float>(), straight);
 }

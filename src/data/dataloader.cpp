@@ -29,7 +29,7 @@ struct DataLoader::Run {
 
   std::shared_ptr<const Dataset> dataset;
   std::vector<int64_t> order;
-  int64_t batch_size = 0, num_batches = 0, start = 0;
+  int64_t epoch = 0, batch_size = 0, num_batches = 0, start = 0;
   int64_t next = 0;       // next batch to deliver (consumer thread only)
   bool detached = false;  // stopped by the loader (new loop / destruction): the iterator is at end
   size_t prefetch = 1;
@@ -146,7 +146,8 @@ void DataLoader::set_position(int64_t epoch, int64_t batch) {
                       "position (epoch " + std::to_string(epoch) + ", batch " + std::to_string(batch) +
                           ") is outside epochs >= 0 and batches 0.." + std::to_string(num_batches()));
   end_loop();
-  pos_ = {epoch, batch};
+  const int64_t nb = num_batches();
+  pos_ = (batch == nb && nb > 0) ? LoaderPosition{epoch + 1, 0} : LoaderPosition{epoch, batch};
 }
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t e) const {
@@ -168,13 +169,14 @@ std::vector<int64_t> DataLoader::epoch_order(int64_t e) const {
 DataLoader::Iterator DataLoader::begin() {
   end_loop();  // one loop at a time
   const int64_t nb = num_batches();
-  if (pos_.batch >= nb) {  // nothing left in this epoch: the (empty) pass completes at once
+  if (pos_.batch >= nb) {  // an epoch without batches (drop_last, tiny data set) completes at once
     pos_ = {pos_.epoch + 1, 0};
     return Iterator();
   }
   auto run = std::make_shared<Run>();
   run->dataset = dataset_;
   run->order = epoch_order(pos_.epoch);
+  run->epoch = pos_.epoch;
   run->batch_size = options_.batch_size;
   run->num_batches = nb;
   run->start = run->next = pos_.batch;
@@ -226,14 +228,15 @@ void DataLoader::Iterator::fetch() {
     throw;
   }
   run_->next = k + 1;
-  loader_->pos_.batch = k + 1;
+  // Once the last batch is handed out the epoch is done: a loop left here (break) or a checkpoint
+  // taken in the loop body continues with the next epoch.
+  loader_->pos_ = k + 1 < run_->num_batches ? LoaderPosition{run_->epoch, k + 1} : LoaderPosition{run_->epoch + 1, 0};
 }
 
 DataLoader::Iterator& DataLoader::Iterator::operator++() {
   if (at_end()) return *this;
   if (run_->next >= run_->num_batches) {
-    loader_->pos_ = {loader_->pos_.epoch + 1, 0};
-    stop();
+    stop();  // the position already moved to the next epoch when the last batch was handed out
   } else {
     fetch();
   }

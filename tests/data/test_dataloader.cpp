@@ -189,10 +189,20 @@ TEST(DataLoader, BreakingOutStopsWorkersAndTheNextLoopContinues) {
   ASSERT_EQ(rest.size(), 18u);
   EXPECT_EQ(rest[0].front(), 20);
   EXPECT_EQ(l.position(), (td::LoaderPosition{1, 0}));
+  // Leaving the loop right after the last batch: that epoch is complete.
+  int m = 0;
+  for (auto& b : l) {
+    (void)b;
+    if (++m == 20) {
+      EXPECT_EQ(l.position(), (td::LoaderPosition{2, 0}));  // seen from the body of the last batch
+      break;
+    }
+  }
+  EXPECT_EQ(l.position(), (td::LoaderPosition{2, 0}));
   // Two full loops one after the other.
   EXPECT_EQ(drain(l).size(), 20u);
   EXPECT_EQ(drain(l).size(), 20u);
-  EXPECT_EQ(l.epoch(), 3);
+  EXPECT_EQ(l.epoch(), 4);
 }
 
 TEST(DataLoader, DestroyingTheLoaderMidEpochDoesNotHang) {
@@ -247,10 +257,11 @@ TEST(DataLoader, SetPositionResumesWithIdenticalBatches) {
   Batches rest = drain(resumed);
   EXPECT_EQ(rest, Batches(epoch1.begin() + 5, epoch1.end()));
   EXPECT_EQ(resumed.position(), (td::LoaderPosition{2, 0}));
-  // A position at the end of an epoch resumes with the next epoch.
+  // A position at the end of an epoch is the start of the next one.
   resumed.set_position(1, 12);
-  EXPECT_EQ(drain(resumed).size(), 0u);
   EXPECT_EQ(resumed.position(), (td::LoaderPosition{2, 0}));
+  EXPECT_EQ(drain(resumed).size(), 12u);
+  EXPECT_EQ(resumed.position(), (td::LoaderPosition{3, 0}));
   EXPECT_THROW(resumed.set_position(0, 13), ts::ValueError);
   EXPECT_THROW(resumed.set_position(-1, 0), ts::ValueError);
 }

@@ -9,10 +9,11 @@
 // workers. Batch k holds order[k*batch_size ...]; the last short batch is dropped with drop_last.
 //
 // Position: the loader remembers (epoch, batch) = the next batch it will hand out. A loop starts
-// at that position; each batch handed out advances it; reaching the end of a pass moves to
-// (epoch + 1, 0). Breaking out of a loop keeps the position, so the next loop continues the same
-// epoch; set_epoch() / set_position() restart elsewhere (e.g. from a checkpoint: store position(),
-// restore with set_position(), and the remaining batches are identical).
+// at that position; each batch handed out advances it, and handing out the last batch of an epoch
+// moves it to (epoch + 1, 0) (so inside the loop body position() is what a checkpoint must store).
+// Breaking out of a loop keeps the position, so the next loop continues the same epoch;
+// set_epoch() / set_position() restart elsewhere (e.g. from a checkpoint: the remaining batches
+// are identical to an uninterrupted run).
 //
 // Workers: with num_workers = W > 0, W threads assemble batches ahead, batch k on worker k % W,
 // each keeping at most `prefetch` finished batches; batches are delivered in order. An exception
@@ -67,11 +68,13 @@ class TESSERA_API DataLoader {
   /// Examples per epoch (num_batches() * batch_size, less the short last batch).
   int64_t num_samples() const;
 
+  /// The epoch of the next batch (already e + 1 while the body handles the last batch of epoch e).
   int64_t epoch() const { return pos_.epoch; }
   /// Starts epoch e at its first batch. Throws ValueError for e < 0.
   void set_epoch(int64_t e) { set_position(e, 0); }
   LoaderPosition position() const { return pos_; }
-  /// Throws ValueError unless epoch >= 0 and 0 <= batch <= num_batches(). Ends a running loop.
+  /// Throws ValueError unless epoch >= 0 and 0 <= batch <= num_batches(); batch == num_batches()
+  /// (a finished epoch) becomes (epoch + 1, 0). Ends a running loop.
   void set_position(int64_t epoch, int64_t batch);
   void set_position(LoaderPosition p) { set_position(p.epoch, p.batch); }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "tessera/tessera.h"
+#include "train_command.h"
 
 namespace ts = tessera;
 
@@ -14,16 +15,8 @@ int usage() {
   std::cout << "usage: tessera <command> [options]\n"
                "commands:\n"
                "  info      version, backends, BLAS, threads\n"
-               "  demo      run a small eager computation and print it\n";
+            << ts::cli::train_usage();
   return 2;
-}
-
-int demo() {
-  ts::Generator gen(0);
-  ts::Tensor x = ts::randn({2, 3}, gen);
-  std::cout << "x =\n" << x << "\n";
-  std::cout << "exp(x) + 1 =\n" << ts::exp(x) + 1 << "\n";
-  return 0;
 }
 
 }  // namespace
@@ -36,7 +29,8 @@ int main(int argc, char** argv) {
       std::cout << ts::runtime_info();
       return 0;
     }
-    if (cmd == "demo") return demo();
+    if (cmd == "train") return ts::cli::train_command(argc - 2, argv + 2);
+    if (cmd == "demo") return ts::cli::demo(argc - 2, argv + 2, "tessera-demo.safetensors");
   } catch (const ts::Error& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

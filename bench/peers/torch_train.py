@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""PyTorch twins of Tessera's reference models (include/tessera/nn/models.h), trained the same way
+as `tessera train`: same architectures, PyTorch's default initialization (which Tessera's layers
+copy), the same data files (Debian's dataset-fashion-mnist, the fortunes corpus), the same
+optimizer settings.
+
+  torch_train.py --model cnn --epochs 2 --threads 2 --seed 0      # accuracy per epoch
+  torch_train.py --model gpt --time-steps 20 --threads 2          # per-step time (step_ms line)
+  torch_train.py --model mlp --time-steps 20 --compile             # torch.compile'd step
+"""
+import argparse
+import gzip
+import glob
+import os
+import statistics
+import struct
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FASHION_DIR = os.environ.get("TESSERA_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+FORTUNES_DIR = "/usr/share/games/fortunes"
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fashion(split):
+    prefix = "train" if split == "train" else "t10k"
+    x = read_idx(f"{FASHION_DIR}/{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
+    y = read_idx(f"{FASHION_DIR}/{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    return torch.from_numpy(x).reshape(-1, 1, 28, 28), torch.from_numpy(y)
+
+
+def fortunes_bytes():
+    files = sorted(p for p in glob.glob(FORTUNES_DIR + "/*")
+                   if os.path.isfile(p) and not os.path.islink(p) and not p.endswith((".dat", ".u8")))
+    return np.frombuffer(b"".join(open(p, "rb").read() for p in files), dtype=np.uint8)
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 512), nn.Linear(512, 256), nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = x.flatten(1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class Cnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1, self.fc2 = nn.Linear(64 * 7 * 7, 128), nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+
+
+class Block(nn.Module):
+    def __init__(self, d, h, ff):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, h, batch_first=True)
+        self.fc1, self.fc2 = nn.Linear(d, ff), nn.Linear(ff, d)
+
+    def forward(self, x, mask):
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
+
+
+class Gpt(nn.Module):
+    def __init__(self, vocab=256, context=128, d=256, layers=4, heads=4, ff=1024):
+        super().__init__()
+        self.tok_emb, self.pos_emb = nn.Embedding(vocab, d), nn.Embedding(context, d)
+        self.blocks = nn.ModuleList(Block(d, heads, ff) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, tok):
+        t = tok.shape[1]
+        x = self.tok_emb(tok) + self.pos_emb(torch.arange(t))
+        mask = torch.triu(torch.full((t, t), float("-inf")), diagonal=1)
+        for b in self.blocks:
+            x = b(x, mask)
+        return self.head(self.ln_f(x))
+
+
+def make(args):
+    if args.model == "mlp":
+        return Mlp(), torch.optim.Adam, fashion
+    if args.model == "cnn":
+        return Cnn(), torch.optim.Adam, fashion
+    return Gpt(), torch.optim.AdamW, None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="cnn", choices=["mlp", "cnn", "gpt"])
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-steps", type=int, default=0)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    bs = args.batch_size or {"mlp": 128, "cnn": 64, "gpt": 16}[args.model]
+    model, opt_cls, data = make(args)
+    opt = opt_cls(model.parameters(), lr=args.lr)
+    fwd = torch.compile(model) if args.compile else model
+    clip = 1.0 if args.model == "gpt" else 0.0
+
+    def step(x, y):
+        opt.zero_grad(set_to_none=True)
+        out = fwd(x)
+        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        return loss, out
+
+    g = torch.Generator().manual_seed(args.seed)
+    if args.model == "gpt":
+        corpus = torch.from_numpy(fortunes_bytes().astype(np.int64))
+        n_train = int(len(corpus) * 0.9)
+
+        def batches():
+            while True:
+                idx = torch.randint(0, n_train - 129, (bs,), generator=g)
+                win = torch.stack([corpus[i:i + 129] for i in idx.tolist()])
+                yield win[:, :-1], win[:, 1:]
+    else:
+        xtr, ytr = data("train")
+
+        def batches():
+            while True:
+                perm = torch.randperm(len(xtr), generator=g)
+                for i in range(0, len(xtr) - bs + 1 if args.time_steps else len(xtr), bs):
+                    j = perm[i:i + bs]
+                    yield xtr[j], ytr[j]
+
+    if args.time_steps:
+        it = batches()
+        times = []
+        compile_s = 0.0
+        for k in range(3 + args.time_steps):
+            x, y = next(it)
+            t0 = time.perf_counter()
+            step(x, y)
+            dt = (time.perf_counter() - t0) * 1e3
+            if k == 0:
+                compile_s = dt / 1e3
+            if k >= 3:
+                times.append(dt)
+        s = sorted(times)
+        print(f"step_ms model={args.model} batch={bs} threads={torch.get_num_threads()} steps={len(times)} "
+              f"median={statistics.median(times):.3f} min={s[0]:.3f} max={s[-1]:.3f} first_s={compile_s:.2f} "
+              f"all=" + ",".join(f"{t:.3f}" for t in times), flush=True)
+        return
+
+    xte, yte = data("test")
+    nb = (len(xtr) + bs - 1) // bs
+    it = batches()
+    for epoch in range(args.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        tot, n = 0.0, 0
+        for _ in range(nb):
+            x, y = next(it)
+            loss, _ = step(x, y)
+            tot += loss.item()
+            n += 1
+        secs = time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            correct = sum((model(xte[i:i + 256]).argmax(1) == yte[i:i + 256]).sum().item()
+                          for i in range(0, len(xte), 256))
+        print(f"epoch {epoch + 1}/{args.epochs}: train loss {tot / n:.4f} | {secs:.1f} s | "
+              f"test acc {100.0 * correct / len(xte):.2f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()

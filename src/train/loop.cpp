@@ -1,0 +1,114 @@
+#include "tessera/train/loop.h"
+
+#include <chrono>
+
+#include "tessera/error.h"
+#include "tessera/nn/losses.h"
+
+namespace tessera::train {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+Tensor classification_loss(const Tensor& outputs, const Tensor& targets) {
+  if (outputs.ndim() < 2)
+    raise<ShapeError>("classification_loss",
+                      "outputs must be [N, C] or [N, ..., C], got " + shape_str(outputs.shape()));
+  int64_t c = outputs.shape().back();
+  return nn::cross_entropy(outputs.reshape({-1, c}), targets.reshape({-1}));
+}
+
+int64_t count_correct(const Tensor& outputs, const Tensor& targets) {
+  Tensor pred = argmax(outputs, -1);
+  return sum(eq(pred, targets.to(pred.dtype()))).item<int64_t>();
+}
+
+StepStats train_step(nn::Module& model, optim::Optimizer& optimizer, const data::Batch& batch, double clip_norm) {
+  auto [value, grads] = nn::value_and_grad(model, [&] {
+    Tensor out = model(batch.inputs);
+    return std::make_pair(classification_loss(out, batch.targets), out);
+  })();
+  if (clip_norm > 0.0) optim::clip_grad_norm(grads, clip_norm);
+  optimizer.step(grads);
+  StepStats s;
+  s.loss = value.first.item<double>();
+  s.correct = count_correct(value.second, batch.targets);
+  s.count = batch.targets.numel();
+  return s;
+}
+
+EpochStats train_epoch(nn::Module& model, optim::Optimizer& optimizer, data::DataLoader& loader,
+                       const EpochOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
+  model.train();
+  int64_t remaining = loader.num_batches() - loader.position().batch;
+  int64_t total = options.max_steps >= 0 ? std::min(options.max_steps, remaining) : remaining;
+  data::ProgressBar bar(options.desc, loader.position().batch + total, options.progress);
+  bar.start_at(loader.position().batch);
+  EpochStats e;
+  double loss_sum = 0;
+  int64_t correct = 0, count = 0;
+  if (total > 0) {
+    for (auto it = loader.begin(); it != loader.end(); ++it) {
+      StepStats s = train_step(model, optimizer, *it, options.clip_norm);
+      if (options.scheduler) options.scheduler->step();
+      loss_sum += s.loss;
+      correct += s.correct;
+      count += s.count;
+      ++e.steps;
+      e.samples += it->inputs.shape()[0];
+      bar.update(it->inputs.shape()[0],
+                 {{"loss", loss_sum / e.steps}, {"acc", static_cast<double>(correct) / static_cast<double>(count)}});
+      if (options.on_step) options.on_step(s);
+      if (e.steps >= total) break;
+    }
+  }
+  bar.finish();
+  e.loss = e.steps ? loss_sum / e.steps : 0.0;
+  e.accuracy = count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0;
+  e.seconds = seconds_since(t0);
+  return e;
+}
+
+EpochStats evaluate(nn::Module& model, data::DataLoader& loader, int64_t max_batches,
+                    const data::ProgressOptions& progress) {
+  auto t0 = std::chrono::steady_clock::now();
+  bool was_training = model.is_training();
+  data::LoaderPosition saved = loader.position();
+  model.eval();
+  loader.set_position(saved.epoch, 0);
+  EpochStats e;
+  double loss_sum = 0;  // weighted by predictions, so a short last batch counts for what it holds
+  int64_t correct = 0, count = 0;
+  try {
+    int64_t total = max_batches >= 0 ? std::min(max_batches, loader.num_batches()) : loader.num_batches();
+    data::ProgressBar bar("eval", total, progress);
+    for (auto& batch : loader) {
+      if (e.steps >= total) break;
+      Tensor out = model(batch.inputs);
+      int64_t n = batch.targets.numel();
+      loss_sum += classification_loss(out, batch.targets).item<double>() * static_cast<double>(n);
+      correct += count_correct(out, batch.targets);
+      count += n;
+      ++e.steps;
+      e.samples += batch.inputs.shape()[0];
+      bar.update(batch.inputs.shape()[0]);
+    }
+    bar.finish();
+  } catch (...) {
+    model.train(was_training);
+    loader.set_position(saved);
+    throw;
+  }
+  model.train(was_training);
+  loader.set_position(saved);
+  e.loss = count ? loss_sum / static_cast<double>(count) : 0.0;
+  e.accuracy = count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0;
+  e.seconds = seconds_since(t0);
+  return e;
+}
+
+}  // namespace tessera::train

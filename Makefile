@@ -2,6 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+DEMO_FLAGS ?=
 
 .PHONY: all deps configure build demo test bench clean format
 
@@ -20,7 +21,7 @@ build: configure
 
 demo: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target tessera_cli
-	$(BUILD_DIR)/tessera demo
+	$(BUILD_DIR)/tessera demo --checkpoint $(BUILD_DIR)/demo-cnn.safetensors $(DEMO_FLAGS)
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

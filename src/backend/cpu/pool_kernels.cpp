@@ -207,9 +207,51 @@ template <typename T>
   }
 }
 
+// 2x2 windows with stride 2 that all lie inside the input (no padding): the pooling of most CNNs.
+// The four candidates in row-major window order, with the generic kernel's rules (first maximum
+// wins, a NaN wins over numbers, the last NaN over earlier ones), branch-free so it vectorizes.
+bool is_2x2_stride2(const PoolGeom& g) {
+  return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && 2 * g.Ho <= g.H &&
+         2 * g.Wo <= g.W;
+}
+
+[[gnu::always_inline]] inline void max_index_2x2_f32(const float* x, int64_t* y, const PoolGeom& g, int64_t p0, int64_t p1) {
+  const int64_t W = g.W;
+  for (int64_t pl = p0; pl < p1; ++pl) {
+    const float* xp = x + pl * g.H * W;
+    int64_t* yp = y + pl * g.Ho * g.Wo;
+    for (int64_t oh = 0; oh < g.Ho; ++oh) {
+      const float* r0 = xp + 2 * oh * W;
+      const float* r1 = r0 + W;
+      int64_t* yr = yp + oh * g.Wo;
+      const int64_t base = 2 * oh * W;
+#pragma omp simd
+      for (int64_t ow = 0; ow < g.Wo; ++ow) {
+        float m = r0[2 * ow];
+        int64_t idx = base + 2 * ow;
+        float v = r0[2 * ow + 1];
+        bool t = (v > m) | (v != v);
+        m = t ? v : m;
+        idx = t ? base + 2 * ow + 1 : idx;
+        v = r1[2 * ow];
+        t = (v > m) | (v != v);
+        m = t ? v : m;
+        idx = t ? base + W + 2 * ow : idx;
+        v = r1[2 * ow + 1];
+        t = (v > m) | (v != v);
+        idx = t ? base + W + 2 * ow + 1 : idx;
+        yr[ow] = idx;
+      }
+    }
+  }
+}
+
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void max_index_planes_f32(
     const float* x, int64_t* y, const PoolGeom& g, int64_t p0, int64_t p1) {
-  max_index_planes<float>(x, y, g, p0, p1);
+  if (is_2x2_stride2(g))
+    max_index_2x2_f32(x, y, g, p0, p1);
+  else
+    max_index_planes<float>(x, y, g, p0, p1);
 }
 
 void max_indices_kernel(const KernelCall& c) {

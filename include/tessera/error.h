@@ -58,6 +58,13 @@ class TESSERA_API FormatError : public Error {
   using Error::Error;
 };
 
+/// The operating system refused a file operation (open, read, write, fsync, rename, mmap); the
+/// message names the path and the system's reason.
+class TESSERA_API IOError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 TESSERA_API std::string format_message(const char* op, const std::string& what);
 }  // namespace detail

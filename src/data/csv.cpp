@@ -144,7 +144,7 @@ CsvTable parse_csv(std::string_view text, const CsvOptions& options, const std::
 
 CsvTable read_csv(const std::string& path, const CsvOptions& options) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) raise<ValueError>("read_csv", "cannot open " + path + ": " + std::strerror(errno));
+  if (!in) raise<IOError>("read_csv", "cannot open " + path + ": " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
   return parse_csv(ss.str(), options, path);

@@ -75,7 +75,7 @@ void put_be(uint8_t* dst, const uint8_t* src, size_t size) {
 Tensor read_idx(const std::string& path) {
   GzFile gz;
   gz.f = gzopen(path.c_str(), "rb");
-  if (!gz.f) raise<ValueError>("read_idx", "cannot open " + path + ": " + std::strerror(errno));
+  if (!gz.f) raise<IOError>("read_idx", "cannot open " + path + ": " + std::strerror(errno));
   gzbuffer(gz.f, 1 << 17);
 
   uint8_t head[4];

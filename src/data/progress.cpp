@@ -238,7 +238,7 @@ MetricsLogger::MetricsLogger(const std::string& path) : path_(path) {
     }
   }
   f_ = std::fopen(path.c_str(), "a");
-  if (!f_) raise<ValueError>("MetricsLogger", "cannot open " + path + ": " + std::strerror(errno));
+  if (!f_) raise<IOError>("MetricsLogger", "cannot open " + path + ": " + std::strerror(errno));
 }
 
 MetricsLogger::~MetricsLogger() {

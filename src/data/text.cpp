@@ -14,7 +14,7 @@ namespace tessera::data {
 namespace {
 std::string read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) raise<ValueError>("ByteCorpus", "cannot open " + path + ": " + std::strerror(errno));
+  if (!in) raise<IOError>("ByteCorpus", "cannot open " + path + ": " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
   if (in.bad()) raise<ValueError>("ByteCorpus", "error reading " + path);

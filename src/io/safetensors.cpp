@@ -63,7 +63,7 @@ void write_all(int fd, const void* data, size_t n, const std::string& path) {
     ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
     if (w < 0) {
       if (errno == EINTR) continue;
-      raise<Error>("save_safetensors", os_error("cannot write", path));
+      raise<IOError>("save_safetensors", os_error("cannot write", path));
     }
     p += w;
     n -= static_cast<size_t>(w);
@@ -162,37 +162,37 @@ void save_safetensors(const std::string& path, const TensorMap& tensors,
   TempFile tmp;
   tmp.path = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (tmp.fd < 0) raise<Error>(op, os_error("cannot create temporary file", tmp.path));
+  if (tmp.fd < 0) raise<IOError>(op, os_error("cannot create temporary file", tmp.path));
   write_all(tmp.fd, len_le, 8, tmp.path);
   write_all(tmp.fd, h.data(), h.size(), tmp.path);
   for (const Tensor& t : data)
     if (t.numel() > 0) write_all(tmp.fd, t.raw_data(), static_cast<size_t>(t.numel()) * t.itemsize(), tmp.path);
-  if (::fsync(tmp.fd) != 0) raise<Error>(op, os_error("cannot fsync", tmp.path));
+  if (::fsync(tmp.fd) != 0) raise<IOError>(op, os_error("cannot fsync", tmp.path));
   int fd = tmp.fd;
   tmp.fd = -1;
-  if (::close(fd) != 0) raise<Error>(op, os_error("cannot close", tmp.path));
+  if (::close(fd) != 0) raise<IOError>(op, os_error("cannot close", tmp.path));
   if (::rename(tmp.path.c_str(), path.c_str()) != 0)
-    raise<Error>(op, os_error("cannot rename the temporary file to", path));
+    raise<IOError>(op, os_error("cannot rename the temporary file to", path));
   tmp.keep = true;
   // Make the rename durable. A failure here does not undo the (already visible) new file.
   std::string dir = dir_of(path);
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) raise<Error>(op, os_error("cannot open directory", dir));
+  if (dfd < 0) raise<IOError>(op, os_error("cannot open directory", dir));
   int rc = ::fsync(dfd);
   ::close(dfd);
-  if (rc != 0) raise<Error>(op, os_error("cannot fsync directory", dir));
+  if (rc != 0) raise<IOError>(op, os_error("cannot fsync directory", dir));
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
   const char* op = "load_safetensors";
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) raise<Error>(op, os_error("cannot open", path));
+  if (fd < 0) raise<IOError>(op, os_error("cannot open", path));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     int e = errno;
     ::close(fd);
     errno = e;
-    raise<Error>(op, os_error("cannot stat", path));
+    raise<IOError>(op, os_error("cannot stat", path));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
@@ -210,7 +210,7 @@ SafetensorsFile load_safetensors(const std::string& path) {
   ::close(fd);
   if (addr == MAP_FAILED) {
     errno = map_errno;
-    raise<Error>(op, os_error("cannot mmap", path));
+    raise<IOError>(op, os_error("cannot mmap", path));
   }
   map->addr = addr;
   map->len = size;

@@ -188,8 +188,8 @@ TEST(Idx, MalformedFilesRaiseTypedErrors) {
   EXPECT_NE(e.find("truncated"), std::string::npos) << e;
   // The good file itself reads.
   EXPECT_EQ(read_idx(variant("good", good)).numel(), 3);
-  // Missing file: ValueError with the path.
-  e = error_of<ts::ValueError>(d.file("nope"));
+  // Missing file: IOError with the path.
+  e = error_of<ts::IOError>(d.file("nope"));
   EXPECT_NE(e.find("cannot open"), std::string::npos) << e;
   EXPECT_NE(e.find("nope"), std::string::npos) << e;
 }

@@ -169,7 +169,7 @@ TEST(MetricsLogger, JsonlOneObjectPerLine) {
   log.log({{"step", 100}, {"bad\"key", std::nan("")}});
   EXPECT_EQ(read_all(p.path), "{\"epoch\":1,\"loss\":0.25}\n{\"step\":100,\"bad\\\"key\":null}\n");
   EXPECT_THROW(td::MetricsLogger("metrics.txt"), ts::ValueError);
-  EXPECT_THROW(td::MetricsLogger("/nonexistent/dir/m.csv"), ts::ValueError);
+  EXPECT_THROW(td::MetricsLogger("/nonexistent/dir/m.csv"), ts::IOError);
 }
 
 TEST(ProgressBar, AutoModeFollowsTesseraProgressVariable) {

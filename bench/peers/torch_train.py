@@ -117,11 +117,19 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-steps", type=int, default=0)
     ap.add_argument("--compile", action="store_true", help="torch.compile the training step's model")
+    ap.add_argument("--same-as", help="safetensors file with a Tessera model's state_dict and its epoch orders "
+                    "('order.<epoch>'): start from Tessera's weights and visit the data in Tessera's order")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     bs = args.batch_size or {"mlp": 128, "cnn": 64, "gpt": 16}[args.model]
     model, opt_cls, data = make(args)
+    same = None
+    if args.same_as:
+        from safetensors.torch import load_file
+        same = load_file(args.same_as)
+        if not os.environ.get("SAME_ORDER_ONLY"):
+            model.load_state_dict({k: v for k, v in same.items() if not k.startswith("order.")})
     opt = opt_cls(model.parameters(), lr=args.lr)
     fwd = torch.compile(model) if args.compile else model
     clip = 1.0 if args.model == "gpt" else 0.0
@@ -150,8 +158,10 @@ def main():
         xtr, ytr = data("train")
 
         def batches():
+            epoch = 0
             while True:
-                perm = torch.randperm(len(xtr), generator=g)
+                perm = same[f"order.{epoch}"] if same is not None else torch.randperm(len(xtr), generator=g)
+                epoch += 1
                 for i in range(0, len(xtr) - bs + 1 if args.time_steps else len(xtr), bs):
                     j = perm[i:i + bs]
                     yield xtr[j], ytr[j]

@@ -160,7 +160,8 @@ def main():
         def batches():
             epoch = 0
             while True:
-                perm = same[f"order.{epoch}"] if same is not None else torch.randperm(len(xtr), generator=g)
+                use_order = same is not None and not os.environ.get("SAME_INIT_ONLY")
+                perm = same[f"order.{epoch}"] if use_order else torch.randperm(len(xtr), generator=g)
                 epoch += 1
                 for i in range(0, len(xtr) - bs + 1 if args.time_steps else len(xtr), bs):
                     j = perm[i:i + bs]

@@ -150,15 +150,31 @@ void DataLoader::set_position(int64_t epoch, int64_t batch) {
   pos_ = (batch == nb && nb > 0) ? LoaderPosition{epoch + 1, 0} : LoaderPosition{epoch, batch};
 }
 
+namespace {
+// The shuffle's Philox key: a hash of the seed, not the seed itself. With the raw seed, epoch 0 would
+// draw the very words that ts::manual_seed(seed) hands to parameter initialization (counter i, key
+// seed), so the data order would be a function of the initial weights. That correlation cost the
+// Fashion-MNIST CNN about one point of test accuracy after two epochs (mean of 8 seeds 88.6% vs
+// 89.6% for PyTorch; with the streams separated the same seeds match PyTorch, docs/training.md).
+uint64_t shuffle_key(uint64_t seed) {
+  uint64_t z = seed ^ 0x446174614c6f6164ull;  // "DataLoad": a stream no other user of the seed draws from
+  z += 0x9e3779b97f4a7c15ull;                 // splitmix64
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
 std::vector<int64_t> DataLoader::epoch_order(int64_t e) const {
   const int64_t n = dataset_->size();
   std::vector<int64_t> order(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
   if (!options_.shuffle) return order;
-  // Fisher-Yates; the swap partner of position i comes from Philox counter (i, epoch) under key seed,
+  // Fisher-Yates; the swap partner of position i comes from Philox counter (i, epoch) under shuffle_key(seed),
   // mapped to [0, i] with a 64x64->128-bit multiply (bias < 2^-40 for any realistic n).
+  const uint64_t key = shuffle_key(options_.seed);
   for (int64_t i = n - 1; i > 0; --i) {
-    PhiloxOutput r = philox4x32(static_cast<uint64_t>(i), static_cast<uint64_t>(e), options_.seed);
+    PhiloxOutput r = philox4x32(static_cast<uint64_t>(i), static_cast<uint64_t>(e), key);
     const uint64_t x = (uint64_t{r.v[0]} << 32) | r.v[1];
     const auto j = static_cast<int64_t>((static_cast<unsigned __int128>(x) * static_cast<uint64_t>(i + 1)) >> 64);
     std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);

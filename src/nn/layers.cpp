@@ -25,6 +25,17 @@ void init_weight_bias(Tensor& weight, Tensor& bias, IntList wshape, int64_t bias
 void check_positive(const char* layer, const char* what, int64_t v) {
   if (v <= 0) raise<ValueError>(layer, std::string(what) + " must be positive, got " + std::to_string(v));
 }
+
+// Channel counts, kernel sizes and groups of a convolution layer.
+void check_conv(const char* layer, int64_t in, int64_t out, std::initializer_list<int64_t> kernel, int64_t groups) {
+  check_positive(layer, "in_channels", in);
+  check_positive(layer, "out_channels", out);
+  for (int64_t k : kernel) check_positive(layer, "kernel_size", k);
+  check_positive(layer, "groups", groups);
+  if (in % groups || out % groups)
+    raise<ValueError>(layer, "groups " + std::to_string(groups) + " must divide in_channels " + std::to_string(in) +
+                                 " and out_channels " + std::to_string(out));
+}
 }  // namespace
 
 Linear::Linear(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
@@ -44,13 +55,7 @@ Tensor Linear::forward(const Tensor& x) {
 }
 
 Conv1d::Conv1d(int64_t in, int64_t out, int64_t k, const Conv1dOptions& opt, bool with_bias) : options(opt) {
-  check_positive("nn.Conv1d", "in_channels", in);
-  check_positive("nn.Conv1d", "out_channels", out);
-  check_positive("nn.Conv1d", "kernel_size", k);
-  check_positive("nn.Conv1d", "groups", opt.groups);
-  if (in % opt.groups || out % opt.groups)
-    raise<ValueError>("nn.Conv1d", "groups " + std::to_string(opt.groups) + " must divide in_channels " +
-                                       std::to_string(in) + " and out_channels " + std::to_string(out));
+  check_conv("nn.Conv1d", in, out, {k}, opt.groups);
   init_weight_bias(weight, bias, {out, in / opt.groups, k}, out, with_bias);
   register_parameter("weight", weight);
   if (with_bias) register_parameter("bias", bias);
@@ -60,14 +65,7 @@ Tensor Conv1d::forward(const Tensor& x) { return conv1d(x, weight, bias, options
 
 Conv2d::Conv2d(int64_t in, int64_t out, std::array<int64_t, 2> k, const Conv2dOptions& opt, bool with_bias)
     : options(opt) {
-  check_positive("nn.Conv2d", "in_channels", in);
-  check_positive("nn.Conv2d", "out_channels", out);
-  check_positive("nn.Conv2d", "kernel_size", k[0]);
-  check_positive("nn.Conv2d", "kernel_size", k[1]);
-  check_positive("nn.Conv2d", "groups", opt.groups);
-  if (in % opt.groups || out % opt.groups)
-    raise<ValueError>("nn.Conv2d", "groups " + std::to_string(opt.groups) + " must divide in_channels " +
-                                       std::to_string(in) + " and out_channels " + std::to_string(out));
+  check_conv("nn.Conv2d", in, out, {k[0], k[1]}, opt.groups);
   init_weight_bias(weight, bias, {out, in / opt.groups, k[0], k[1]}, out, with_bias);
   register_parameter("weight", weight);
   if (with_bias) register_parameter("bias", bias);
@@ -78,14 +76,7 @@ Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, options
 ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, std::array<int64_t, 2> k, const ConvTranspose2dOptions& opt,
                                  bool with_bias)
     : options(opt) {
-  check_positive("nn.ConvTranspose2d", "in_channels", in);
-  check_positive("nn.ConvTranspose2d", "out_channels", out);
-  check_positive("nn.ConvTranspose2d", "kernel_size", k[0]);
-  check_positive("nn.ConvTranspose2d", "kernel_size", k[1]);
-  check_positive("nn.ConvTranspose2d", "groups", opt.groups);
-  if (in % opt.groups || out % opt.groups)
-    raise<ValueError>("nn.ConvTranspose2d", "groups " + std::to_string(opt.groups) + " must divide in_channels " +
-                                                std::to_string(in) + " and out_channels " + std::to_string(out));
+  check_conv("nn.ConvTranspose2d", in, out, {k[0], k[1]}, opt.groups);
   init_weight_bias(weight, bias, {in, out / opt.groups, k[0], k[1]}, out, with_bias);
   register_parameter("weight", weight);
   if (with_bias) register_parameter("bias", bias);

@@ -119,18 +119,28 @@ TEST(DataLoader, OrderDependsOnSeedAndEpochOnly) {
   b.set_epoch(0);     // going back replays epoch 0
   EXPECT_EQ(flat(drain(b)), a0);
   // The documented algorithm, written out: Fisher-Yates whose partner for position i comes from
-  // Philox counter (i, epoch) under key seed, scaled to [0, i] by a 64x64->128 multiply.
-  for (int64_t e : {0, 1}) {
+  // Philox counter (i, epoch) under key splitmix64(seed ^ "DataLoad"), scaled to [0, i] by a
+  // 64x64->128 multiply.
+  auto order = [](uint64_t key, int64_t e) {
     std::vector<int64_t> ref(50);
     std::iota(ref.begin(), ref.end(), 0);
     for (int64_t i = 49; i > 0; --i) {
-      auto r = ts::philox4x32(static_cast<uint64_t>(i), static_cast<uint64_t>(e), 5);
+      auto r = ts::philox4x32(static_cast<uint64_t>(i), static_cast<uint64_t>(e), key);
       uint64_t x = (uint64_t{r.v[0]} << 32) | r.v[1];
       auto j = static_cast<int64_t>((static_cast<unsigned __int128>(x) * static_cast<uint64_t>(i + 1)) >> 64);
       std::swap(ref[static_cast<size_t>(i)], ref[static_cast<size_t>(j)]);
     }
-    EXPECT_EQ(e == 0 ? a0 : a1, ref);
-  }
+    return ref;
+  };
+  uint64_t z = (5 ^ 0x446174614c6f6164ull) + 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  const uint64_t key = z ^ (z >> 31);
+  EXPECT_EQ(a0, order(key, 0));
+  EXPECT_EQ(a1, order(key, 1));
+  // Regression: keyed by the raw seed, epoch 0 would reuse the Philox words that manual_seed(seed)
+  // gives parameter initialization, tying the data order to the initial weights.
+  EXPECT_NE(a0, order(5, 0));
 }
 
 TEST(DataLoader, SameOrderWithZeroOneOrThreeWorkers) {

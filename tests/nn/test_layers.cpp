@@ -68,6 +68,21 @@ TEST(Linear, MatchesNaiveProduct) {
   EXPECT_THROW(nn::Linear(0, 3), ts::ValueError);
 }
 
+TEST(Conv, LayersValidateTheirArguments) {
+  ts::Conv2dOptions grouped;
+  grouped.groups = 2;
+  EXPECT_THROW(nn::Conv2d(3, 4, 3, grouped), ts::ValueError);  // 2 does not divide 3
+  EXPECT_THROW(nn::Conv2d(4, 4, 0), ts::ValueError);
+  EXPECT_THROW(nn::Conv1d(0, 4, 3), ts::ValueError);
+  ts::ConvTranspose2dOptions tgrouped;
+  tgrouped.groups = 2;
+  EXPECT_THROW(nn::ConvTranspose2d(4, 3, 2, tgrouped), ts::ValueError);
+  nn::Conv2d ok(4, 6, 3, grouped);
+  EXPECT_EQ(ok.weight.shape(), ts::Shape({6, 2, 3, 3}));
+  EXPECT_EQ(ok(ts::zeros({1, 4, 5, 5})).shape(), ts::Shape({1, 6, 3, 3}));
+  EXPECT_THROW(ok(ts::zeros({1, 3, 5, 5})), ts::ShapeError);  // error from the conv2d op, naming shapes
+}
+
 TEST(BatchNorm, TrainingNormalizesAndUpdatesRunningStatistics) {
   nn::BatchNorm2d bn(3);
   ts::Generator g(2);

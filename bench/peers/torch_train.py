@@ -144,7 +144,9 @@ def main():
         opt.step()
         return loss, out
 
-    g = torch.Generator().manual_seed(args.seed)
+    # As torch.utils.data.RandomSampler does: the shuffle generator is seeded from the global RNG
+    # after the model is initialized, so data order and initial weights are independent streams.
+    g = torch.Generator().manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
     if args.model == "gpt":
         corpus = torch.from_numpy(fortunes_bytes().astype(np.int64))
         n_train = int(len(corpus) * 0.9)

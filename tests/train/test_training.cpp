@@ -102,7 +102,7 @@ TEST(Training, CnnShortRunLearns) {
   ts::data::DataLoader test(fashion().test, {.batch_size = 500});
   ts::train::EpochStats e = ts::train::evaluate(model, test, /*max_batches=*/2);
   std::printf("[training] cnn, 40 steps of 64: test accuracy %.2f%% (first 1000 test images)\n", 100 * e.accuracy);
-  EXPECT_GE(e.accuracy, 0.60);  // 40 steps of batch 64
+  EXPECT_GE(e.accuracy, 0.55);  // 40 steps of batch 64 (64.8% here; the bar leaves room for other CPUs)
   EXPECT_LT(losses.back(), 1.2);
   EXPECT_GT(losses.front(), 2.0);  // started near ln(10) = 2.30
 }

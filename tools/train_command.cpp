@@ -259,6 +259,7 @@ TrainResult run_training(int argc, char** argv, const TrainDefaults& defaults, s
   }
   result.model = s.model;
   result.test_set = s.test;
+  result.checkpoint = job.checkpoint;
   return result;
 }
 
@@ -267,6 +268,7 @@ int demo(int argc, char** argv, const std::string& checkpoint) {
   TrainDefaults d{.command = "demo", .model = "cnn", .checkpoint = checkpoint};
   TrainResult r = run_training(argc, argv, d, out);
   if (!r.model) return 0;  // --time-steps
+  if (r.checkpoint.empty()) raise<ValueError>("demo", "--checkpoint must name a file");
   // Reload the checkpoint into a freshly initialized model and evaluate it again.
   manual_seed(12345);
   std::shared_ptr<nn::Module> fresh;
@@ -276,11 +278,11 @@ int demo(int argc, char** argv, const std::string& checkpoint) {
     fresh = std::make_shared<nn::models::Cnn>();
   else
     fresh = std::make_shared<nn::models::Gpt>();
-  train::CheckpointState st = train::load_checkpoint(d.checkpoint, *fresh, nullptr);
+  train::CheckpointState st = train::load_checkpoint(r.checkpoint, *fresh, nullptr);
   data::DataLoader test_loader(r.test_set, {.batch_size = 256});
   train::EpochStats te = train::evaluate(*fresh, test_loader);
   bool same = te.accuracy == r.test_accuracy;
-  out << "reloaded " << d.checkpoint << " (step " << st.step << ") into a fresh model: test acc "
+  out << "reloaded " << r.checkpoint << " (step " << st.step << ") into a fresh model: test acc "
       << fmt(100 * te.accuracy, 2) << "% (" << (same ? "same as before saving" : "DIFFERENT from before saving")
       << ")\n";
   return same ? 0 : 1;

@@ -19,6 +19,7 @@ struct TrainDefaults {
 struct TrainResult {
   std::shared_ptr<nn::Module> model;  // null after --time-steps
   std::shared_ptr<const data::Dataset> test_set;
+  std::string checkpoint;  // where the final checkpoint was written ("" = none)
   double train_loss = 0.0, test_loss = 0.0, test_accuracy = 0.0;
 };
 

@@ -75,7 +75,9 @@ Tensor uniform(IntList shape, double low, double high, Generator& gen, DType dty
   RandomAttrs a{Shape(shape), dtype, gen.seed(), 0, low, high, device};
   shape_numel(shape, "uniform");
   check_dtype("uniform", dtype, is_floating(dtype), "a floating-point dtype");
-  a.counter = gen.advance(static_cast<uint64_t>(shape_numel(shape, "uniform")));
+  // float64 values take two 32-bit words each (53 random bits), the other dtypes one.
+  const uint64_t words_per_value = dtype == DType::Float64 ? 2 : 1;
+  a.counter = gen.advance(words_per_value * static_cast<uint64_t>(shape_numel(shape, "uniform")));
   return dispatch1(OpId::RandomUniform, {}, a);
 }
 Tensor rand(IntList shape, Generator& gen, DType dtype, double low, double high, Device device) {
@@ -196,7 +198,8 @@ Tensor gt(const Tensor& a, Scalar b) { return binary_scalar(OpId::Gt, a, b); }
 Tensor ge(const Tensor& a, Scalar b) { return binary_scalar(OpId::Ge, a, b); }
 Tensor remainder(const Tensor& a, Scalar b) {
   check_defined("remainder", a);
-  if (!b.is_floating() && !is_floating(a.dtype()) && b.to_int() == 0) raise<ValueError>("remainder", "integer division by zero");
+  if (!b.is_floating() && !is_floating(a.dtype()) && b.to_int() == 0)
+    raise<ValueError>("remainder", "integer division by zero");
   return binary_scalar(OpId::Remainder, a, b);
 }
 

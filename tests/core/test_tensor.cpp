@@ -35,7 +35,7 @@ TEST(Half, ConvertsWithRoundToNearestEven) {
   EXPECT_EQ(static_cast<float>(ts::Half(65504.0f)), 65504.0f);
   EXPECT_TRUE(std::isinf(static_cast<float>(ts::Half(70000.0f))));
   EXPECT_EQ(static_cast<float>(ts::Half(5.9604645e-08f)), 5.9604645e-08f);  // smallest subnormal
-  EXPECT_EQ(static_cast<float>(ts::Half(1.0f + 1.0f / 2048)), 1.0f);         // tie rounds to even
+  EXPECT_EQ(static_cast<float>(ts::Half(1.0f + 1.0f / 2048)), 1.0f);        // tie rounds to even
   EXPECT_TRUE(std::isnan(static_cast<float>(ts::Half(NAN))));
   EXPECT_EQ(static_cast<float>(ts::BFloat16(1.0f + 1.0f / 256)), 1.0f);  // tie rounds to even
   EXPECT_EQ(static_cast<float>(ts::BFloat16(3.0f)), 3.0f);
@@ -137,6 +137,21 @@ TEST(Random, PhiloxMatchesPublishedKnownAnswer) {
   EXPECT_EQ(r.v[3], 0x9b00dbd8u);
 }
 
+TEST(Random, Float64UniformValuesDoNotShareRandomWords) {
+  // Regression: each float64 value once took words j and j+1 of a Philox block, so the low 21
+  // mantissa bits of value i were the top 21 bits of value i+1.
+  ts::Generator g(3);
+  std::vector<double> v = ts::uniform({2000}, 0.0, 1.0, g, ts::DType::Float64).to_vector<double>();
+  int shared = 0;
+  for (size_t i = 0; i + 1 < v.size(); ++i) {
+    auto bits = static_cast<uint64_t>(v[i] * 0x1.0p53);  // 53 random bits
+    auto next_top = static_cast<uint64_t>(v[i + 1] * 0x1.0p21);
+    shared += (bits & ((uint64_t{1} << 21) - 1)) == next_top;
+  }
+  EXPECT_LT(shared, 5);          // chance: 2000 * 2^-21
+  EXPECT_EQ(g.offset(), 4000u);  // two words per value
+}
+
 TEST(Allocator, ReusesBlocksAndTracksPeak) {
   ts::empty_cache();
   ts::reset_peak_memory();
@@ -159,7 +174,8 @@ TEST(Allocator, ReusesBlocksAndTracksPeak) {
 }
 
 TEST(Allocator, RoundsToSizeClasses) {
-  for (size_t n : {size_t{0}, size_t{1}, size_t{64}, size_t{65}, size_t{1000}, size_t{1025}, size_t{5000}, size_t{1} << 30}) {
+  for (size_t n :
+       {size_t{0}, size_t{1}, size_t{64}, size_t{65}, size_t{1000}, size_t{1025}, size_t{5000}, size_t{1} << 30}) {
     size_t r = ts::CachingAllocator::round_size(n);
     EXPECT_GE(r, n);
     EXPECT_EQ(r % 64, 0u);

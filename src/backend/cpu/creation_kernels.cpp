@@ -39,8 +39,10 @@ void arange_kernel(const KernelCall& c) {
       double s = a.start.to_double(), st = a.step.to_double();
       for (int64_t i = 0; i < a.n; ++i) {
         double v = s + static_cast<double>(i) * st;
-        if constexpr (std::is_same_v<T, double> || std::is_same_v<T, bool>) p[i] = static_cast<T>(v);
-        else p[i] = T(static_cast<float>(v));
+        if constexpr (std::is_same_v<T, double> || std::is_same_v<T, bool>)
+          p[i] = static_cast<T>(v);
+        else
+          p[i] = T(static_cast<float>(v));
       }
     }
   });
@@ -60,19 +62,32 @@ void uniform_kernel(const KernelCall& c) {
     if constexpr (!std::is_integral_v<T>) {
       T* p = static_cast<T*>(c.out[0].impl().data());
       double lo = a.a, span = a.b - a.a;
-      // Element i uses word i of the stream: blocks of 4 per Philox call.
+      if constexpr (std::is_same_v<T, double>) {
+        // Element i uses words 2i and 2i+1 of the stream (53 bits): two values per Philox block.
+        parallel_for(0, (n + 1) / 2, 4096, [&](int64_t b, int64_t e) {
+          for (int64_t blk = b; blk < e; ++blk) {
+            PhiloxOutput r = philox4x32(a.counter / 4 + static_cast<uint64_t>(blk), 0, a.key);
+            for (int j = 0; j < 2; ++j) {
+              int64_t i = blk * 2 + j;
+              if (i >= n) break;
+              double v = lo + span * unit_double(r.v[2 * j], r.v[2 * j + 1]);
+              if (v >= a.b && span > 0) v = std::nextafter(a.b, a.a);  // rounding must not reach high
+              p[i] = v;
+            }
+          }
+        });
+        return;
+      }
+      // Element i uses word i of the stream (24 bits): blocks of 4 per Philox call.
       parallel_for(0, (n + 3) / 4, 4096, [&](int64_t b, int64_t e) {
         for (int64_t blk = b; blk < e; ++blk) {
           PhiloxOutput r = philox4x32(a.counter / 4 + static_cast<uint64_t>(blk), 0, a.key);
           for (int j = 0; j < 4; ++j) {
             int64_t i = blk * 4 + j;
             if (i >= n) break;
-            double u;
-            if constexpr (std::is_same_v<T, double>) u = unit_double(r.v[j], r.v[(j + 1) % 4]);
-            else u = static_cast<double>(r.v[j] >> 8) * 0x1.0p-24;
-            double v = lo + span * u;
+            double v = lo + span * (static_cast<double>(r.v[j] >> 8) * 0x1.0p-24);
             if (v >= a.b && span > 0) v = std::nextafter(a.b, a.a);  // rounding must not reach high
-            p[i] = T(static_cast<std::conditional_t<std::is_same_v<T, double>, double, float>>(v));
+            p[i] = T(static_cast<float>(v));
           }
         }
       });
@@ -91,8 +106,13 @@ void normal_kernel(const KernelCall& c) {
       parallel_for(0, (n + 1) / 2, 4096, [&](int64_t b, int64_t e) {
         for (int64_t pair = b; pair < e; ++pair) {
           PhiloxOutput r = philox4x32(a.counter / 4 + static_cast<uint64_t>(pair), 0, a.key);
-          double u1 = (static_cast<double>(((static_cast<uint64_t>(r.v[0]) << 21) ^ (r.v[1] >> 11)) & ((uint64_t{1} << 53) - 1)) + 1.0) * 0x1.0p-53;
-          double u2 = static_cast<double>(((static_cast<uint64_t>(r.v[2]) << 21) ^ (r.v[3] >> 11)) & ((uint64_t{1} << 53) - 1)) * 0x1.0p-53;
+          double u1 = (static_cast<double>(((static_cast<uint64_t>(r.v[0]) << 21) ^ (r.v[1] >> 11)) &
+                                           ((uint64_t{1} << 53) - 1)) +
+                       1.0) *
+                      0x1.0p-53;
+          double u2 = static_cast<double>(((static_cast<uint64_t>(r.v[2]) << 21) ^ (r.v[3] >> 11)) &
+                                          ((uint64_t{1} << 53) - 1)) *
+                      0x1.0p-53;
           double rad = std::sqrt(-2.0 * std::log(u1));
           double z0 = rad * std::cos(2.0 * M_PI * u2), z1 = rad * std::sin(2.0 * M_PI * u2);
           using S = std::conditional_t<std::is_same_v<T, double>, double, float>;

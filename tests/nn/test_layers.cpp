@@ -122,6 +122,56 @@ TEST(BatchNorm, TrainingModeGradientMatchesFiniteDifferences) {
   EXPECT_VJP("BatchNorm1d.train", f, {x, w, b});
 }
 
+TEST(BatchNorm, RunningStatisticsUnderValueAndGradArePlainTensors) {
+  struct Net : nn::Module {
+    nn::Linear fc{4, 3};
+    nn::BatchNorm1d bn{3};
+    Net() { register_modules({{"fc", fc}, {"bn", bn}}); }
+    ts::Tensor forward(const ts::Tensor& x) override { return bn(fc(x)); }
+  } net;
+  ts::Generator g(9);
+  ts::Tensor x = ts::randn({8, 4}, g);
+  auto [loss, grads] = nn::value_and_grad(net, [&] { return ts::sum(ts::tanh(net(x))); })();
+  EXPECT_EQ(net.bn.running_mean.impl().node, nullptr);  // state, not a tracer of the finished transform
+  EXPECT_EQ(net.bn.num_batches_tracked.item<int64_t>(), 1);
+  EXPECT_EQ(grads.size(), 4u);  // fc.weight, fc.bias, bn.weight, bn.bias
+  net.eval();
+  ts::Tensor h = ts::matmul(x, net.fc.weight.transpose(0, 1)) + net.fc.bias;
+  ts::Tensor want = (h - net.bn.running_mean) / ts::sqrt(net.bn.running_var + 1e-5);
+  EXPECT_TRUE(ts::allclose(net(x), want, 1e-4, 1e-5));
+}
+
+TEST(GroupNorm, GradientMatchesFiniteDifferences) {
+  nn::GroupNorm gn(2, 4);
+  auto f = [&](const ts::TensorList& in) {
+    gn.weight = in[1];
+    gn.bias = in[2];
+    return gn(in[0]);
+  };
+  EXPECT_VJP("GroupNorm", f,
+             {ts::testing::grad_input({2, 4, 3}), ts::testing::grad_input({4}, ts::testing::Layout::Contiguous, 2),
+              ts::testing::grad_input({4}, ts::testing::Layout::Contiguous, 3)});
+}
+
+TEST(Attention, GradientMatchesFiniteDifferencesWithMasks) {
+  // Float64 parameters and inputs; causal and key-padding masks (their -inf entries must not leak
+  // into the gradient).
+  nn::MultiheadAttention mha(4, 2);
+  ts::Tensor w = ts::testing::grad_input({12, 4}, ts::testing::Layout::Contiguous, 4, -0.5, 0.5);
+  ts::Tensor wo = ts::testing::grad_input({4, 4}, ts::testing::Layout::Contiguous, 5, -0.5, 0.5);
+  mha.in_proj_bias = ts::zeros({12}, ts::DType::Float64);
+  mha.out_proj.bias = ts::zeros({4}, ts::DType::Float64);
+  nn::AttentionMask mask;
+  mask.causal = true;
+  mask.key_padding_mask = ts::tensor<bool>({false, false, true, false, false, false}, {2, 3});
+  auto f = [&](const ts::TensorList& in) {
+    mha.in_proj_weight = in[1];
+    mha.out_proj.weight = in[2];
+    return mha.self_attention(in[0], mask);
+  };
+  EXPECT_VJP("MultiheadAttention", f, {ts::testing::grad_input({2, 3, 4}), w, wo});
+}
+
 TEST(GroupNorm, MatchesNaiveReference) {
   nn::GroupNorm gn(2, 4);
   ts::Generator g(4);

@@ -1,0 +1,28 @@
+// The reduction body (reduce_impl.inc) for AVX-512, float32 only. Library headers come first, so that
+// only the body's own functions are compiled for this instruction set.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "../../core/dispatch.h"
+#include "cpu_backend.h"
+#include "parallel.h"
+#include "reduce_common.h"
+#include "tessera/error.h"
+
+// AVX-512 pays only where the data sits in cache (about 25% on float32 row sums), so this copy
+// covers float32 alone; other dtypes fall back to the AVX2 copy.
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi,bmi2,lzcnt,popcnt,prefer-vector-width=512")
+#define TS_REDUCE_F16C 1
+#define TS_REDUCE_FLOAT32_ONLY 1
+namespace tessera::cpu::reduce_avx512 {
+#include "reduce_impl.inc"
+}  // namespace tessera::cpu::reduce_avx512

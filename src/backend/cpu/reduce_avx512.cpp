@@ -1,22 +1,6 @@
-// The reduction body (reduce_impl.inc) for AVX-512, float32 only. Library headers come first, so that
-// only the body's own functions are compiled for this instruction set.
-#include <immintrin.h>
-
-#include <algorithm>
-#include <atomic>
-#include <bit>
-#include <cmath>
-#include <cstring>
-#include <limits>
-#include <memory>
-#include <type_traits>
-#include <vector>
-
-#include "../../core/dispatch.h"
-#include "cpu_backend.h"
-#include "parallel.h"
+// The reduction body (reduce_impl.inc) for AVX-512, float32 only. reduce_common.h (every header the body
+// uses) comes first, so that only the body's own functions are compiled for this instruction set.
 #include "reduce_common.h"
-#include "tessera/error.h"
 
 // AVX-512 pays only where the data sits in cache (about 25% on float32 row sums), so this copy
 // covers float32 alone; other dtypes fall back to the AVX2 copy.

@@ -1,12 +1,26 @@
 // Shared by the reduction dispatcher (reduce_kernels.cpp) and its per-ISA bodies
 // (reduce_baseline.cpp, reduce_avx2.cpp, reduce_avx512.cpp, each compiling reduce_impl.inc).
+// It also includes everything the body needs, so that each ISA file includes it before its target
+// pragma (library headers must not be compiled for the ISA).
 #pragma once
 
-#include <algorithm>
-#include <cstdint>
-#include <memory>
+#include <immintrin.h>
 
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "../../core/dispatch.h"
 #include "cpu_backend.h"
+#include "parallel.h"
+#include "tessera/error.h"
 
 namespace tessera::cpu::reduce_common {
 

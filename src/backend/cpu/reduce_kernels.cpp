@@ -26,23 +26,7 @@
 // the two cores of a build share it: reduce_baseline.cpp (x86-64) and reduce_avx2.cpp (AVX2+FMA+F16C)
 // with every dtype, reduce_avx512.cpp with float32 only (it gains on cache-resident data; a full copy
 // would cost another third of the compile time). The best copy is picked at run time (this file).
-#include <immintrin.h>
-
-#include <algorithm>
-#include <atomic>
-#include <bit>
-#include <cmath>
-#include <cstring>
-#include <limits>
-#include <memory>
-#include <type_traits>
-#include <vector>
-
-#include "../../core/dispatch.h"
-#include "cpu_backend.h"
-#include "parallel.h"
-#include "reduce_common.h"
-#include "tessera/error.h"
+#include "reduce_common.h"  // with every header this file needs
 
 namespace tessera::cpu {
 

@@ -62,32 +62,23 @@ void uniform_kernel(const KernelCall& c) {
     if constexpr (!std::is_integral_v<T>) {
       T* p = static_cast<T*>(c.out[0].impl().data());
       double lo = a.a, span = a.b - a.a;
-      if constexpr (std::is_same_v<T, double>) {
-        // Element i uses words 2i and 2i+1 of the stream (53 bits): two values per Philox block.
-        parallel_for(0, (n + 1) / 2, 4096, [&](int64_t b, int64_t e) {
-          for (int64_t blk = b; blk < e; ++blk) {
-            PhiloxOutput r = philox4x32(a.counter / 4 + static_cast<uint64_t>(blk), 0, a.key);
-            for (int j = 0; j < 2; ++j) {
-              int64_t i = blk * 2 + j;
-              if (i >= n) break;
-              double v = lo + span * unit_double(r.v[2 * j], r.v[2 * j + 1]);
-              if (v >= a.b && span > 0) v = std::nextafter(a.b, a.a);  // rounding must not reach high
-              p[i] = v;
-            }
-          }
-        });
-        return;
-      }
-      // Element i uses word i of the stream (24 bits): blocks of 4 per Philox call.
-      parallel_for(0, (n + 3) / 4, 4096, [&](int64_t b, int64_t e) {
+      // float64 value i uses words 2i and 2i+1 of the stream (53 bits), the others word i (24 bits).
+      constexpr int64_t per_block = std::is_same_v<T, double> ? 2 : 4;
+      using S = std::conditional_t<std::is_same_v<T, double>, double, float>;
+      parallel_for(0, (n + per_block - 1) / per_block, 4096, [&](int64_t b, int64_t e) {
         for (int64_t blk = b; blk < e; ++blk) {
           PhiloxOutput r = philox4x32(a.counter / 4 + static_cast<uint64_t>(blk), 0, a.key);
-          for (int j = 0; j < 4; ++j) {
-            int64_t i = blk * 4 + j;
+          for (int64_t j = 0; j < per_block; ++j) {
+            int64_t i = blk * per_block + j;
             if (i >= n) break;
-            double v = lo + span * (static_cast<double>(r.v[j] >> 8) * 0x1.0p-24);
+            double u;
+            if constexpr (per_block == 2)
+              u = unit_double(r.v[2 * j], r.v[2 * j + 1]);
+            else
+              u = static_cast<double>(r.v[j] >> 8) * 0x1.0p-24;
+            double v = lo + span * u;
             if (v >= a.b && span > 0) v = std::nextafter(a.b, a.a);  // rounding must not reach high
-            p[i] = T(static_cast<float>(v));
+            p[i] = T(static_cast<S>(v));
           }
         }
       });

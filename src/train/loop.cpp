@@ -76,35 +76,36 @@ EpochStats train_epoch(nn::Module& model, optim::Optimizer& optimizer, data::Dat
 EpochStats evaluate(nn::Module& model, data::DataLoader& loader, int64_t max_batches,
                     const data::ProgressOptions& progress) {
   auto t0 = std::chrono::steady_clock::now();
-  bool was_training = model.is_training();
-  data::LoaderPosition saved = loader.position();
+  // Restores the model's mode and the loader's position on every exit, exceptions included.
+  struct Restore {
+    nn::Module& model;
+    data::DataLoader& loader;
+    bool was_training;
+    data::LoaderPosition position;
+    ~Restore() {
+      model.train(was_training);
+      loader.set_position(position);
+    }
+  } restore{model, loader, model.is_training(), loader.position()};
   model.eval();
-  loader.set_position(saved.epoch, 0);
+  loader.set_position(restore.position.epoch, 0);
   EpochStats e;
   double loss_sum = 0;  // weighted by predictions, so a short last batch counts for what it holds
   int64_t correct = 0, count = 0;
-  try {
-    int64_t total = max_batches >= 0 ? std::min(max_batches, loader.num_batches()) : loader.num_batches();
-    data::ProgressBar bar("eval", total, progress);
-    for (auto& batch : loader) {
-      if (e.steps >= total) break;
-      Tensor out = model(batch.inputs);
-      int64_t n = batch.targets.numel();
-      loss_sum += classification_loss(out, batch.targets).item<double>() * static_cast<double>(n);
-      correct += count_correct(out, batch.targets);
-      count += n;
-      ++e.steps;
-      e.samples += batch.inputs.shape()[0];
-      bar.update(batch.inputs.shape()[0]);
-    }
-    bar.finish();
-  } catch (...) {
-    model.train(was_training);
-    loader.set_position(saved);
-    throw;
+  int64_t total = max_batches >= 0 ? std::min(max_batches, loader.num_batches()) : loader.num_batches();
+  data::ProgressBar bar("eval", total, progress);
+  for (auto& batch : loader) {
+    if (e.steps >= total) break;
+    Tensor out = model(batch.inputs);
+    int64_t n = batch.targets.numel();
+    loss_sum += classification_loss(out, batch.targets).item<double>() * static_cast<double>(n);
+    correct += count_correct(out, batch.targets);
+    count += n;
+    ++e.steps;
+    e.samples += batch.inputs.shape()[0];
+    bar.update(batch.inputs.shape()[0]);
   }
-  model.train(was_training);
-  loader.set_position(saved);
+  bar.finish();
   e.loss = count ? loss_sum / static_cast<double>(count) : 0.0;
   e.accuracy = count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0;
   e.seconds = seconds_since(t0);

@@ -41,28 +41,27 @@ std::string Args::str(const std::string& name, const std::string& fallback) cons
   return it == values_.end() ? fallback : it->second;
 }
 
-int64_t Args::integer(const std::string& name, int64_t fallback) const {
+template <class T, class Parse>
+T Args::number(const std::string& name, T fallback, Parse parse, const char* what) const {
   auto it = values_.find(name);
   if (it == values_.end()) return fallback;
   try {
     size_t used = 0;
-    int64_t v = std::stoll(it->second, &used);
+    T v = parse(it->second, &used);
     if (used == it->second.size()) return v;
   } catch (const std::exception&) {
   }
-  raise<ValueError>(command_.c_str(), "--" + name + " expects an integer, got '" + it->second + "'");
+  raise<ValueError>(command_.c_str(), "--" + name + " expects " + what + ", got '" + it->second + "'");
+}
+
+int64_t Args::integer(const std::string& name, int64_t fallback) const {
+  return number<int64_t>(
+      name, fallback, [](const std::string& s, size_t* used) { return std::stoll(s, used); }, "an integer");
 }
 
 double Args::real(const std::string& name, double fallback) const {
-  auto it = values_.find(name);
-  if (it == values_.end()) return fallback;
-  try {
-    size_t used = 0;
-    double v = std::stod(it->second, &used);
-    if (used == it->second.size()) return v;
-  } catch (const std::exception&) {
-  }
-  raise<ValueError>(command_.c_str(), "--" + name + " expects a number, got '" + it->second + "'");
+  return number<double>(
+      name, fallback, [](const std::string& s, size_t* used) { return std::stod(s, used); }, "a number");
 }
 
 }  // namespace tessera::cli

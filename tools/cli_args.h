@@ -20,6 +20,9 @@ class Args {
   double real(const std::string& name, double fallback) const;
 
  private:
+  // The value of --name parsed whole by parse(text, &chars_used), or fallback when absent.
+  template <class T, class Parse>
+  T number(const std::string& name, T fallback, Parse parse, const char* what) const;
   std::string command_;
   std::map<std::string, std::string> values_;
 };

@@ -215,7 +215,8 @@ bool is_2x2_stride2(const PoolGeom& g) {
          2 * g.Wo <= g.W;
 }
 
-[[gnu::always_inline]] inline void max_index_2x2_f32(const float* x, int64_t* y, const PoolGeom& g, int64_t p0, int64_t p1) {
+[[gnu::always_inline]] inline void max_index_2x2_f32(const float* x, int64_t* y, const PoolGeom& g, int64_t p0,
+                                                     int64_t p1) {
   const int64_t W = g.W;
   for (int64_t pl = p0; pl < p1; ++pl) {
     const float* xp = x + pl * g.H * W;

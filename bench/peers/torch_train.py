@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_models import Cnn, Gpt, Mlp
 
 FASHION_DIR = os.environ.get("TESSERA_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 FORTUNES_DIR = "/usr/share/games/fortunes"
@@ -44,59 +45,6 @@ def fortunes_bytes():
     files = sorted(p for p in glob.glob(FORTUNES_DIR + "/*")
                    if os.path.isfile(p) and not os.path.islink(p) and not p.endswith((".dat", ".u8")))
     return np.frombuffer(b"".join(open(p, "rb").read() for p in files), dtype=np.uint8)
-
-
-class Mlp(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 512), nn.Linear(512, 256), nn.Linear(256, 10)
-
-    def forward(self, x):
-        x = x.flatten(1)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
-
-
-class Cnn(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
-        self.fc1, self.fc2 = nn.Linear(64 * 7 * 7, 128), nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc2(F.relu(self.fc1(x.flatten(1))))
-
-
-class Block(nn.Module):
-    def __init__(self, d, h, ff):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = nn.MultiheadAttention(d, h, batch_first=True)
-        self.fc1, self.fc2 = nn.Linear(d, ff), nn.Linear(ff, d)
-
-    def forward(self, x, mask):
-        h = self.ln1(x)
-        x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False)[0]
-        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
-
-
-class Gpt(nn.Module):
-    def __init__(self, vocab=256, context=128, d=256, layers=4, heads=4, ff=1024):
-        super().__init__()
-        self.tok_emb, self.pos_emb = nn.Embedding(vocab, d), nn.Embedding(context, d)
-        self.blocks = nn.ModuleList(Block(d, heads, ff) for _ in range(layers))
-        self.ln_f = nn.LayerNorm(d)
-        self.head = nn.Linear(d, vocab, bias=False)
-
-    def forward(self, tok):
-        t = tok.shape[1]
-        x = self.tok_emb(tok) + self.pos_emb(torch.arange(t))
-        mask = torch.triu(torch.full((t, t), float("-inf")), diagonal=1)
-        for b in self.blocks:
-            x = b(x, mask)
-        return self.head(self.ln_f(x))
 
 
 def make(args):

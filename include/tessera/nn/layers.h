@@ -179,6 +179,11 @@ class TESSERA_API ReLU : public Module {
  public:
   Tensor forward(const Tensor& x) override { return relu(x); }
 };
+/// min(max(x, 0), 6) (MobileNet's activation).
+class TESSERA_API ReLU6 : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return clamp(x, Scalar(0.0), Scalar(6.0)); }
+};
 class TESSERA_API GELU : public Module {
  public:
   explicit GELU(bool approximate_tanh = false) : approximate(approximate_tanh) {}

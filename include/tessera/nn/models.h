@@ -57,3 +57,56 @@ class TESSERA_API Gpt : public Module {
 };
 
 }  // namespace tessera::nn::models
+
+namespace tessera::nn::models {
+
+/// ResNet-18 (He et al. 2015) as torchvision builds it, with torchvision's state_dict names
+/// (conv1, bn1, layer1.0.conv1, ..., layer2.0.downsample.0, fc) and initialization (convolutions
+/// kaiming_normal fan_out/ReLU, batch norms 1/0, fc PyTorch's Linear default).
+/// x float [N, 3, H, W] (224x224 in the benchmarks) -> logits [N, num_classes].
+class TESSERA_API ResNet18 : public Module {
+ public:
+  explicit ResNet18(int64_t num_classes = 1000);
+  Tensor forward(const Tensor& x) override;
+  Conv2d conv1;
+  BatchNorm2d bn1;
+  Sequential layer1, layer2, layer3, layer4;
+  Linear fc;
+};
+
+/// MobileNet-V2 (Sandler et al. 2018, width 1.0) as torchvision builds it, with its state_dict
+/// names (features.0.0 ..., features.N.conv.K ..., classifier.1) and initialization (convolutions
+/// kaiming_normal fan_out, batch norms 1/0, classifier N(0, 0.01) weight and zero bias).
+/// x float [N, 3, H, W] -> logits [N, num_classes]; dropout 0.2 before the classifier in training.
+class TESSERA_API MobileNetV2 : public Module {
+ public:
+  explicit MobileNetV2(int64_t num_classes = 1000);
+  Tensor forward(const Tensor& x) override;
+  Sequential features, classifier;
+};
+
+struct EncoderConfig {
+  int64_t d_model = 256;
+  int64_t num_heads = 4;
+  int64_t ff_dim = 1024;
+  int64_t num_layers = 4;
+  double dropout = 0.0;
+};
+
+/// A transformer encoder: num_layers pre-norm TransformerBlocks (GELU, no mask) named layers.0 ...
+/// and a final LayerNorm `norm`; PyTorch's nn.TransformerEncoder(norm_first=True, activation
+/// "gelu", batch_first=True, norm=LayerNorm) computes the same function. x [B, T, d_model] -> same.
+class TESSERA_API TransformerEncoder : public Module {
+ public:
+  explicit TransformerEncoder(const EncoderConfig& config = {});
+  Tensor forward(const Tensor& x) override;
+  /// With a key padding mask (bool [B, T], true = padding).
+  Tensor operator()(const Tensor& x, const AttentionMask& mask);
+  using Module::operator();
+
+  EncoderConfig config;
+  Sequential layers;
+  LayerNorm norm;
+};
+
+}  // namespace tessera::nn::models

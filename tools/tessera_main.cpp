@@ -4,6 +4,7 @@
 #include <iostream>
 #include <string>
 
+#include "bench/bench_command.h"
 #include "tessera/tessera.h"
 #include "train_command.h"
 
@@ -15,7 +16,7 @@ int usage() {
   std::cout << "usage: tessera <command> [options]\n"
                "commands:\n"
                "  info      version, backends, BLAS, threads\n"
-            << ts::cli::train_usage();
+            << ts::cli::train_usage() << ts::cli::bench_usage();
   return 2;
 }
 
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "train") return ts::cli::train_command(argc - 2, argv + 2);
+    if (cmd == "bench") return ts::cli::bench_command(argc - 2, argv + 2);
     if (cmd == "demo") return ts::cli::demo(argc - 2, argv + 2, "tessera-demo.safetensors");
   } catch (const ts::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

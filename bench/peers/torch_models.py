@@ -6,6 +6,7 @@ ONNX Runtime peers and by torch_train.py; nothing to run.
   module/parameter names and initialization (a torchvision state_dict loads as is).
 - encoder: nn.TransformerEncoder of pre-norm GELU layers plus a final LayerNorm.
 - load_tessera_state(model, state): loads a Tessera state_dict (encoder names mapped).
+- build(model, params), inference_shape(model, params): the twin and input of a workload.
 """
 import re
 
@@ -206,6 +207,14 @@ def build(model, params):
         return encoder(params.get("d_model", 256), params.get("heads", 4), params.get("ff", 1024),
                        params.get("layers", 4))
     raise KeyError(model)
+
+
+def inference_shape(model, params):
+    """The input shape of an `inference` workload: [batch, seq, d_model] for the encoder, else
+    [batch, 3, size, size]."""
+    if model == "encoder":
+        return (params["batch"], params.get("seq", 128), params.get("d_model", 256))
+    return (params["batch"], 3, params.get("size", 224), params.get("size", 224))
 
 
 # Tessera's TransformerBlock names -> nn.TransformerEncoderLayer's (the encoder only).

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from peer_server import Unsupported, parse_args, serve
-from torch_models import build, load_tessera_state
+from torch_models import build, inference_shape, load_tessera_state
 
 COMPILE_SYSTEM = "torch.compile"
 SYSTEM = {"name": "pytorch"}
@@ -253,12 +253,6 @@ def agreement(got, want):
     return {"max_abs_diff": diff, "max_rel_diff": diff / max(want.abs().max().item(), 1e-30)}
 
 
-def inference_input(p):
-    if p["model"] == "encoder":
-        return uniform(p["batch"], p["seq"], p["d_model"])
-    return uniform(p["batch"], 3, p["size"], p["size"])
-
-
 def inference_model(p, reference):
     """(model in eval mode, input, expected output or None): the reference file's weights and
     input when given, else seeded random weights and a random input."""
@@ -267,7 +261,7 @@ def inference_model(p, reference):
     torch.manual_seed(0)
     model = build(p["model"], p).eval()
     if not reference:
-        return model, inference_input(p), None
+        return model, uniform(*inference_shape(p["model"], p)), None
     ref = load_reference(reference)
     load_tessera_state(model, ref)
     return model, ref["__input__"].float(), ref["__output__"]

@@ -5,7 +5,7 @@ ONNX Runtime peers and by torch_train.py; nothing to run.
 - resnet18, mobilenet_v2: torchvision's architectures written by hand with torchvision's exact
   module/parameter names and initialization (a torchvision state_dict loads as is).
 - encoder: nn.TransformerEncoder of pre-norm GELU layers plus a final LayerNorm.
-- load_tessera_state(model, state): loads a Tessera state_dict (encoder names mapped).
+- load_tessera_state(model, state): loads a Tessera state_dict (Gpt and encoder names mapped).
 - build(model, params), inference_shape(model, params): the twin and input of a workload.
 """
 import re
@@ -223,7 +223,9 @@ _ENCODER_NAMES = (("ln1.", "norm1."), ("attn.", "self_attn."), ("ln2.", "norm2."
 
 
 def _torch_name(name, is_encoder):
-    m = re.match(r"(layers\.\d+\.)(.*)", name) if is_encoder else None
+    if not is_encoder:  # Tessera's Gpt registers its blocks as block0, block1, ...
+        return re.sub(r"^block(\d+)\.", r"blocks.\1.", name)
+    m = re.match(r"(layers\.\d+\.)(.*)", name)
     if not m:
         return name
     for tessera, torch_name in _ENCODER_NAMES:
@@ -233,7 +235,8 @@ def _torch_name(name, is_encoder):
 
 
 def load_tessera_state(model, state):
-    """Loads a Tessera state_dict into `model`. Raises when a torch parameter/buffer is missing or a
+    """Loads a Tessera state_dict into `model` (Gpt's block{i} -> blocks.{i}, the encoder's
+    TransformerBlock names -> nn.TransformerEncoderLayer's, others as they are). Raises when a torch parameter/buffer is missing or a
     shape differs; num_batches_tracked is ignored; names starting with "__" (reference data) too."""
     is_encoder = isinstance(model, nn.TransformerEncoder)
     mapped = {_torch_name(k, is_encoder): v for k, v in state.items() if not k.startswith("__")}

@@ -325,7 +325,8 @@ class Runner {
       if (epoch) continue;
       json resp = s->request({{"cmd", "run"}, {"id", id}, {"reps", 1}}, 1800);
       if (!resp.value("ok", false)) continue;
-      double t = resp["times"][0].get<double>();
+      // Times are per operation; a call of a kind with params.inner (eager_add) is `inner` operations.
+      double t = resp["times"][0].get<double>() * w.value("params", json::object()).value("inner", 1.0);
       reps[s->name()] = static_cast<int>(std::clamp(std::round(o_.seconds / std::max(t, 1e-9)), 1.0, 2000.0));
     }
     int rounds = w.value("rounds", o_.rounds);

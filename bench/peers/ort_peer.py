@@ -17,9 +17,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 from peer_server import Unsupported, parse_args, serve
+
+try:
+    import numpy as np
+    MISSING = None
+except ImportError as e:  # hello() reports it: the runner lists the system as missing
+    MISSING = e
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(HERE, "..", "..", ".bench-cache", "onnx")
@@ -28,6 +32,8 @@ SHAPE_KEYS = ("batch", "size", "seq", "d_model", "heads", "ff", "layers")
 
 
 def hello(args):
+    if MISSING:
+        raise MISSING
     import onnxruntime as ort
     config = (f"CPUExecutionProvider, intra_op_num_threads={args.threads}, inter_op_num_threads=1, "
               "ORT_SEQUENTIAL, ORT_ENABLE_ALL; models exported from the PyTorch twins by export_onnx.py "

@@ -12,11 +12,16 @@ answer unsupported. Calls that need no gradients run under torch.inference_mode(
 """
 import os
 
-import torch
-import torch.nn.functional as F
-
 from peer_server import Unsupported, parse_args, serve
-from torch_models import build, inference_shape, load_tessera_state
+
+try:
+    import torch
+    import torch.nn.functional as F
+
+    from torch_models import build, inference_shape, load_tessera_state
+    MISSING = None
+except ImportError as e:  # hello() reports it: the runner lists the system as missing
+    MISSING = e
 
 COMPILE_SYSTEM = "torch.compile"
 SYSTEM = {"name": "pytorch"}
@@ -45,6 +50,8 @@ def reuse_freed_memory():
 
 
 def hello(args):
+    if MISSING:
+        raise MISSING
     SYSTEM["name"] = args.system
     malloc = "glibc malloc without mmap/trim (freed memory reused)" if reuse_freed_memory() else "glibc malloc"
     torch.set_num_threads(args.threads)

@@ -6,9 +6,10 @@
   printf '%s\\n' '{"cmd":"setup","id":"m","kind":"matmul","params":{"n":512},"reference":null,"warmup":2}' \\
                 '{"cmd":"run","id":"m","reps":5}' | .venv-bench/bin/python bench/peers/torch_peer.py --system pytorch
 
-Eager runs every kind. torch.compile runs train_step (model forward and the optimizer step each
-compiled, see compile_step) and inference (the model compiled under inference_mode); other kinds
-answer unsupported. Calls that need no gradients run under torch.inference_mode().
+Eager runs every kind. torch.compile runs train_step (the model's forward and the clip + optimizer
+update each compiled, see make_step) and inference (the model compiled with inductor freezing);
+other kinds answer unsupported. Calls that need no gradients run under torch.inference_mode();
+eager CNN inference runs in channels_last; freed memory is reused (see reuse_freed_memory).
 """
 import os
 

@@ -146,7 +146,7 @@ std::string fmt(double v, int prec) {
 }
 
 // Per-step wall time of train_step on the first batches, after warm-up (for side-by-side
-// comparisons with other frameworks: bench/train_compare.py parses the last line).
+// checks by hand; `tessera bench` has the side-by-side comparison with other frameworks).
 int time_steps(const TrainJob& job, Setup& s, optim::Optimizer& opt, std::ostream& out) {
   data::DataLoader loader(s.train, {.batch_size = job.batch_size,
                                     .shuffle = true,

@@ -34,6 +34,7 @@ struct Options {
   int rounds = 0;      // 0: 3 quick, 5 full
   double seconds = 0;  // per system per round; 0: 0.2 quick, 1.0 full
   bool list = false;
+  bool help = false;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -58,10 +59,11 @@ std::string exe_dir() {
 Options parse(int argc, char** argv) {
   Args a("bench", argc, argv,
          {"json", "markdown", "filter", "systems", "threads", "rounds", "seconds", "python", "manifest", "workdir"},
-         {"quick", "list"});
+         {"quick", "list", "help"});
   Options o;
   o.quick = a.has("quick");
   o.list = a.has("list");
+  o.help = a.has("help");
   o.json_path = a.str("json", "");
   o.markdown_path = a.str("markdown", "");
   o.filter = split(a.str("filter", ""));
@@ -128,7 +130,7 @@ std::string rate(const json& w, double seconds) {
 
 // One (workload, system) result.
 struct Result {
-  std::string system, status = "ok", message;  // status: ok, missing, unsupported, error
+  std::string system, status = "ok", message;  // status: ok, missing, unsupported, skipped, error
   std::vector<double> times;                   // in the workload's unit
   std::vector<double> round_medians;
   std::vector<int> reps;
@@ -296,6 +298,12 @@ class Runner {
         results.push_back(r);
         continue;
       }
+      if (o_.quick && w.contains("quick_skip") && std::count(w["quick_skip"].begin(), w["quick_skip"].end(), name)) {
+        r.status = "skipped";
+        r.message = "in --quick (compilation takes long); runs in the full suite";
+        results.push_back(r);
+        continue;
+      }
       json req = {{"cmd", "setup"},         {"id", id},
                   {"kind", w["kind"]},      {"params", w.value("params", json::object())},
                   {"reference", reference}, {"warmup", epoch ? 0 : (o_.quick ? 1 : 2)}};
@@ -380,6 +388,7 @@ class Runner {
        << " s per system, systems interleaved; median of all timed calls; spread = min-max of the round medians. "
        << "peer/Tessera > 1: Tessera is faster.\n\nSystems:\n";
     for (const auto& [name, cfg] : config_) md << "- " << name << ": " << cfg << "\n";
+    md << summary(groups, by_group);
     for (const auto& g : groups) {
       md << "\n### " << g
          << "\n\n| workload | unit | Tessera | spread | peer | peer median | spread | peer/Tessera | notes |\n"
@@ -422,6 +431,41 @@ class Runner {
     return md.str();
   }
 
+  // One row per workload, one column per system: median (peer/Tessera).
+  std::string summary(const std::vector<std::string>& groups,
+                      std::map<std::string, std::vector<std::pair<json, std::vector<Result>>>>& by_group) {
+    std::ostringstream md;
+    md << "\n### Summary: median (peer/Tessera)\n\n| workload | unit |";
+    for (const auto& [name, cfg] : config_) md << " " << name << " |";
+    md << "\n|---|---|";
+    for (size_t i = 0; i < config_.size(); ++i) md << "---|";
+    md << "\n";
+    for (const auto& g : groups)
+      for (auto& [w, results] : by_group[g]) {
+        double tmed = 0;
+        for (const auto& r : results)
+          if (r.system == "tessera" && r.status == "ok" && !r.times.empty()) tmed = median(r.times);
+        md << "| " << w["id"].get<std::string>() << " | " << w["unit"].get<std::string>() << " |";
+        for (const auto& [name, cfg] : config_) {
+          std::string cell;
+          for (const auto& r : results) {
+            if (r.system != name) continue;
+            if (r.status != "ok" || r.times.empty()) {
+              cell = r.status;
+            } else {
+              double m = median(r.times);
+              cell = num(m);
+              if (name != "tessera" && tmed > 0) cell += " (" + num(m / tmed) + ")";
+              if (!r.metric.is_null()) cell += ", " + metric_text(r.metric);
+            }
+          }
+          md << " " << cell << " |";
+        }
+        md << "\n";
+      }
+    return md.str();
+  }
+
   static std::string machine() {
     std::ifstream f("/proc/cpuinfo");
     std::string line, model = "unknown CPU";
@@ -456,6 +500,10 @@ class Runner {
 
 int bench_command(int argc, char** argv) {
   Options o = parse(argc, argv);
+  if (o.help) {
+    std::cout << "usage: tessera bench [options]\n" << bench_usage();
+    return 0;
+  }
   json manifest = load_manifest(o.manifest);
   if (o.list) {
     for (const auto& w : manifest["workloads"]) {

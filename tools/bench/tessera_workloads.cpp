@@ -86,28 +86,29 @@ class EagerAdd : public Workload {
   Tensor a_, b_, sink_;
 };
 
+// The transformer sizes shared by the GPT's and the encoder's configurations.
+template <class Config>
+Config transformer_config(const json& p) {
+  Config c;
+  c.d_model = geti(p, "d_model", c.d_model);
+  c.num_layers = geti(p, "layers", c.num_layers);
+  c.num_heads = geti(p, "heads", c.num_heads);
+  c.ff_dim = geti(p, "ff", c.ff_dim);
+  return c;
+}
+
 std::shared_ptr<nn::Module> make_model(const std::string& name, const json& p) {
   if (name == "mlp") return std::make_shared<models::Mlp>();
   if (name == "cnn") return std::make_shared<models::Cnn>();
   if (name == "gpt") {
-    models::GptConfig c;
+    auto c = transformer_config<models::GptConfig>(p);
     c.context = geti(p, "context", c.context);
-    c.d_model = geti(p, "d_model", c.d_model);
-    c.num_layers = geti(p, "layers", c.num_layers);
-    c.num_heads = geti(p, "heads", c.num_heads);
-    c.ff_dim = geti(p, "ff", c.ff_dim);
     return std::make_shared<models::Gpt>(c);
   }
   if (name == "resnet18") return std::make_shared<models::ResNet18>();
   if (name == "mobilenet_v2") return std::make_shared<models::MobileNetV2>();
-  if (name == "encoder") {
-    models::EncoderConfig c;
-    c.d_model = geti(p, "d_model", c.d_model);
-    c.num_layers = geti(p, "layers", c.num_layers);
-    c.num_heads = geti(p, "heads", c.num_heads);
-    c.ff_dim = geti(p, "ff", c.ff_dim);
-    return std::make_shared<models::TransformerEncoder>(c);
-  }
+  if (name == "encoder")
+    return std::make_shared<models::TransformerEncoder>(transformer_config<models::EncoderConfig>(p));
   raise<ValueError>("bench", "unknown model '" + name + "'");
 }
 

@@ -40,6 +40,13 @@ class TESSERA_API ValueError : public Error {
   using Error::Error;
 };
 
+/// A host read (item, to_vector, data) of a tensor that is being traced symbolically by
+/// compile(): the traced function's behaviour depends on data (compile runs that call eagerly).
+class TESSERA_API TraceError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
 /// An allocation the device could not satisfy, or a size overflowing int64.
 class TESSERA_API OutOfMemoryError : public Error {
  public:

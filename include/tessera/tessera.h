@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tessera/autodiff.h"
+#include "tessera/compile.h"
 #include "tessera/data/csv.h"
 #include "tessera/data/dataloader.h"
 #include "tessera/data/dataset.h"

@@ -49,5 +49,7 @@ TESSERA_API Tensor alloc_tensor(std::span<const int64_t> shape, DType dtype, Dev
 /// The view that a View-category primitive produces (no data movement, except Reshape of
 /// non-viewable strides, which copies).
 Tensor make_view(OpId op, const Tensor& x, const Attrs& attrs);
+/// Whether (shape, strides) can be viewed as new_shape without a copy; the view's strides in out.
+bool viewable_reshape(const Shape& shape, const Strides& strides, const Shape& new_shape, Strides& out);
 
 }  // namespace tessera::detail

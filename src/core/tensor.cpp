@@ -27,7 +27,7 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   const TensorImpl& t = impl();
-  if (!t.storage) raise<ValueError>("data", "tensor has no data (it is being traced by a transform)");
+  if (!t.storage) raise<TraceError>("data", "tensor has no data (it is being traced by compile)");
   if (!backend_for(t.device).host_accessible())
     raise<ValueError>("data", "tensor lives on " + t.device.str() + ", which the host cannot address; use to_vector()");
   return t.data();
@@ -38,6 +38,8 @@ namespace {
 std::vector<char> host_bytes(const Tensor& x, DType dtype) {
   Tensor c = x.dtype() == dtype ? tessera::contiguous(x) : cast(x, dtype);
   if (!c.is_contiguous()) c = tessera::contiguous(c);
+  if (!c.impl().storage)
+    raise<TraceError>("item", "reads the value of a tensor that compile is tracing (data-dependent behaviour)");
   std::vector<char> bytes(static_cast<size_t>(c.numel()) * dtype_size(dtype));
   if (bytes.empty()) return bytes;
   Backend& be = backend_for(c.device());

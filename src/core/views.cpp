@@ -54,6 +54,10 @@ bool reshape_strides(const Shape& shape, const Strides& strides, const Shape& ne
 
 }  // namespace
 
+bool viewable_reshape(const Shape& shape, const Strides& strides, const Shape& new_shape, Strides& out) {
+  return reshape_strides(shape, strides, new_shape, out);
+}
+
 Tensor make_view(OpId op, const Tensor& x, const Attrs& attrs) {
   switch (op) {
     case OpId::Reshape: {
@@ -113,7 +117,8 @@ Tensor make_view(OpId op, const Tensor& x, const Attrs& attrs) {
       v->offset = a.offset;
       return Tensor(std::move(v));
     }
-    default: raise<Error>(op_name(op), "is not a view op");
+    default:
+      raise<Error>(op_name(op), "is not a view op");
   }
 }
 

@@ -1,0 +1,155 @@
+#include "ir.h"
+
+#include <map>
+#include <sstream>
+
+#include "tessera/error.h"
+
+namespace tessera::graph {
+
+void Graph::verify() const {
+  std::vector<char> defined(values.size(), 0);
+  auto check_id = [&](int id, const char* what) {
+    if (id < 0 || static_cast<size_t>(id) >= values.size())
+      raise<ValueError>("graph.verify", std::string(what) + " refers to value %" + std::to_string(id) + " of " +
+                                            std::to_string(values.size()));
+  };
+  for (size_t i = 0; i < values.size(); ++i)
+    if (values[i].kind != Value::Kind::NodeOutput) defined[i] = 1;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    for (int in : nodes[n].inputs) {
+      check_id(in, "a node input");
+      if (!defined[static_cast<size_t>(in)])
+        raise<ValueError>("graph.verify", "node " + std::to_string(n) + " (" + op_name(nodes[n].op) + ") uses %" +
+                                              std::to_string(in) + " before it is defined");
+    }
+    for (size_t k = 0; k < nodes[n].outputs.size(); ++k) {
+      int out = nodes[n].outputs[k];
+      check_id(out, "a node output");
+      const Value& v = values[static_cast<size_t>(out)];
+      if (v.kind != Value::Kind::NodeOutput || v.node != static_cast<int>(n) || v.index != static_cast<int>(k))
+        raise<ValueError>("graph.verify", "value %" + std::to_string(out) + " does not name node " + std::to_string(n) +
+                                              " output " + std::to_string(k) + " as producer");
+      defined[static_cast<size_t>(out)] = 1;
+    }
+  }
+  for (int in : inputs) check_id(in, "a graph input");
+  for (int out : outputs) check_id(out, "a graph output");
+}
+
+namespace {
+std::string meta(const Value& v) { return std::string(dtype_name(v.dtype)) + shape_str(v.shape); }
+}  // namespace
+
+std::string Graph::str() const {
+  std::ostringstream os;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    os << "input %" << inputs[i] << " : " << meta(values[static_cast<size_t>(inputs[i])]) << "\n";
+  for (size_t i = 0; i < values.size(); ++i)
+    if (values[i].kind == Value::Kind::Constant) os << "const %" << i << " : " << meta(values[i]) << "\n";
+  for (const GraphNode& n : nodes) {
+    os << "%" << n.outputs[0];
+    for (size_t k = 1; k < n.outputs.size(); ++k) os << ", %" << n.outputs[k];
+    os << " = " << op_name(n.op) << "(";
+    for (size_t k = 0; k < n.inputs.size(); ++k) os << (k ? ", " : "") << "%" << n.inputs[k];
+    std::string a = attrs_str(n.attrs);
+    os << ")" << (a.empty() ? "" : " {" + a + "}") << " : " << meta(values[static_cast<size_t>(n.outputs[0])]) << "\n";
+  }
+  os << "return";
+  for (size_t i = 0; i < outputs.size(); ++i) os << (i ? ", " : " ") << "%" << outputs[i];
+  os << "\n";
+  return os.str();
+}
+
+namespace {
+
+// Rebuilds g keeping the nodes flagged in `keep` and the values they, the inputs and the outputs
+// use, with values renumbered in order; `replace` maps a value id to the id that stands for it.
+void rebuild(Graph& g, const std::vector<char>& keep, const std::vector<int>& replace) {
+  auto rep = [&](int id) {
+    while (replace[static_cast<size_t>(id)] != id) id = replace[static_cast<size_t>(id)];
+    return id;
+  };
+  std::vector<char> used(g.values.size(), 0);
+  for (int in : g.inputs) used[static_cast<size_t>(in)] = 1;
+  for (int out : g.outputs) used[static_cast<size_t>(rep(out))] = 1;
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    if (keep[n]) {
+      for (int in : g.nodes[n].inputs) used[static_cast<size_t>(rep(in))] = 1;
+      for (int out : g.nodes[n].outputs) used[static_cast<size_t>(out)] = 1;
+    }
+  std::vector<int> id(g.values.size(), -1);
+  Graph out;
+  for (size_t i = 0; i < g.values.size(); ++i)
+    if (used[i] && g.values[i].kind != Value::Kind::NodeOutput) {
+      id[i] = static_cast<int>(out.values.size());
+      out.values.push_back(g.values[i]);
+    }
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (!keep[n]) continue;
+    GraphNode node = g.nodes[n];
+    for (int& in : node.inputs) in = id[static_cast<size_t>(rep(in))];
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      size_t old = static_cast<size_t>(node.outputs[k]);
+      id[old] = static_cast<int>(out.values.size());
+      Value v = g.values[old];
+      v.node = static_cast<int>(out.nodes.size());
+      out.values.push_back(v);
+      node.outputs[k] = id[old];
+    }
+    out.nodes.push_back(std::move(node));
+  }
+  for (int in : g.inputs) out.inputs.push_back(id[static_cast<size_t>(in)]);
+  for (int o : g.outputs) out.outputs.push_back(id[static_cast<size_t>(rep(o))]);
+  g = std::move(out);
+}
+
+std::vector<int> identity(size_t n) {
+  std::vector<int> r(n);
+  for (size_t i = 0; i < n; ++i) r[i] = static_cast<int>(i);
+  return r;
+}
+
+}  // namespace
+
+int eliminate_dead_code(Graph& g) {
+  std::vector<char> live(g.values.size(), 0), keep(g.nodes.size(), 0);
+  for (int out : g.outputs) live[static_cast<size_t>(out)] = 1;
+  int removed = 0;
+  for (size_t n = g.nodes.size(); n-- > 0;) {
+    bool needed = false;
+    for (int out : g.nodes[n].outputs) needed |= live[static_cast<size_t>(out)] != 0;
+    if (!needed) {
+      ++removed;
+      continue;
+    }
+    keep[n] = 1;
+    for (int in : g.nodes[n].inputs) live[static_cast<size_t>(in)] = 1;
+  }
+  rebuild(g, keep, identity(g.values.size()));
+  return removed;
+}
+
+int eliminate_common_subexpressions(Graph& g) {
+  std::vector<int> replace = identity(g.values.size());
+  std::vector<char> keep(g.nodes.size(), 1);
+  std::map<std::string, size_t> seen;  // op, attributes and (replaced) inputs -> first node
+  int merged = 0;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    GraphNode& node = g.nodes[n];
+    for (int& in : node.inputs) in = replace[static_cast<size_t>(in)];
+    std::string key = std::to_string(static_cast<int>(node.op)) + "|" + attrs_str(node.attrs) + "|";
+    for (int in : node.inputs) key += std::to_string(in) + ",";
+    auto [it, fresh] = seen.emplace(key, n);
+    if (fresh) continue;
+    const GraphNode& first = g.nodes[it->second];
+    if (!(first.attrs == node.attrs)) continue;  // attrs_str collision: keep both
+    for (size_t k = 0; k < node.outputs.size(); ++k) replace[static_cast<size_t>(node.outputs[k])] = first.outputs[k];
+    keep[n] = 0;
+    ++merged;
+  }
+  rebuild(g, keep, replace);
+  return merged;
+}
+
+}  // namespace tessera::graph

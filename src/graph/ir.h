@@ -1,0 +1,55 @@
+// The graph IR of compile(): SSA values and nodes over the primitives of ops.def.
+//
+// A Graph is what tracing records: every value is a graph input, a captured constant tensor, or
+// output `index` of a node; nodes are in a valid execution order (inputs before uses). Passes
+// rewrite a Graph and must leave verify() passing; str() is the readable dump.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tessera/primitives.h"
+#include "tessera/tensor.h"
+
+namespace tessera::graph {
+
+struct Value {
+  enum class Kind { Input, Constant, NodeOutput };
+  Kind kind = Kind::NodeOutput;
+  Shape shape;
+  Strides strides;  // of the tensor execution will produce (views keep their layout)
+  DType dtype = DType::Float32;
+  Device device;
+  int node = -1;    // NodeOutput: the producing node
+  int index = 0;    // NodeOutput: which output; Input: position in the argument list
+  Tensor constant;  // Constant: the captured tensor
+};
+
+struct GraphNode {
+  OpId op;
+  Attrs attrs;
+  std::vector<int> inputs;   // value ids
+  std::vector<int> outputs;  // value ids
+};
+
+struct Graph {
+  std::vector<Value> values;
+  std::vector<GraphNode> nodes;
+  std::vector<int> inputs;   // value ids, in argument order
+  std::vector<int> outputs;  // value ids, in result order (may repeat, may be inputs or constants)
+
+  /// Throws ValueError when a node uses a value not yet defined, ids are out of range, or a
+  /// value's producer link is inconsistent.
+  void verify() const;
+  /// One line per input, constant and node: "%3 = exp(%1) : f32[4,8]" (the readable dump).
+  std::string str() const;
+};
+
+/// Removes nodes none of whose outputs reach a graph output (dead code), and constants no node
+/// or output uses; renumbers values. Returns the number of nodes removed.
+int eliminate_dead_code(Graph& g);
+/// Merges nodes with the same op, attributes and inputs (common subexpressions), in order, so
+/// chains of duplicates collapse in one pass. Returns the number of nodes merged.
+int eliminate_common_subexpressions(Graph& g);
+
+}  // namespace tessera::graph

@@ -1,0 +1,148 @@
+// compile(): traced graphs give eager's results, retraces are counted per signature, dead code
+// and common subexpressions are removed, data-dependent functions fall back to eager, and
+// compile composes with grad.
+#include <gtest/gtest.h>
+
+#include "tessera/tessera.h"
+
+namespace ts = tessera;
+using ts::TensorList;
+
+namespace {
+
+ts::Tensor rand(std::initializer_list<int64_t> shape, uint64_t seed) {
+  ts::Generator g(seed);
+  return ts::uniform(shape, -1.0, 1.0, g);
+}
+
+TensorList mlp(const TensorList& in) {
+  const auto &x = in[0], &w1 = in[1], &w2 = in[2];
+  ts::Tensor h = ts::relu(ts::matmul(x, w1));
+  return {ts::sum(ts::tanh(ts::matmul(h, w2)) * 0.5, {1}), h.transpose(0, 1)};
+}
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Compile, GivesEagerResultsBitForBit) {
+  auto f = ts::compile(mlp);
+  TensorList in = {rand({8, 16}, 1), rand({16, 32}, 2), rand({32, 4}, 3)};
+  TensorList want = mlp(in);
+  for (int call = 0; call < 2; ++call) {  // traced, then cached
+    TensorList got = f(in);
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_TRUE(ts::equal(got[0], want[0]));
+    EXPECT_TRUE(ts::equal(got[1], want[1]));
+    EXPECT_EQ(got[1].shape(), (ts::Shape{32, 8}));
+  }
+  EXPECT_EQ(f.stats().traces, 1);
+  EXPECT_EQ(f.stats().cache_hits, 1);
+  EXPECT_NE(f.graph_text().find("matmul"), std::string::npos);
+}
+
+TEST(Compile, CountsRetracesPerSignatureAndEvictsBeyondTheLimit) {
+  auto f = ts::compile([](const TensorList& in) { return TensorList{ts::exp(in[0]) + 1.0}; }, {.cache_limit = 2});
+  auto a = rand({4, 4}, 1), b = rand({2, 3}, 2), c = rand({5}, 3);
+  f({a});
+  f({a});
+  EXPECT_EQ(f.stats().traces, 1);
+  f({b});  // new shape: retrace
+  EXPECT_EQ(f.stats().traces, 2);
+  f({a.to(ts::DType::Float64)});  // new dtype: retrace, evicts b (least recently used)
+  EXPECT_EQ(f.stats().traces, 3);
+  EXPECT_EQ(f.stats().evictions, 1);
+  f({a.transpose(0, 1)});  // same shape, other strides: retrace
+  EXPECT_EQ(f.stats().traces, 4);
+  f({b});  // evicted earlier: traced again
+  EXPECT_EQ(f.stats().traces, 5);
+  auto got = f({c});
+  EXPECT_TRUE(ts::allclose(got[0], ts::exp(c) + 1.0, 0, 0));
+  EXPECT_EQ(f.stats().calls, 7);
+  EXPECT_EQ(f.stats().cache_hits, 1);
+}
+
+TEST(Compile, RemovesDeadCodeAndCommonSubexpressions) {
+  auto f = ts::compile([](const TensorList& in) {
+    ts::Tensor unused = ts::log(ts::abs(in[0]) + 1.0);  // never returned
+    (void)unused;
+    ts::Tensor s1 = ts::sin(in[0]), s2 = ts::sin(in[0]);  // the same value twice
+    return TensorList{s1 * ts::cos(in[0]) + s2 * ts::cos(in[0])};
+  });
+  auto x = rand({3, 5}, 4);
+  auto got = f({x});
+  std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "= log("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= abs("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= sin("), 1u) << ir;
+  EXPECT_EQ(count(ir, "= cos("), 1u) << ir;
+  EXPECT_EQ(count(ir, "= mul("), 1u) << ir;  // s1*cos == s2*cos once sin is merged
+  EXPECT_GE(f.stats().nodes_removed, 5);
+  EXPECT_TRUE(ts::allclose(got[0], ts::sin(x) * ts::cos(x) * 2.0, 1e-6, 1e-6));
+}
+
+TEST(Compile, DataDependentFunctionsRunEagerly) {
+  auto f = ts::compile([](const TensorList& in) {
+    if (ts::sum(in[0]).item<float>() > 0) return TensorList{in[0] * 2.0};
+    return TensorList{in[0] - 1.0};
+  });
+  auto pos = ts::ones({3}), neg = ts::full({3}, -1.0);
+  EXPECT_TRUE(ts::equal(f({pos})[0], pos * 2.0));
+  EXPECT_TRUE(ts::equal(f({neg})[0], neg - 1.0));  // same signature: still decided by the data
+  EXPECT_EQ(f.stats().traces, 1);
+  EXPECT_EQ(f.stats().eager_fallbacks, 2);
+  EXPECT_EQ(f.graph_text(), "");
+}
+
+TEST(Compile, ComposesWithGradAndKeepsCapturedConstants) {
+  auto w = rand({6, 3}, 7);  // captured, not an input: a constant of the graph
+  auto loss = [w](const ts::Tensor& x) { return ts::sum(ts::tanh(ts::matmul(x, w))); };
+  auto g = ts::compile([&](const TensorList& in) { return TensorList{ts::grad(loss)(in[0])}; });
+  auto x = rand({4, 6}, 8);
+  auto want = ts::grad(loss)(x);
+  EXPECT_TRUE(ts::equal(g({x})[0], want));
+  EXPECT_TRUE(ts::equal(g({x})[0], want));
+  EXPECT_NE(g.graph_text().find("const %"), std::string::npos);
+  // Under an outer transform the function runs eagerly (the transform needs its primitives).
+  auto outer = ts::grad([&](const ts::Tensor& x2) { return ts::sum(g({x2})[0]); })(x);
+  EXPECT_EQ(outer.shape(), x.shape());
+  EXPECT_EQ(g.stats().eager_fallbacks, 1);
+}
+
+TEST(Compile, ShapeErrorsNameTheOpWhileTracing) {
+  auto f = ts::compile([](const TensorList& in) { return TensorList{ts::matmul(in[0], in[1])}; });
+  try {
+    f({ts::ones({2, 3}), ts::ones({4, 5})});
+    FAIL() << "expected ShapeError";
+  } catch (const ts::ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("[matmul]"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GraphIR, NodesAreRecordedInExecutionOrder) {
+  auto f = ts::compile([](const TensorList& in) { return TensorList{ts::exp(ts::neg(in[0]))}; });
+  f({ts::ones({2})});
+  EXPECT_EQ(f.graph_nodes(), 2u);
+  std::string ir = f.graph_text();
+  EXPECT_LT(ir.find("= neg("), ir.find("= exp(")) << ir;
+}
+
+TEST(Compile, ViewsKeepTheirLayout) {
+  // reshape of a transposed input cannot be a view (execution copies); slices and permutes are
+  // views whose strides the trace must know for later ops.
+  auto f = ts::compile([](const TensorList& in) {
+    ts::Tensor t = in[0].transpose(0, 1);
+    return TensorList{t.reshape({6}), ts::slice(t, 0, 1, 3) * 2.0, t};
+  });
+  auto x = rand({2, 3}, 9);
+  for (int call = 0; call < 2; ++call) {
+    auto got = f({x});
+    EXPECT_TRUE(ts::equal(got[0], x.transpose(0, 1).reshape({6})));
+    EXPECT_TRUE(ts::equal(got[1], ts::slice(x.transpose(0, 1), 0, 1, 3) * 2.0));
+    EXPECT_TRUE(ts::equal(got[2], x.transpose(0, 1)));
+  }
+}

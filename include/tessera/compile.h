@@ -16,6 +16,10 @@
 //   data: that call and later calls with its signature run eagerly (stats().eager_fallbacks).
 // - Called while a transform (grad, vjp, jvp) is active, the function runs eagerly under that
 //   transform; compile(grad(f)) is the composing order.
+// - Random draws inside f (randn, dropout) are recorded with the generator position of the trace,
+//   so every replay repeats them; generator state joins the planned state slots.
+// Passes, in order: dead-code elimination, common-subexpression elimination, constant folding
+// (nodes whose inputs are all constants, e.g. transposes of captured weights, run once).
 #pragma once
 
 #include <functional>
@@ -29,6 +33,9 @@ namespace tessera {
 
 struct CompileOptions {
   size_t cache_limit = 8;  // cached signatures; the least recently used is evicted beyond it
+  /// When set, every trace writes its IR before and after each pass into this directory:
+  /// <trace>-<step>-<pass>.txt (readable dump) and .dot (Graphviz). The directory must exist.
+  std::string dump_dir;
 };
 
 struct CompileStats {
@@ -39,6 +46,7 @@ struct CompileStats {
   int64_t eager_fallbacks = 0;  // calls run eagerly (data-dependent function or active transform)
   int64_t nodes_traced = 0;     // primitive calls recorded, over all traces
   int64_t nodes_removed = 0;    // by dead-code and common-subexpression elimination
+  int64_t nodes_folded = 0;     // evaluated once at compile time (constant folding)
 };
 
 class TESSERA_API CompiledFunction {

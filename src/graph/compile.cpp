@@ -2,6 +2,7 @@
 // executing), optimize (dead code, common subexpressions), cache, and replay with execute().
 #include "tessera/compile.h"
 
+#include <fstream>
 #include <list>
 #include <map>
 #include <sstream>
@@ -196,10 +197,23 @@ struct CompiledFunction::Impl {
       return e;
     }
     stats.nodes_traced += static_cast<int64_t>(e->graph.nodes.size());
-    e->graph.verify();
-    stats.nodes_removed += graph::eliminate_dead_code(e->graph);
-    stats.nodes_removed += graph::eliminate_common_subexpressions(e->graph);
-    e->graph.verify();
+    graph::Graph& g = e->graph;
+    int step = 0;
+    auto after = [&](const char* pass) {
+      g.verify();
+      if (options.dump_dir.empty()) return;
+      std::string base =
+          options.dump_dir + "/" + std::to_string(stats.traces) + "-" + std::to_string(step++) + "-" + pass;
+      std::ofstream(base + ".txt") << g.str();
+      std::ofstream(base + ".dot") << graph::to_dot(g);
+    };
+    after("traced");
+    stats.nodes_removed += graph::eliminate_dead_code(g);
+    after("dce");
+    stats.nodes_removed += graph::eliminate_common_subexpressions(g);
+    after("cse");
+    stats.nodes_folded += graph::fold_constants(g);
+    after("fold");
     return e;
   }
 

@@ -153,3 +153,75 @@ int eliminate_common_subexpressions(Graph& g) {
 }
 
 }  // namespace tessera::graph
+
+#include "../core/dispatch.h"
+
+namespace tessera::graph {
+
+int fold_constants(Graph& g, int64_t max_elements) {
+  int folded = 0;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    GraphNode& node = g.nodes[n];
+    bool all_const = true;
+    for (int in : node.inputs) all_const &= g.values[static_cast<size_t>(in)].kind == Value::Kind::Constant;
+    if (!all_const) continue;  // nodes without inputs (full, arange, random) are folded too
+    bool small = true;
+    for (int out : node.outputs) small &= shape_numel(g.values[static_cast<size_t>(out)].shape, "fold") <= max_elements;
+    if (!small) continue;
+    std::vector<Tensor> in, out(node.outputs.size());
+    for (int id : node.inputs) in.push_back(g.values[static_cast<size_t>(id)].constant);
+    detail::execute(node.op, in, node.attrs, out);
+    for (size_t k = 0; k < out.size(); ++k) {
+      Value& v = g.values[static_cast<size_t>(node.outputs[k])];
+      v.kind = Value::Kind::Constant;
+      v.constant = out[k];
+      v.strides = out[k].strides();
+      v.node = -1;
+    }
+    node.outputs.clear();  // no longer produces anything: dead
+    ++folded;
+  }
+  if (folded) {
+    std::vector<GraphNode> kept;
+    for (GraphNode& node : g.nodes)
+      if (!node.outputs.empty()) kept.push_back(std::move(node));
+    g.nodes = std::move(kept);
+    for (size_t n = 0; n < g.nodes.size(); ++n)
+      for (int out : g.nodes[n].outputs) g.values[static_cast<size_t>(out)].node = static_cast<int>(n);
+    eliminate_dead_code(g);  // constants used only by folded nodes go
+  }
+  return folded;
+}
+
+std::string to_dot(const Graph& g) {
+  std::ostringstream os;
+  os << "digraph tessera {\n  rankdir=TB;\n  node [fontname=\"monospace\", fontsize=10];\n";
+  for (size_t i = 0; i < g.values.size(); ++i) {
+    const Value& v = g.values[i];
+    if (v.kind == Value::Kind::NodeOutput) continue;
+    os << "  v" << i << " [shape=box, label=\"" << (v.kind == Value::Kind::Input ? "input" : "const") << " %" << i
+       << "\\n"
+       << dtype_name(v.dtype) << shape_str(v.shape) << "\"];\n";
+  }
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const GraphNode& node = g.nodes[n];
+    const Value& v = g.values[static_cast<size_t>(node.outputs[0])];
+    os << "  n" << n << " [label=\"" << op_name(node.op) << "\\n"
+       << dtype_name(v.dtype) << shape_str(v.shape) << "\"];\n";
+    for (int in : node.inputs) {
+      const Value& src = g.values[static_cast<size_t>(in)];
+      os << "  " << (src.kind == Value::Kind::NodeOutput ? "n" + std::to_string(src.node) : "v" + std::to_string(in))
+         << " -> n" << n << ";\n";
+    }
+  }
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    const Value& v = g.values[static_cast<size_t>(g.outputs[i])];
+    os << "  out" << i << " [shape=box, style=bold, label=\"output " << i << "\"];\n  "
+       << (v.kind == Value::Kind::NodeOutput ? "n" + std::to_string(v.node) : "v" + std::to_string(g.outputs[i]))
+       << " -> out" << i << ";\n";
+  }
+  os << "}\n";
+  return os.str();
+}
+
+}  // namespace tessera::graph

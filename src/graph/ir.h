@@ -53,3 +53,15 @@ int eliminate_dead_code(Graph& g);
 int eliminate_common_subexpressions(Graph& g);
 
 }  // namespace tessera::graph
+
+namespace tessera::graph {
+
+/// Evaluates, once at compile time, every node whose inputs are all constants and whose outputs
+/// hold at most max_elements elements each, and turns its outputs into constants (DCE then drops
+/// the folded nodes). Returns the number of nodes folded.
+int fold_constants(Graph& g, int64_t max_elements = int64_t{1} << 20);
+
+/// Graphviz text of g: inputs and constants as boxes, nodes as ellipses labelled with the op.
+std::string to_dot(const Graph& g);
+
+}  // namespace tessera::graph

@@ -3,6 +3,10 @@
 // compile composes with grad.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "tessera/tessera.h"
 
 namespace ts = tessera;
@@ -145,4 +149,37 @@ TEST(Compile, ViewsKeepTheirLayout) {
     EXPECT_TRUE(ts::equal(got[1], ts::slice(x.transpose(0, 1), 0, 1, 3) * 2.0));
     EXPECT_TRUE(ts::equal(got[2], x.transpose(0, 1)));
   }
+}
+
+TEST(Compile, FoldsConstantsOnce) {
+  auto w = rand({5, 3}, 11);  // captured: its transpose and scaling are computed at compile time
+  auto f = ts::compile([w](const TensorList& in) {
+    ts::Tensor wt = w.transpose(0, 1) * 2.0 + ts::ones({3, 5});
+    return TensorList{ts::matmul(in[0], wt)};
+  });
+  auto x = rand({4, 3}, 12);
+  auto want = ts::matmul(x, w.transpose(0, 1) * 2.0 + ts::ones({3, 5}));
+  EXPECT_TRUE(ts::equal(f({x})[0], want));
+  EXPECT_TRUE(ts::equal(f({x})[0], want));
+  EXPECT_EQ(f.graph_nodes(), 1u) << f.graph_text();  // only the matmul runs per call
+  EXPECT_EQ(f.stats().nodes_folded, 5);              // permute, the scalar 2 (a full), mul, ones (a full), add
+}
+
+TEST(Compile, DumpsEveryPass) {
+  std::string dir = ::testing::TempDir() + "/tessera-compile-dump";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  auto f =
+      ts::compile([](const TensorList& in) { return TensorList{ts::exp(in[0]) + ts::exp(in[0])}; }, {.dump_dir = dir});
+  f({ts::ones({2, 2})});
+  std::ifstream traced(dir + "/1-0-traced.txt"), cse(dir + "/1-2-cse.txt"), dot(dir + "/1-3-fold.dot");
+  std::stringstream a, b, c;
+  a << traced.rdbuf();
+  b << cse.rdbuf();
+  c << dot.rdbuf();
+  EXPECT_EQ(count(a.str(), "= exp("), 2u) << a.str();
+  EXPECT_EQ(count(b.str(), "= exp("), 1u) << b.str();
+  EXPECT_NE(c.str().find("digraph tessera"), std::string::npos);
+  EXPECT_NE(c.str().find("label=\"exp"), std::string::npos) << c.str();
+  std::filesystem::remove_all(dir);
 }

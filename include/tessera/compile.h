@@ -19,7 +19,9 @@
 // - Random draws inside f (randn, dropout) are recorded with the generator position of the trace,
 //   so every replay repeats them; generator state joins the planned state slots.
 // Passes, in order: dead-code elimination, common-subexpression elimination, constant folding
-// (nodes whose inputs are all constants, e.g. transposes of captured weights, run once).
+// (nodes whose inputs are all constants, e.g. transposes of captured weights, run once),
+// algebraic simplification (x*1, x+0, x-0, x/1, neg(neg x), permutes composing to the identity,
+// reshape chains).
 #pragma once
 
 #include <functional>
@@ -47,6 +49,7 @@ struct CompileStats {
   int64_t nodes_traced = 0;     // primitive calls recorded, over all traces
   int64_t nodes_removed = 0;    // by dead-code and common-subexpression elimination
   int64_t nodes_folded = 0;     // evaluated once at compile time (constant folding)
+  int64_t rewrites = 0;         // algebraic simplifications (x*1, x+0, neg(neg x), permute pairs, ...)
 };
 
 class TESSERA_API CompiledFunction {

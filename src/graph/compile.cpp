@@ -214,6 +214,8 @@ struct CompiledFunction::Impl {
     after("cse");
     stats.nodes_folded += graph::fold_constants(g);
     after("fold");
+    stats.rewrites += graph::simplify(g);
+    after("simplify");
     return e;
   }
 

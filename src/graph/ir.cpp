@@ -225,3 +225,91 @@ std::string to_dot(const Graph& g) {
 }
 
 }  // namespace tessera::graph
+
+namespace tessera::graph {
+
+namespace {
+
+// A small constant whose every element equals v.
+bool constant_all(const Graph& g, int id, double v) {
+  const Value& c = g.values[static_cast<size_t>(id)];
+  if (c.kind != Value::Kind::Constant || c.constant.numel() == 0 || c.constant.numel() > 64) return false;
+  if (c.dtype == DType::Bool) return false;
+  for (double x : c.constant.to_vector<double>())
+    if (x != v) return false;
+  return true;
+}
+
+bool same_meta(const Value& a, const Value& b) { return a.shape == b.shape && a.dtype == b.dtype; }
+
+}  // namespace
+
+int simplify(Graph& g) {
+  std::vector<int> replace(g.values.size());
+  for (size_t i = 0; i < replace.size(); ++i) replace[i] = static_cast<int>(i);
+  auto rep = [&](int id) {
+    while (replace[static_cast<size_t>(id)] != id) id = replace[static_cast<size_t>(id)];
+    return id;
+  };
+  auto producer = [&](int id) -> const GraphNode* {
+    const Value& v = g.values[static_cast<size_t>(id)];
+    return v.kind == Value::Kind::NodeOutput ? &g.nodes[static_cast<size_t>(v.node)] : nullptr;
+  };
+  int rewrites = 0;
+  for (GraphNode& node : g.nodes) {
+    for (int& in : node.inputs) in = rep(in);
+    const int out = node.outputs[0];
+    const Value& ov = g.values[static_cast<size_t>(out)];
+    int forward = -1;  // the value the output equals
+    auto identity_operand = [&](int x, int c, double unit) {
+      if (forward < 0 && constant_all(g, c, unit) && same_meta(g.values[static_cast<size_t>(x)], ov)) forward = x;
+    };
+    switch (node.op) {
+      case OpId::Mul:
+        identity_operand(node.inputs[0], node.inputs[1], 1.0);
+        identity_operand(node.inputs[1], node.inputs[0], 1.0);
+        break;
+      case OpId::Add:
+        identity_operand(node.inputs[0], node.inputs[1], 0.0);
+        identity_operand(node.inputs[1], node.inputs[0], 0.0);
+        break;
+      case OpId::Sub:
+        identity_operand(node.inputs[0], node.inputs[1], 0.0);
+        break;
+      case OpId::Div:
+        identity_operand(node.inputs[0], node.inputs[1], 1.0);
+        break;
+      case OpId::Neg:
+        if (const GraphNode* p = producer(node.inputs[0]); p && p->op == OpId::Neg) forward = p->inputs[0];
+        break;
+      case OpId::Permute:
+        if (const GraphNode* p = producer(node.inputs[0]); p && p->op == OpId::Permute) {
+          const auto& inner = std::get<PermuteAttrs>(p->attrs).perm;
+          const auto& outer = std::get<PermuteAttrs>(node.attrs).perm;
+          bool id = true;
+          for (size_t i = 0; i < outer.size(); ++i)
+            id &= inner[static_cast<size_t>(outer[i])] == static_cast<int64_t>(i);
+          if (id) forward = p->inputs[0];
+        }
+        break;
+      case OpId::Reshape:
+        if (const GraphNode* p = producer(node.inputs[0]); p && p->op == OpId::Reshape) {
+          node.inputs[0] = p->inputs[0];  // reshape(reshape(x, a), b) = reshape(x, b)
+          ++rewrites;
+        }
+        if (same_meta(g.values[static_cast<size_t>(node.inputs[0])], ov)) forward = node.inputs[0];
+        break;
+      default:
+        break;
+    }
+    if (forward >= 0) {
+      replace[static_cast<size_t>(out)] = forward;
+      ++rewrites;
+    }
+  }
+  for (int& o : g.outputs) o = rep(o);
+  if (rewrites) eliminate_dead_code(g);
+  return rewrites;
+}
+
+}  // namespace tessera::graph

@@ -65,3 +65,13 @@ int fold_constants(Graph& g, int64_t max_elements = int64_t{1} << 20);
 std::string to_dot(const Graph& g);
 
 }  // namespace tessera::graph
+
+namespace tessera::graph {
+
+/// Algebraic simplification: x*1, 1*x, x/1, x+0, 0+x, x-0 (when the result has x's shape and
+/// dtype, so no broadcast or promotion is lost), neg(neg(x)), permutes that compose to the
+/// identity, and reshape chains collapsed to one reshape. Run after constant folding (scalars
+/// are then constants). Returns the number of rewrites; DCE afterwards drops what they orphan.
+int simplify(Graph& g);
+
+}  // namespace tessera::graph

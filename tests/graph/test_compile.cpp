@@ -183,3 +183,24 @@ TEST(Compile, DumpsEveryPass) {
   EXPECT_NE(c.str().find("label=\"exp"), std::string::npos) << c.str();
   std::filesystem::remove_all(dir);
 }
+
+TEST(Compile, SimplifiesAlgebraicIdentities) {
+  auto f = ts::compile([](const TensorList& in) {
+    ts::Tensor y = ts::neg(ts::neg(in[0] * 1.0 + 0.0)) / 1.0 - 0.0;
+    y = y.transpose(0, 1).transpose(0, 1).reshape({6}).reshape({3, 2}).reshape({2, 3});
+    ts::Tensor kept = in[0] * ts::ones({4, 2, 3});  // broadcasts: not an identity
+    return TensorList{ts::exp(y), kept};
+  });
+  auto x = rand({2, 3}, 13);
+  auto got = f({x});
+  EXPECT_TRUE(ts::equal(got[0], ts::exp(x)));
+  EXPECT_TRUE(ts::equal(got[1], x * ts::ones({4, 2, 3})));
+  std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "= neg("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= permute("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= reshape("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= add("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= mul("), 1u) << ir;  // only the broadcasting one
+  EXPECT_EQ(f.graph_nodes(), 2u) << ir;      // exp and that mul
+  EXPECT_GE(f.stats().rewrites, 8);
+}

@@ -44,7 +44,6 @@ Tensor alloc_tensor(std::span<const int64_t> shape, DType dtype, Device device) 
   return Tensor(std::move(impl));
 }
 
-namespace {
 Device op_device(OpId op, std::span<const Tensor> in, const Attrs& attrs) {
   if (in.empty()) {
     return std::visit(
@@ -62,7 +61,6 @@ Device op_device(OpId op, std::span<const Tensor> in, const Attrs& attrs) {
       raise<ValueError>(op_name(op), "inputs are on different devices: " + d.str() + " and " + in[i].device().str());
   return d;
 }
-}  // namespace
 
 void execute(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) {
   MetaList m = infer(op, in, attrs);

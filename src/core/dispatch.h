@@ -44,6 +44,9 @@ inline Tensor dispatch1(OpId op, std::initializer_list<Tensor> in, const Attrs& 
   return dispatch1(op, std::span<const Tensor>(in.begin(), in.size()), attrs);
 }
 
+/// The device an op runs on: its inputs' (ValueError when they differ), else its attributes'
+/// device, else the default device.
+Device op_device(OpId op, std::span<const Tensor> in, const Attrs& attrs);
 /// A new contiguous tensor with uninitialized data.
 TESSERA_API Tensor alloc_tensor(std::span<const int64_t> shape, DType dtype, Device device);
 /// The view that a View-category primitive produces (no data movement, except Reshape of

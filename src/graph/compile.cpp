@@ -1,5 +1,5 @@
 // compile(): trace on a new signature (GraphTrace, a detail::Interpreter that records instead of
-// executing), optimize (dead code, common subexpressions), cache, and replay with execute().
+// executing), run the passes of ir.h, cache, and replay with execute().
 #include "tessera/compile.h"
 
 #include <fstream>
@@ -18,9 +18,8 @@ namespace graph {
 
 namespace {
 
-struct TraceState {
-  bool active = true;
-};
+// Identifies one trace: symbolic tensors of another (finished or nested) trace are not its values.
+struct TraceState {};
 
 // What a symbolic tensor carries: the trace it belongs to and its value id.
 struct GraphValue : Node {
@@ -47,10 +46,7 @@ class GraphTrace : public detail::Interpreter {
   GraphTrace() : state_(std::make_shared<TraceState>()), saved_(detail::current_interpreter()) {
     detail::current_interpreter() = this;
   }
-  ~GraphTrace() override {
-    state_->active = false;
-    detail::current_interpreter() = saved_;
-  }
+  ~GraphTrace() override { detail::current_interpreter() = saved_; }
   GraphTrace(const GraphTrace&) = delete;
   GraphTrace& operator=(const GraphTrace&) = delete;
 
@@ -82,18 +78,16 @@ class GraphTrace : public detail::Interpreter {
     for (const Tensor& t : in) node.inputs.push_back(value_of(t));
     int n = static_cast<int>(g.nodes.size());
     const bool view = op_info(op).category == OpCategory::View;
+    const Device device = detail::op_device(op, in, attrs);
     for (int k = 0; k < m.n; ++k) {
       const auto& meta = m.m[static_cast<size_t>(k)];
       Value v{Value::Kind::NodeOutput, meta.shape, {}, meta.dtype, {}, n, k, {}};
-      v.device = in.empty() ? default_device() : in[0].device();
+      v.device = device;
       v.strides = contiguous_strides(v.shape);
-      if (view) {
-        // The layout execution will give: make_view on a storage-less stand-in of the input
-        // (a reshape that needs a copy is contiguous either way).
-        Tensor probe = view_probe(in[0]);
-        if (op != OpId::Reshape || probe_viewable(probe, attrs))
-          v.strides = detail::make_view(op, probe, attrs).strides();
-      }
+      // A view keeps the layout execution will give it: make_view only computes metadata (a
+      // reshape that needs a copy, where it would execute, is contiguous either way).
+      if (view && (op != OpId::Reshape || viewable_reshape(in[0], attrs)))
+        v.strides = detail::make_view(op, in[0], attrs).strides();
       int id = add_value(v);
       node.outputs.push_back(id);
       out[static_cast<size_t>(k)] = symbolic(v, state_, id);
@@ -108,31 +102,27 @@ class GraphTrace : public detail::Interpreter {
     g.values.push_back(v);
     return static_cast<int>(g.values.size()) - 1;
   }
-  static Tensor view_probe(const Tensor& x) {
-    auto impl = std::make_shared<TensorImpl>();
-    impl->shape = x.shape();
-    impl->strides = x.strides();
-    impl->offset = 0;
-    impl->dtype = x.dtype();
-    impl->device = x.device();
-    return Tensor(std::move(impl));
-  }
-  static bool probe_viewable(const Tensor& probe, const Attrs& attrs) {
+  static bool viewable_reshape(const Tensor& x, const Attrs& attrs) {
     Strides st;
-    return detail::viewable_reshape(probe.shape(), probe.strides(), std::get<ShapeAttrs>(attrs).shape, st);
+    return detail::viewable_reshape(x.shape(), x.strides(), std::get<ShapeAttrs>(attrs).shape, st);
   }
   std::shared_ptr<TraceState> state_;
   detail::Interpreter* saved_;
   std::map<const TensorImpl*, int> constants_;
 };
 
-// Runs g on concrete inputs, releasing each intermediate after its last use.
-std::vector<Tensor> run(const Graph& g, const std::vector<Tensor>& inputs) {
-  std::vector<Tensor> env(g.values.size());
+// For each value, the index of the last node that reads it (nodes.size() for graph outputs).
+std::vector<int> last_uses(const Graph& g) {
   std::vector<int> last_use(g.values.size(), -1);
   for (size_t n = 0; n < g.nodes.size(); ++n)
     for (int in : g.nodes[n].inputs) last_use[static_cast<size_t>(in)] = static_cast<int>(n);
   for (int o : g.outputs) last_use[static_cast<size_t>(o)] = static_cast<int>(g.nodes.size());
+  return last_use;
+}
+
+// Runs g on concrete inputs, releasing each intermediate after its last use (last_uses(g)).
+std::vector<Tensor> run(const Graph& g, const std::vector<int>& last_use, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> env(g.values.size());
   for (size_t i = 0; i < g.inputs.size(); ++i) env[static_cast<size_t>(g.inputs[i])] = inputs[i];
   for (size_t i = 0; i < g.values.size(); ++i)
     if (g.values[i].kind == Value::Kind::Constant) env[i] = g.values[i].constant;
@@ -165,6 +155,7 @@ struct CompiledFunction::Impl {
   struct Entry {
     bool eager = false;  // the function depends on data: run it eagerly
     graph::Graph graph;
+    std::vector<int> last_use;  // graph::last_uses(graph), computed once per trace
   };
   std::list<std::pair<std::string, std::shared_ptr<Entry>>> lru;  // most recent first
   std::shared_ptr<Entry> last;
@@ -216,6 +207,7 @@ struct CompiledFunction::Impl {
     after("fold");
     stats.rewrites += graph::simplify(g);
     after("simplify");
+    e->last_use = graph::last_uses(g);
     return e;
   }
 
@@ -247,7 +239,7 @@ struct CompiledFunction::Impl {
       ++stats.eager_fallbacks;
       return fn(inputs);
     }
-    return graph::run(e->graph, inputs);
+    return graph::run(e->graph, e->last_use, inputs);
   }
 };
 

@@ -3,6 +3,7 @@
 #include <map>
 #include <sstream>
 
+#include "../core/dispatch.h"
 #include "tessera/error.h"
 
 namespace tessera::graph {
@@ -152,14 +153,9 @@ int eliminate_common_subexpressions(Graph& g) {
   return merged;
 }
 
-}  // namespace tessera::graph
-
-#include "../core/dispatch.h"
-
-namespace tessera::graph {
-
 int fold_constants(Graph& g, int64_t max_elements) {
   int folded = 0;
+  std::vector<char> keep(g.nodes.size(), 1);
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     GraphNode& node = g.nodes[n];
     bool all_const = true;
@@ -178,18 +174,12 @@ int fold_constants(Graph& g, int64_t max_elements) {
       v.strides = out[k].strides();
       v.node = -1;
     }
-    node.outputs.clear();  // no longer produces anything: dead
+    node.outputs.clear();  // no longer produces anything
+    keep[n] = 0;
     ++folded;
   }
-  if (folded) {
-    std::vector<GraphNode> kept;
-    for (GraphNode& node : g.nodes)
-      if (!node.outputs.empty()) kept.push_back(std::move(node));
-    g.nodes = std::move(kept);
-    for (size_t n = 0; n < g.nodes.size(); ++n)
-      for (int out : g.nodes[n].outputs) g.values[static_cast<size_t>(out)].node = static_cast<int>(n);
-    eliminate_dead_code(g);  // constants used only by folded nodes go
-  }
+  // Drops the folded nodes, and the constants only they used.
+  if (folded) rebuild(g, keep, identity(g.values.size()));
   return folded;
 }
 
@@ -223,10 +213,6 @@ std::string to_dot(const Graph& g) {
   os << "}\n";
   return os.str();
 }
-
-}  // namespace tessera::graph
-
-namespace tessera::graph {
 
 namespace {
 

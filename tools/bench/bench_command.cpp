@@ -262,9 +262,7 @@ class Runner {
         for (const auto& s : w["systems"]) needed |= s == name;
       if (wanted && needed) used.push_back(name);
     }
-    const std::vector<std::string> known = bench::known_systems();
-    for (const auto& s : o_.systems)
-      if (!std::count(known.begin(), known.end(), s)) bench::make_systems({s}, ctx_);  // throws naming the known ones
+    bench::make_systems(o_.systems, ctx_);  // validates --systems: throws naming the known systems
     for (auto& sys : bench::make_systems(used, ctx_)) {
       std::cerr << "starting " << sys->name() << "... " << std::flush;
       json h = sys->hello();
@@ -272,10 +270,11 @@ class Runner {
         std::cerr << h.value("version", "") << "\n";
         config_.push_back({sys->name(), h.value("version", "") + ": " + h.value("config", "")});
       } else {
-        std::string why = h.contains("missing") ? h["missing"].get<std::string>() : h.value("error", "failed");
-        std::cerr << (h.contains("missing") ? "missing: " : "failed: ") << why << "\n";
-        down_[sys->name()] = {h.contains("missing") ? "missing" : "error", why};
-        config_.push_back({sys->name(), (h.contains("missing") ? "MISSING: " : "FAILED: ") + why});
+        const bool missing = h.contains("missing");
+        std::string why = missing ? h["missing"].get<std::string>() : h.value("error", "failed");
+        std::cerr << (missing ? "missing: " : "failed: ") << why << "\n";
+        down_[sys->name()] = {missing ? "missing" : "error", why};
+        config_.push_back({sys->name(), (missing ? "MISSING: " : "FAILED: ") + why});
       }
       systems_[sys->name()] = std::move(sys);
     }

@@ -9,12 +9,11 @@ XLA CPU client's intra-op thread pool (it is the number of schedulable CPUs), so
 its CPU affinity to `--threads` CPUs before importing jax, and turns Eigen's multi-threading off
 for one thread. Models and optimizers are in jax_models.py.
 """
-import gzip
 import os
-import struct
 
 import numpy as np
 
+from fashion_mnist import fashion_arrays
 from peer_server import Unsupported, parse_args, serve
 
 ARGS = parse_args()
@@ -116,21 +115,10 @@ def setup_eager_add(params, reference, threads):
 
 # ---- training ----------------------------------------------------------------------------------------
 
-FASHION_DIR = os.environ.get("TESSERA_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
-
-
-def _read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = struct.unpack(">" + "I" * data[3], data[4:4 + 4 * data[3]])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * data[3]).reshape(dims)
-
-
 def fashion(split, model):
     """Images (pixels / 255; [N, 784] for the MLP, [N, 1, 28, 28] for the CNN) and int32 labels."""
-    prefix = "train" if split == "train" else "t10k"
-    x = _read_idx(f"{FASHION_DIR}/{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = _read_idx(f"{FASHION_DIR}/{prefix}-labels-idx1-ubyte.gz").astype(np.int32)
+    x, y = fashion_arrays(split)
+    y = y.astype(np.int32)
     return x.reshape(len(x), -1) if model == "mlp" else x.reshape(-1, 1, 28, 28), y
 
 

@@ -9,36 +9,24 @@ optimizer settings.
   torch_train.py --model mlp --time-steps 20 --compile             # torch.compile'd step
 """
 import argparse
-import gzip
 import glob
 import os
 import statistics
-import struct
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fashion_mnist import fashion_arrays
 from torch_models import Cnn, Gpt, Mlp
 
-FASHION_DIR = os.environ.get("TESSERA_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 FORTUNES_DIR = "/usr/share/games/fortunes"
 
 
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
 def fashion(split):
-    prefix = "train" if split == "train" else "t10k"
-    x = read_idx(f"{FASHION_DIR}/{prefix}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
-    y = read_idx(f"{FASHION_DIR}/{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
-    return torch.from_numpy(x).reshape(-1, 1, 28, 28), torch.from_numpy(y)
+    x, y = fashion_arrays(split)
+    return torch.from_numpy(x).reshape(-1, 1, 28, 28), torch.from_numpy(y.astype(np.int64))
 
 
 def fortunes_bytes():

@@ -74,7 +74,7 @@ class GraphTrace : public detail::Interpreter {
 
   void process(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) override {
     MetaList m = detail::infer(op, in, attrs);  // validates: errors name the op and shapes as in eager mode
-    GraphNode node{op, attrs, {}, {}};
+    GraphNode node{op, attrs, {}, {}, {}};
     for (const Tensor& t : in) node.inputs.push_back(value_of(t));
     int n = static_cast<int>(g.nodes.size());
     const bool view = op_info(op).category == OpCategory::View;

@@ -5,6 +5,7 @@
 // rewrite a Graph and must leave verify() passing; str() is the readable dump.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,11 +26,16 @@ struct Value {
   Tensor constant;  // Constant: the captured tensor
 };
 
+struct FusedProgram;  // fuse.h
+
 struct GraphNode {
   OpId op;
   Attrs attrs;
   std::vector<int> inputs;   // value ids
   std::vector<int> outputs;  // value ids
+  /// Set by fuse_elementwise (fuse.h): the node evaluates this program of elementwise (and
+  /// trailing reduction) steps in one pass over memory; op/attrs are then meaningless.
+  std::shared_ptr<const FusedProgram> fused;
 };
 
 struct Graph {

@@ -4,11 +4,45 @@
 #include <sstream>
 
 #include "../core/dispatch.h"
+#include "fuse.h"
 #include "tessera/error.h"
 
 namespace tessera::graph {
 
+namespace {
+std::string meta_of(const Value& v) { return std::string(dtype_name(v.dtype)) + shape_str(v.shape); }
+}  // namespace
+
 void Graph::verify() const {
+  // A fused node's program must agree with the node's inputs and outputs (fuse.h).
+  auto verify_fused = [&](size_t n, const GraphNode& node) {
+    const FusedProgram& p = *node.fused;
+    auto fail = [&](const std::string& why) {
+      raise<ValueError>("graph.verify", "fused node " + std::to_string(n) + " " + why + ": " + fused_str(p));
+    };
+    if (node.inputs.size() != p.input_dtypes.size() || node.outputs.size() != p.outputs.size() || node.outputs.empty())
+      fail("has " + std::to_string(node.inputs.size()) + " inputs and " + std::to_string(node.outputs.size()) +
+           " outputs for a program of " + std::to_string(p.input_dtypes.size()) + " and " +
+           std::to_string(p.outputs.size()));
+    for (size_t k = 0; k < node.inputs.size(); ++k)
+      if (values[static_cast<size_t>(node.inputs[k])].dtype != p.input_dtypes[k])
+        fail("input " + std::to_string(k) + " has another dtype");
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      const Value& v = values[static_cast<size_t>(node.outputs[k])];
+      int s = p.outputs[k];
+      if (s < 0 || static_cast<size_t>(s) >= p.steps.size()) fail("output " + std::to_string(k) + " names no step");
+      if (v.shape != p.shape || v.dtype != p.steps[static_cast<size_t>(s)].dtype)
+        fail("output " + std::to_string(k) + " is " + meta_of(v) + ", not what its step produces");
+    }
+    for (size_t s = 0; s < p.steps.size(); ++s)
+      for (const FusedRef& r : p.steps[s].args) {
+        size_t limit = r.kind == FusedRef::Kind::Input  ? p.input_dtypes.size()
+                       : r.kind == FusedRef::Kind::Step ? s
+                                                        : p.immediates.size();
+        if (r.index < 0 || static_cast<size_t>(r.index) >= limit)
+          fail("step " + std::to_string(s) + " reads an undefined operand");
+      }
+  };
   std::vector<char> defined(values.size(), 0);
   auto check_id = [&](int id, const char* what) {
     if (id < 0 || static_cast<size_t>(id) >= values.size())
@@ -33,13 +67,14 @@ void Graph::verify() const {
                                               " output " + std::to_string(k) + " as producer");
       defined[static_cast<size_t>(out)] = 1;
     }
+    if (nodes[n].fused) verify_fused(n, nodes[n]);
   }
   for (int in : inputs) check_id(in, "a graph input");
   for (int out : outputs) check_id(out, "a graph output");
 }
 
 namespace {
-std::string meta(const Value& v) { return std::string(dtype_name(v.dtype)) + shape_str(v.shape); }
+std::string meta(const Value& v) { return meta_of(v); }
 }  // namespace
 
 std::string Graph::str() const {
@@ -51,9 +86,9 @@ std::string Graph::str() const {
   for (const GraphNode& n : nodes) {
     os << "%" << n.outputs[0];
     for (size_t k = 1; k < n.outputs.size(); ++k) os << ", %" << n.outputs[k];
-    os << " = " << op_name(n.op) << "(";
+    os << " = " << (n.fused ? fused_str(*n.fused) : op_name(n.op)) << "(";
     for (size_t k = 0; k < n.inputs.size(); ++k) os << (k ? ", " : "") << "%" << n.inputs[k];
-    std::string a = attrs_str(n.attrs);
+    std::string a = n.fused ? "" : attrs_str(n.attrs);
     os << ")" << (a.empty() ? "" : " {" + a + "}") << " : " << meta(values[static_cast<size_t>(n.outputs[0])]) << "\n";
   }
   os << "return";
@@ -139,6 +174,7 @@ int eliminate_common_subexpressions(Graph& g) {
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     GraphNode& node = g.nodes[n];
     for (int& in : node.inputs) in = replace[static_cast<size_t>(in)];
+    if (node.fused) continue;  // op/attrs do not describe a fused node: never merged
     std::string key = std::to_string(static_cast<int>(node.op)) + "|" + attrs_str(node.attrs) + "|";
     for (int in : node.inputs) key += std::to_string(in) + ",";
     auto [it, fresh] = seen.emplace(key, n);
@@ -158,9 +194,12 @@ int fold_constants(Graph& g, int64_t max_elements) {
   std::vector<char> keep(g.nodes.size(), 1);
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     GraphNode& node = g.nodes[n];
+    if (node.fused) continue;  // fusion runs after folding; its nodes are never folded again
     bool all_const = true;
     for (int in : node.inputs) all_const &= g.values[static_cast<size_t>(in)].kind == Value::Kind::Constant;
-    if (!all_const) continue;  // nodes without inputs (full, arange, random) are folded too
+    // Nodes without inputs (full, arange) fold too; random draws never do: a plan redraws them at
+    // every call from the generator's current position.
+    if (!all_const || op_info(node.op).category == OpCategory::Random) continue;
     bool small = true;
     for (int out : node.outputs) small &= shape_numel(g.values[static_cast<size_t>(out)].shape, "fold") <= max_elements;
     if (!small) continue;
@@ -183,6 +222,17 @@ int fold_constants(Graph& g, int64_t max_elements) {
   return folded;
 }
 
+namespace {
+std::string dot_escape(const std::string& s) {
+  std::string r;
+  for (char c : s) {
+    if (c == '"' || c == '\\') r += '\\';
+    r += c;
+  }
+  return r;
+}
+}  // namespace
+
 std::string to_dot(const Graph& g) {
   std::ostringstream os;
   os << "digraph tessera {\n  rankdir=TB;\n  node [fontname=\"monospace\", fontsize=10];\n";
@@ -196,7 +246,7 @@ std::string to_dot(const Graph& g) {
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     const GraphNode& node = g.nodes[n];
     const Value& v = g.values[static_cast<size_t>(node.outputs[0])];
-    os << "  n" << n << " [label=\"" << op_name(node.op) << "\\n"
+    os << "  n" << n << " [label=\"" << (node.fused ? dot_escape(fused_str(*node.fused)) : op_name(node.op)) << "\\n"
        << dtype_name(v.dtype) << shape_str(v.shape) << "\"];\n";
     for (int in : node.inputs) {
       const Value& src = g.values[static_cast<size_t>(in)];
@@ -244,6 +294,7 @@ int simplify(Graph& g) {
   int rewrites = 0;
   for (GraphNode& node : g.nodes) {
     for (int& in : node.inputs) in = rep(in);
+    if (node.fused) continue;
     const int out = node.outputs[0];
     const Value& ov = g.values[static_cast<size_t>(out)];
     int forward = -1;  // the value the output equals

@@ -38,7 +38,7 @@ struct GraphNode {
   std::shared_ptr<const FusedProgram> fused;
 };
 
-struct Graph {
+struct TESSERA_API Graph {  // exported for the graph tests (tests/graph)
   std::vector<Value> values;
   std::vector<GraphNode> nodes;
   std::vector<int> inputs;   // value ids, in argument order
@@ -53,7 +53,7 @@ struct Graph {
 
 /// Removes nodes none of whose outputs reach a graph output (dead code), and constants no node
 /// or output uses; renumbers values. Returns the number of nodes removed.
-int eliminate_dead_code(Graph& g);
+TESSERA_API int eliminate_dead_code(Graph& g);
 /// Merges nodes with the same op, attributes and inputs (common subexpressions), in order, so
 /// chains of duplicates collapse in one pass. Returns the number of nodes merged.
 int eliminate_common_subexpressions(Graph& g);
@@ -68,7 +68,7 @@ namespace tessera::graph {
 int fold_constants(Graph& g, int64_t max_elements = int64_t{1} << 20);
 
 /// Graphviz text of g: inputs and constants as boxes, nodes as ellipses labelled with the op.
-std::string to_dot(const Graph& g);
+TESSERA_API std::string to_dot(const Graph& g);
 
 }  // namespace tessera::graph
 

@@ -1,0 +1,411 @@
+// Elementwise fusion: the pass (fuse_elementwise) and the backend-neutral part of the evaluator.
+//
+// The pass walks the nodes once, in order, growing groups of elementwise nodes (category Unary,
+// Binary or Ternary in ops.def, Cast included) that share one output shape and device:
+// - a node joins (and merges) the open groups that produce its operands, so groups are DAGs
+//   (Adam's p, g, m, v -> m', v', p' is one group with three outputs);
+// - a group is closed as soon as a node outside it reads one of its values: the fused node is
+//   placed at its last member, and nothing before that point may need a value it produces. This
+//   one rule also keeps the graph acyclic (a path leaving the group and coming back passes
+//   through such a reader);
+// - operands from outside are node inputs, broadcast to the group's shape (Expand views are
+//   looked through, so bias[N] over [B,N] is read with stride 0, never materialized); 0-d
+//   constants and 0-d full nodes become immediates;
+// - values read outside the group, or returned, become the fused node's outputs.
+// Extending: a new elementwise primitive fuses as soon as its ops.def category is Unary, Binary
+// or Ternary; a backend runs it fused once its evaluator knows the primitive's inner loop.
+//
+// Backend boundary: run_fused validates, allocates outputs and calls the block evaluator that the
+// device's backend registered with register_fused_evaluator (the CPU one is in
+// src/backend/cpu/fused_kernels.cpp: each block of a few thousand elements goes through every
+// step on per-thread scratch that stays in L1/L2). A backend without one, or an evaluator that
+// declines a program, gets the steps evaluated one by one with detail::execute, so every backend
+// runs fused graphs correctly, and unsupported dtypes raise eager mode's errors.
+#include "fuse.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <numeric>
+#include <sstream>
+#include <utility>
+
+#include "../core/dispatch.h"
+#include "tessera/error.h"
+
+namespace tessera::graph {
+
+namespace {
+
+struct EvaluatorRegistry {
+  std::mutex mu;
+  std::vector<std::pair<std::string, FusedEvaluator>> entries;
+};
+EvaluatorRegistry& evaluators() {
+  static EvaluatorRegistry r;  // function-local: usable from other translation units' static initializers
+  return r;
+}
+
+bool elementwise(const GraphNode& n) {
+  if (n.fused || n.outputs.size() != 1) return false;
+  OpCategory c = op_info(n.op).category;
+  return c == OpCategory::Unary || c == OpCategory::Binary || c == OpCategory::Ternary;
+}
+
+struct Group {
+  std::vector<int> members;  // node indices
+  Shape shape;
+  Device device;
+  bool closed = false;  // a non-member has read one of its values: it can grow no further
+};
+
+// Follows Expand views back to the value they broadcast (reading that value broadcast to the
+// group's shape gives the same elements).
+int through_expands(const Graph& g, int id) {
+  for (;;) {
+    const Value& v = g.values[static_cast<size_t>(id)];
+    if (v.kind != Value::Kind::NodeOutput) return id;
+    const GraphNode& p = g.nodes[static_cast<size_t>(v.node)];
+    if (p.fused || p.op != OpId::Expand) return id;
+    id = p.inputs[0];
+  }
+}
+
+// The 0-d tensor an operand stands for when it is a scalar constant or a 0-d full node.
+Tensor immediate_of(const Graph& g, int id) {
+  const Value& v = g.values[static_cast<size_t>(id)];
+  if (!v.shape.empty()) return {};
+  if (v.kind == Value::Kind::Constant) return v.constant;
+  if (v.kind != Value::Kind::NodeOutput) return {};
+  const GraphNode& p = g.nodes[static_cast<size_t>(v.node)];
+  if (p.fused || p.op != OpId::Full) return {};
+  Tensor t;
+  detail::execute(OpId::Full, {}, p.attrs, std::span<Tensor>(&t, 1));  // one element, once at compile time
+  return t;
+}
+
+// Scratch slots: a step's slot is taken before its operands' slots are released (the inner
+// loops' pointers are __restrict, so a step never writes the slot it reads); node outputs keep
+// their slots to the end of the block, where they are copied out.
+int assign_slots(FusedProgram& p) {
+  const int n = static_cast<int>(p.steps.size());
+  std::vector<int> last_read(static_cast<size_t>(n), -1);
+  for (int s = 0; s < n; ++s)
+    for (const FusedRef& r : p.steps[static_cast<size_t>(s)].args)
+      if (r.kind == FusedRef::Kind::Step) last_read[static_cast<size_t>(r.index)] = s;
+  for (int o : p.outputs) last_read[static_cast<size_t>(o)] = n;
+  std::vector<int> free_slots;
+  int slots = 0;
+  for (int s = 0; s < n; ++s) {
+    FusedStep& st = p.steps[static_cast<size_t>(s)];
+    if (free_slots.empty()) {
+      st.slot = slots++;
+    } else {
+      st.slot = free_slots.back();
+      free_slots.pop_back();
+    }
+    for (size_t k = 0; k < st.args.size(); ++k) {
+      const FusedRef& r = st.args[k];
+      if (r.kind != FusedRef::Kind::Step || last_read[static_cast<size_t>(r.index)] != s) continue;
+      bool seen = false;  // x * x releases its slot once
+      for (size_t j = 0; j < k; ++j) seen |= st.args[j] == r;
+      if (!seen) free_slots.push_back(p.steps[static_cast<size_t>(r.index)].slot);
+    }
+    if (last_read[static_cast<size_t>(s)] < 0) free_slots.push_back(st.slot);  // never read (not an output either)
+  }
+  return slots;
+}
+
+}  // namespace
+
+void register_fused_evaluator(std::string_view backend_name, FusedEvaluator fn) {
+  EvaluatorRegistry& r = evaluators();
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (auto& [name, f] : r.entries)
+    if (name == backend_name) {
+      f = fn;
+      return;
+    }
+  r.entries.emplace_back(std::string(backend_name), fn);
+}
+
+FusedEvaluator fused_evaluator(std::string_view backend_name) {
+  EvaluatorRegistry& r = evaluators();
+  std::lock_guard<std::mutex> lock(r.mu);
+  for (const auto& [name, fn] : r.entries)
+    if (name == backend_name) return fn;
+  return nullptr;
+}
+
+int fuse_elementwise(Graph& g) {
+  const size_t n = g.nodes.size();
+  std::vector<int> group_of(n, -1);  // node -> group id (follow parent to the root)
+  std::vector<int> parent;
+  std::vector<Group> groups;
+  auto root = [&](int x) {
+    while (parent[static_cast<size_t>(x)] != x)
+      x = parent[static_cast<size_t>(x)] = parent[static_cast<size_t>(parent[static_cast<size_t>(x)])];
+    return x;
+  };
+  auto producer = [&](int id) {
+    const Value& v = g.values[static_cast<size_t>(id)];
+    return v.kind == Value::Kind::NodeOutput ? v.node : -1;
+  };
+
+  for (size_t i = 0; i < n; ++i) {
+    const GraphNode& node = g.nodes[i];
+    std::vector<int> read;  // groups whose values this node reads
+    for (int in : node.inputs) {
+      int p = producer(in);
+      if (p < 0 || group_of[static_cast<size_t>(p)] < 0) continue;
+      int r = root(group_of[static_cast<size_t>(p)]);
+      if (std::find(read.begin(), read.end(), r) == read.end()) read.push_back(r);
+    }
+    int joined = -1;
+    if (elementwise(node)) {
+      const Value& out = g.values[static_cast<size_t>(node.outputs[0])];
+      for (int r : read) {
+        Group& gr = groups[static_cast<size_t>(r)];
+        if (gr.closed || gr.shape != out.shape || !(gr.device == out.device)) continue;
+        if (joined < 0) {
+          joined = r;
+          continue;
+        }
+        Group& into = groups[static_cast<size_t>(joined)];  // merge r into joined
+        into.members.insert(into.members.end(), gr.members.begin(), gr.members.end());
+        gr.members.clear();
+        parent[static_cast<size_t>(r)] = joined;
+      }
+      if (joined < 0) {
+        joined = static_cast<int>(groups.size());
+        groups.push_back(Group{{}, out.shape, out.device, false});
+        parent.push_back(joined);
+      }
+      groups[static_cast<size_t>(joined)].members.push_back(static_cast<int>(i));
+      group_of[i] = joined;
+    }
+    for (int r : read)
+      if (root(r) != joined) groups[static_cast<size_t>(r)].closed = true;
+  }
+
+  // Who reads each value (for the outputs of each group).
+  std::vector<std::vector<int>> readers(g.values.size());
+  for (size_t i = 0; i < n; ++i)
+    for (int in : g.nodes[i].inputs) readers[static_cast<size_t>(in)].push_back(static_cast<int>(i));
+  std::vector<char> returned(g.values.size(), 0);
+  for (int o : g.outputs) returned[static_cast<size_t>(o)] = 1;
+
+  std::vector<GraphNode> fused_at(n);  // the fused node emitted in place of its last member
+  std::vector<char> emit_fused(n, 0), absorbed(n, 0);
+  int fused_count = 0;
+  for (size_t gid = 0; gid < groups.size(); ++gid) {
+    Group& gr = groups[gid];
+    if (root(static_cast<int>(gid)) != static_cast<int>(gid) || gr.members.size() < 2) continue;
+    std::sort(gr.members.begin(), gr.members.end());
+    auto member = [&](int node) {
+      return node >= 0 && group_of[static_cast<size_t>(node)] >= 0 &&
+             root(group_of[static_cast<size_t>(node)]) == static_cast<int>(gid);
+    };
+    auto prog = std::make_shared<FusedProgram>();
+    prog->shape = gr.shape;
+    prog->device = gr.device;
+    GraphNode fused{OpId::Copy, NoAttrs{}, {}, {}, {}};  // op/attrs unused: run_fused evaluates the program
+    std::map<int, int> step_of, input_of, imm_of;        // value id -> step / node input / immediate
+    for (int m : gr.members) {
+      const GraphNode& node = g.nodes[static_cast<size_t>(m)];
+      FusedStep st{node.op, node.attrs, {}, g.values[static_cast<size_t>(node.outputs[0])].dtype, 0};
+      for (int in : node.inputs) {
+        if (auto it = step_of.find(in); it != step_of.end()) {
+          st.args.push_back({FusedRef::Kind::Step, it->second});
+          continue;
+        }
+        int src = through_expands(g, in);
+        if (auto it = step_of.find(src); it != step_of.end()) {
+          st.args.push_back({FusedRef::Kind::Step, it->second});
+          continue;
+        }
+        if (auto it = imm_of.find(src); it != imm_of.end()) {
+          st.args.push_back({FusedRef::Kind::Immediate, it->second});
+          continue;
+        }
+        if (Tensor imm = immediate_of(g, src); imm.defined()) {
+          int k = static_cast<int>(prog->immediates.size());
+          prog->immediates.push_back(imm);
+          imm_of[src] = k;
+          st.args.push_back({FusedRef::Kind::Immediate, k});
+          continue;
+        }
+        auto [it, fresh] = input_of.emplace(src, static_cast<int>(fused.inputs.size()));
+        if (fresh) {
+          fused.inputs.push_back(src);
+          prog->input_dtypes.push_back(g.values[static_cast<size_t>(src)].dtype);
+        }
+        st.args.push_back({FusedRef::Kind::Input, it->second});
+      }
+      step_of[node.outputs[0]] = static_cast<int>(prog->steps.size());
+      prog->steps.push_back(std::move(st));
+    }
+    for (int m : gr.members) {
+      int v = g.nodes[static_cast<size_t>(m)].outputs[0];
+      bool outside = returned[static_cast<size_t>(v)] != 0;
+      for (int r : readers[static_cast<size_t>(v)]) outside |= !member(r);
+      if (!outside) continue;
+      prog->outputs.push_back(step_of[v]);
+      fused.outputs.push_back(v);
+    }
+    if (fused.outputs.empty()) continue;  // dead group: DCE drops it
+    prog->num_slots = assign_slots(*prog);
+    fused.fused = std::move(prog);
+    const size_t last = static_cast<size_t>(gr.members.back());
+    for (int m : gr.members) absorbed[static_cast<size_t>(m)] = 1;
+    emit_fused[last] = 1;
+    fused_at[last] = std::move(fused);
+    fused_count += static_cast<int>(gr.members.size());
+  }
+  if (!fused_count) return 0;
+
+  std::vector<GraphNode> nodes;
+  for (size_t i = 0; i < n; ++i) {
+    if (absorbed[i] && !emit_fused[i]) continue;
+    GraphNode node = emit_fused[i] ? std::move(fused_at[i]) : std::move(g.nodes[i]);
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      Value& v = g.values[static_cast<size_t>(node.outputs[k])];
+      v.node = static_cast<int>(nodes.size());
+      v.index = static_cast<int>(k);
+    }
+    nodes.push_back(std::move(node));
+  }
+  // Member values that are not outputs now have no producer; no node reads them, and DCE's
+  // rebuild drops them together with Expand/full nodes only the group read.
+  g.nodes = std::move(nodes);
+  eliminate_dead_code(g);
+  return fused_count;
+}
+
+namespace {
+
+std::string ref_str(const FusedProgram& p, const FusedRef& r) {
+  switch (r.kind) {
+    case FusedRef::Kind::Input:
+      return "$" + std::to_string(r.index);
+    case FusedRef::Kind::Step:
+      return "s" + std::to_string(r.index);
+    case FusedRef::Kind::Immediate: {
+      const Tensor& t = p.immediates[static_cast<size_t>(r.index)];
+      if (!t.has_storage() || !backend_for(t.device()).host_accessible()) return "imm" + std::to_string(r.index);
+      std::ostringstream os;
+      os << t.item_scalar().to_double();
+      return os.str();
+    }
+  }
+  return "?";
+}
+
+// A device-independent copy of src (contiguous) into dst (contiguous, same size).
+void copy_into(const Tensor& dst, const Tensor& src) {
+  size_t bytes = static_cast<size_t>(src.numel()) * src.itemsize();
+  if (!bytes) return;
+  Backend& be = backend_for(dst.device());
+  if (be.host_accessible()) {
+    std::memmove(dst.impl().data(), src.impl().data(), bytes);
+    return;
+  }
+  // The backend interface has no device-to-device copy: stage through the host (this path only
+  // serves backends without a fused evaluator writing into preallocated outputs).
+  std::vector<unsigned char> host(bytes);
+  be.copy_to_host(host.data(), src.impl().data(), bytes, src.device().index);
+  be.copy_from_host(dst.impl().data(), host.data(), bytes, dst.device().index);
+}
+
+// Step by step with the eager kernels (any backend).
+void run_steps(const FusedProgram& p, std::span<const Tensor> in, std::span<Tensor> out) {
+  std::vector<Tensor> inputs(in.begin(), in.end());
+  for (Tensor& t : inputs)  // unary steps need their operand at full shape; binary ones accept either
+    if (t.shape() != p.shape) {
+      Tensor v;
+      detail::execute(OpId::Expand, std::span<const Tensor>(&t, 1), ShapeAttrs{p.shape}, std::span<Tensor>(&v, 1));
+      t = v;
+    }
+  std::vector<Tensor> vals(p.steps.size()), args;
+  for (size_t s = 0; s < p.steps.size(); ++s) {
+    const FusedStep& st = p.steps[s];
+    args.clear();
+    for (const FusedRef& r : st.args)
+      args.push_back(r.kind == FusedRef::Kind::Input  ? inputs[static_cast<size_t>(r.index)]
+                     : r.kind == FusedRef::Kind::Step ? vals[static_cast<size_t>(r.index)]
+                                                      : p.immediates[static_cast<size_t>(r.index)]);
+    detail::execute(st.op, args, st.attrs, std::span<Tensor>(&vals[s], 1));
+  }
+  for (size_t k = 0; k < out.size(); ++k) {
+    const Tensor& v = vals[static_cast<size_t>(p.outputs[k])];
+    if (out[k].defined())
+      copy_into(out[k], v);
+    else
+      out[k] = v;
+  }
+}
+
+bool broadcastable(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  size_t off = to.size() - from.size();
+  for (size_t d = 0; d < from.size(); ++d)
+    if (from[d] != 1 && from[d] != to[d + off]) return false;
+  return true;
+}
+
+}  // namespace
+
+void run_fused(const GraphNode& node, std::span<const Tensor> in, std::span<Tensor> out) {
+  if (!node.fused) raise<ValueError>("run_fused", "node (" + std::string(op_name(node.op)) + ") has no fused program");
+  const FusedProgram& p = *node.fused;
+  if (in.size() != p.input_dtypes.size() || out.size() != p.outputs.size())
+    raise<ValueError>("run_fused", "program takes " + std::to_string(p.input_dtypes.size()) + " inputs and " +
+                                       std::to_string(p.outputs.size()) + " outputs, got " + std::to_string(in.size()) +
+                                       " and " + std::to_string(out.size()));
+  for (size_t i = 0; i < in.size(); ++i) {
+    const Tensor& t = in[i];
+    if (!t.defined()) raise<ValueError>("run_fused", "input " + std::to_string(i) + " is undefined");
+    if (t.dtype() != p.input_dtypes[i] || !broadcastable(t.shape(), p.shape) || !(t.device() == p.device))
+      raise<ValueError>("run_fused", "input " + std::to_string(i) + " is " + std::string(dtype_name(t.dtype())) +
+                                         shape_str(t.shape()) + " on " + t.device().str() + ", program expects " +
+                                         std::string(dtype_name(p.input_dtypes[i])) + " broadcastable to " +
+                                         shape_str(p.shape) + " on " + p.device.str());
+  }
+  for (size_t k = 0; k < out.size(); ++k) {
+    const Tensor& t = out[k];
+    if (!t.defined()) continue;
+    DType want = p.steps[static_cast<size_t>(p.outputs[k])].dtype;
+    if (t.dtype() != want || t.shape() != p.shape || !t.is_contiguous() || !(t.device() == p.device))
+      raise<ValueError>("run_fused", "output " + std::to_string(k) + " is " + std::string(dtype_name(t.dtype())) +
+                                         shape_str(t.shape()) + (t.is_contiguous() ? "" : " (strided)") +
+                                         ", program writes contiguous " + std::string(dtype_name(want)) +
+                                         shape_str(p.shape) + " on " + p.device.str());
+  }
+  if (FusedEvaluator fn = fused_evaluator(backend_for(p.device).name())) {
+    for (size_t k = 0; k < out.size(); ++k)
+      if (!out[k].defined())
+        out[k] = detail::alloc_tensor(p.shape, p.steps[static_cast<size_t>(p.outputs[k])].dtype, p.device);
+    if (fn(p, in, out)) return;
+  }
+  run_steps(p, in, out);
+}
+
+std::string fused_str(const FusedProgram& p) {
+  std::ostringstream os;
+  os << "fused[";
+  for (size_t s = 0; s < p.steps.size(); ++s) {
+    const FusedStep& st = p.steps[s];
+    os << (s ? "; " : "") << "s" << s << "=" << op_name(st.op);
+    if (st.op == OpId::Cast) os << "<" << dtype_name(st.dtype) << ">";
+    os << "(";
+    for (size_t k = 0; k < st.args.size(); ++k) os << (k ? "," : "") << ref_str(p, st.args[k]);
+    os << ")";
+  }
+  os << " ->";
+  for (size_t k = 0; k < p.outputs.size(); ++k) os << (k ? ", s" : " s") << p.outputs[k];
+  os << "]";
+  return os.str();
+}
+
+}  // namespace tessera::graph

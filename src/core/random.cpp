@@ -1,5 +1,7 @@
 #include "tessera/random.h"
 
+#include "host_effects.h"
+
 namespace tessera {
 
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
@@ -24,6 +26,13 @@ PhiloxOutput philox4x32(uint64_t counter_lo, uint64_t counter_hi, uint64_t key) 
   }
   return PhiloxOutput{{c0, c1, c2, c3}};
 }
+
+namespace detail {
+HostEffects*& current_host_effects() {
+  thread_local HostEffects* current = nullptr;
+  return current;
+}
+}  // namespace detail
 
 Generator& default_generator() {
   static Generator gen(0);

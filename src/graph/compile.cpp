@@ -1,16 +1,27 @@
 // compile(): trace on a new signature (GraphTrace, a detail::Interpreter that records instead of
-// executing), run the passes of ir.h, cache, and replay with execute().
+// executing), run the passes of ir.h / fuse.h / memory_plan.h, cache the plan, and replay it.
+//
+// State: at trace start every slot of every live StatefulObject is indexed by the tensor it
+// holds; a traced op reading such a tensor makes it a state input (re-read from the slot at each
+// call), and a slot holding something else when the trace ends is a state output (written back
+// after each call). Host work (optimizer counters, scalar feeds, random draws) is recorded as
+// HostActions and redone, in trace order, before each replay.
 #include "tessera/compile.h"
 
 #include <fstream>
 #include <list>
 #include <map>
 #include <sstream>
+#include <unordered_map>
 
+#include "../autodiff/tracer.h"
 #include "../core/dispatch.h"
+#include "../core/host_effects.h"
 #include "../core/node.h"
 #include "ir.h"
+#include "state.h"
 #include "tessera/error.h"
+#include "tessera/ops.h"
 
 namespace tessera {
 
@@ -40,35 +51,91 @@ Tensor symbolic(const Value& v, const std::shared_ptr<TraceState>& trace, int id
   return Tensor(std::move(impl));
 }
 
+// Where a graph input's tensor comes from at each call.
+struct InputSource {
+  enum class Kind { Argument, State, Feed };
+  Kind kind = Kind::Argument;
+  int index = 0;  // argument position, state slot position or feed position
+};
+
+// Host work a plan redoes at every call, in the order the trace met it.
+struct HostAction {
+  enum class Kind { Hook, Feed, Draw };
+  Kind kind = Kind::Hook;
+  std::function<void()> redo, undo;  // Hook
+  std::function<double()> value;     // Feed: the value of feed input `feed`
+  DType dtype = DType::Float32;
+  Device device;
+  int feed = -1;
+  Generator* gen = nullptr;  // Draw: reserve `words` of gen; the traced key/counter find its node
+  uint64_t words = 0, key = 0, counter = 0;
+  int node = -1;  // the random node after the passes (-1: removed, the draw still advances gen)
+};
+
+class GraphTrace;
+thread_local GraphTrace* active_trace = nullptr;
+
 // Records every primitive call into a Graph while it is the current interpreter.
-class GraphTrace : public detail::Interpreter {
+class GraphTrace : public detail::Interpreter, public detail::HostEffects {
  public:
-  GraphTrace() : state_(std::make_shared<TraceState>()), saved_(detail::current_interpreter()) {
+  explicit GraphTrace(const std::vector<StatefulObject*>& objects)
+      : state_(std::make_shared<TraceState>()),
+        saved_(detail::current_interpreter()),
+        saved_fx_(detail::current_host_effects()),
+        saved_trace_(active_trace) {
+    std::vector<Tensor*> slots;
+    for (StatefulObject* obj : objects) obj->state_slots(slots);
+    for (Tensor* s : slots) {
+      snapshot.emplace_back(s, *s);
+      if (s->defined() && s->impl().storage) slot_of_.emplace(&s->impl(), s);
+    }
     detail::current_interpreter() = this;
+    detail::current_host_effects() = this;
+    active_trace = this;
   }
-  ~GraphTrace() override { detail::current_interpreter() = saved_; }
+  ~GraphTrace() override { uninstall(); }
+  /// Stops recording (idempotent): later ops execute normally.
+  void uninstall() {
+    if (!installed_) return;
+    installed_ = false;
+    detail::current_interpreter() = saved_;
+    detail::current_host_effects() = saved_fx_;
+    active_trace = saved_trace_;
+  }
   GraphTrace(const GraphTrace&) = delete;
   GraphTrace& operator=(const GraphTrace&) = delete;
 
-  Tensor input(const Tensor& t) {
-    Value v{
-        Value::Kind::Input, t.shape(), t.strides(), t.dtype(), t.device(), -1, static_cast<int>(g.inputs.size()), {}};
-    int id = add_value(v);
-    g.inputs.push_back(id);
-    return symbolic(v, state_, id);
+  Tensor argument(const Tensor& t) {
+    return new_input(t, {InputSource::Kind::Argument, static_cast<int>(g.inputs.size())});
   }
 
-  // The value id of t: one of this trace's values, or a captured constant.
-  int value_of(const Tensor& t) {
+  // The value id of t: one of this trace's values, a state input or a captured constant.
+  int value_of(Tensor t) {
+    while (auto* tr = autodiff::tracer_of(t)) t = tr->primal;  // an autodiff level's view of our value
     if (t.impl().node)
       if (auto* gv = dynamic_cast<GraphValue*>(t.impl().node.get()); gv && gv->trace == state_) return gv->id;
     if (!t.impl().storage)
       raise<ValueError>("compile", "a tensor traced by another (finished or nested) compile reached this trace");
-    auto it = constants_.find(&t.impl());
-    if (it != constants_.end()) return it->second;
-    Value v{Value::Kind::Constant, t.shape(), t.strides(), t.dtype(), t.device(), -1, 0, t};
-    int id = add_value(v);
-    constants_[&t.impl()] = id;
+    auto it = known_.find(&t.impl());
+    if (it != known_.end()) return it->second;
+    int id;
+    if (auto s = slot_of_.find(&t.impl()); s != slot_of_.end()) {
+      id = add_value(Value{Value::Kind::Input,
+                           t.shape(),
+                           t.strides(),
+                           t.dtype(),
+                           t.device(),
+                           -1,
+                           static_cast<int>(g.inputs.size()),
+                           {}});
+      g.inputs.push_back(id);
+      sources.push_back({InputSource::Kind::State, static_cast<int>(state_slots.size())});
+      state_slots.push_back(s->second);
+      state_values.push_back(t);
+    } else {
+      id = add_value(Value{Value::Kind::Constant, t.shape(), t.strides(), t.dtype(), t.device(), -1, 0, t});
+    }
+    known_[&t.impl()] = id;
     return id;
   }
 
@@ -95,9 +162,78 @@ class GraphTrace : public detail::Interpreter {
     g.nodes.push_back(std::move(node));
   }
 
+  void random_draw(Generator& gen, uint64_t key, uint64_t counter, uint64_t words) override {
+    HostAction a;
+    a.kind = HostAction::Kind::Draw;
+    a.gen = &gen;
+    a.key = key;
+    a.counter = counter;
+    a.words = words;
+    actions.push_back(std::move(a));
+  }
+
+  Tensor feed(double value, std::function<double()> replay_value, DType dtype, Device device) {
+    Tensor now;
+    {  // a concrete tensor, not a traced one: bypass every interpreter for this op
+      detail::Interpreter* saved = detail::current_interpreter();
+      detail::current_interpreter() = nullptr;
+      try {
+        now = full({}, value, dtype, device);
+      } catch (...) {
+        detail::current_interpreter() = saved;
+        throw;
+      }
+      detail::current_interpreter() = saved;
+    }
+    HostAction a;
+    a.kind = HostAction::Kind::Feed;
+    a.value = std::move(replay_value);
+    a.dtype = dtype;
+    a.device = now.device();
+    a.feed = static_cast<int>(feed_values.size());
+    actions.push_back(std::move(a));
+    Tensor sym = new_input(now, {InputSource::Kind::Feed, static_cast<int>(feed_values.size())});
+    feed_values.push_back(now);
+    return sym;
+  }
+
+  void hook(std::function<void()> redo, std::function<void()> undo) {
+    HostAction a;
+    a.kind = HostAction::Kind::Hook;
+    a.redo = std::move(redo);
+    a.undo = std::move(undo);
+    actions.push_back(std::move(a));
+  }
+
+  void check(const Tensor& failed, std::function<void()> raise_error) {
+    checks.emplace_back(value_of(failed), std::move(raise_error));
+  }
+
+  /// Undoes what tracing did to host state: hooks' undo in reverse order, slots restored.
+  void roll_back() {
+    for (size_t i = actions.size(); i-- > 0;)
+      if (actions[i].kind == HostAction::Kind::Hook && actions[i].undo) actions[i].undo();
+    for (auto& [slot, t] : snapshot) *slot = t;
+  }
+
   Graph g;
+  std::vector<InputSource> sources;  // per g.inputs entry
+  std::vector<Tensor*> state_slots;  // per State source
+  std::vector<Tensor> state_values;  // their tensors at trace time
+  std::vector<Tensor> feed_values;   // per Feed source, the traced call's values
+  std::vector<HostAction> actions;
+  std::vector<std::pair<int, std::function<void()>>> checks;  // (value id, raise)
+  std::vector<std::pair<Tensor*, Tensor>> snapshot;           // every slot before the trace
 
  private:
+  Tensor new_input(const Tensor& t, InputSource src) {
+    Value v{
+        Value::Kind::Input, t.shape(), t.strides(), t.dtype(), t.device(), -1, static_cast<int>(g.inputs.size()), {}};
+    int id = add_value(v);
+    g.inputs.push_back(id);
+    sources.push_back(src);
+    return symbolic(v, state_, id);
+  }
   int add_value(const Value& v) {
     g.values.push_back(v);
     return static_cast<int>(g.values.size()) - 1;
@@ -108,7 +244,11 @@ class GraphTrace : public detail::Interpreter {
   }
   std::shared_ptr<TraceState> state_;
   detail::Interpreter* saved_;
-  std::map<const TensorImpl*, int> constants_;
+  detail::HostEffects* saved_fx_;
+  GraphTrace* saved_trace_;
+  bool installed_ = true;
+  std::unordered_map<const TensorImpl*, Tensor*> slot_of_;
+  std::unordered_map<const TensorImpl*, int> known_;
 };
 
 // For each value, the index of the last node that reads it (nodes.size() for graph outputs).
@@ -120,28 +260,38 @@ std::vector<int> last_uses(const Graph& g) {
   return last_use;
 }
 
-// Runs g on concrete inputs, releasing each intermediate after its last use (last_uses(g)).
-std::vector<Tensor> run(const Graph& g, const std::vector<int>& last_use, const std::vector<Tensor>& inputs) {
-  std::vector<Tensor> env(g.values.size());
-  for (size_t i = 0; i < g.inputs.size(); ++i) env[static_cast<size_t>(g.inputs[i])] = inputs[i];
-  for (size_t i = 0; i < g.values.size(); ++i)
-    if (g.values[i].kind == Value::Kind::Constant) env[i] = g.values[i].constant;
-  std::vector<Tensor> in, out;
-  for (size_t n = 0; n < g.nodes.size(); ++n) {
-    const GraphNode& node = g.nodes[n];
-    in.clear();
-    for (int id : node.inputs) in.push_back(env[static_cast<size_t>(id)]);
-    out.assign(node.outputs.size(), Tensor());
-    detail::execute(node.op, in, node.attrs, out);
-    for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = std::move(out[k]);
-    for (int id : node.inputs)
-      if (last_use[static_cast<size_t>(id)] == static_cast<int>(n) &&
-          g.values[static_cast<size_t>(id)].kind == Value::Kind::NodeOutput)
-        env[static_cast<size_t>(id)] = Tensor();
+// FNV-1a over the state that selects a plan: each live object's id and flags, and each of its
+// slots' address, definedness, dtype, shape and strides.
+struct Hasher {
+  uint64_t h = 1469598103934665603ull;
+  void add(uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
   }
-  std::vector<Tensor> result;
-  for (int o : g.outputs) result.push_back(env[static_cast<size_t>(o)]);
-  return result;
+};
+uint64_t state_signature(const std::vector<StatefulObject*>& objects) {
+  Hasher hs;
+  std::vector<Tensor*> slots;
+  for (StatefulObject* obj : objects) {
+    hs.add(obj->state_id());
+    hs.add(obj->state_flags());
+    slots.clear();
+    obj->state_slots(slots);
+    for (Tensor* s : slots) {
+      hs.add(reinterpret_cast<uintptr_t>(s));
+      if (!s->defined()) {
+        hs.add(0xdead);
+        continue;
+      }
+      hs.add(static_cast<uint64_t>(s->dtype()) + 1);
+      for (int64_t d : s->shape()) hs.add(static_cast<uint64_t>(d));
+      hs.add(0xffff);
+      for (int64_t d : s->strides()) hs.add(static_cast<uint64_t>(d));
+    }
+  }
+  return hs.h;
 }
 
 }  // namespace
@@ -156,45 +306,36 @@ struct CompiledFunction::Impl {
     bool eager = false;  // the function depends on data: run it eagerly
     graph::Graph graph;
     std::vector<int> last_use;  // graph::last_uses(graph), computed once per trace
+    std::vector<graph::InputSource> sources;
+    std::vector<Tensor*> state_slots;
+    std::vector<std::pair<Tensor*, int>> state_out;  // slot, position in graph.outputs
+    size_t num_results = 0;                          // the function's own outputs come first
+    std::vector<graph::HostAction> actions;
+    size_t num_feeds = 0;
+    std::vector<std::pair<int, std::function<void()>>> checks;  // (value id, raise)
   };
   std::list<std::pair<std::string, std::shared_ptr<Entry>>> lru;  // most recent first
   std::shared_ptr<Entry> last;
 
-  static std::string signature(const std::vector<Tensor>& inputs) {
+  static std::string signature(const std::vector<Tensor>& inputs, uint64_t state) {
     std::ostringstream os;
     for (const Tensor& t : inputs) {
       if (!t.defined()) raise<ValueError>("compile", "an input tensor is undefined");
       os << dtype_name(t.dtype()) << shape_str(t.shape()) << "s" << shape_str(t.strides()) << "@" << t.device().str()
          << ";";
     }
+    os << "state:" << std::hex << state;
     return os.str();
   }
 
-  std::shared_ptr<Entry> trace(const std::vector<Tensor>& inputs) {
-    auto e = std::make_shared<Entry>();
-    ++stats.traces;
-    try {
-      graph::GraphTrace tr;
-      std::vector<Tensor> sym;
-      for (const Tensor& t : inputs) sym.push_back(tr.input(t));
-      std::vector<Tensor> outs = fn(sym);
-      for (const Tensor& o : outs) {
-        if (!o.defined()) raise<ValueError>("compile", "the function returned an undefined tensor");
-        tr.g.outputs.push_back(tr.value_of(o));
-      }
-      e->graph = std::move(tr.g);
-    } catch (const TraceError&) {
-      e->eager = true;
-      return e;
-    }
-    stats.nodes_traced += static_cast<int64_t>(e->graph.nodes.size());
-    graph::Graph& g = e->graph;
+  // Runs the passes on a freshly traced graph, dumping before/after each when asked.
+  void optimize(graph::Graph& g) {
+    const std::string dir = options.dump_dir.empty() ? graph::graph_dump_dir() : options.dump_dir;
     int step = 0;
     auto after = [&](const char* pass) {
       g.verify();
-      if (options.dump_dir.empty()) return;
-      std::string base =
-          options.dump_dir + "/" + std::to_string(stats.traces) + "-" + std::to_string(step++) + "-" + pass;
+      if (dir.empty()) return;
+      std::string base = dir + "/" + std::to_string(stats.traces) + "-" + std::to_string(step++) + "-" + pass;
       std::ofstream(base + ".txt") << g.str();
       std::ofstream(base + ".dot") << graph::to_dot(g);
     };
@@ -206,18 +347,189 @@ struct CompiledFunction::Impl {
     stats.nodes_folded += graph::fold_constants(g);
     after("fold");
     stats.rewrites += graph::simplify(g);
+    stats.nodes_removed += graph::eliminate_dead_code(g);
     after("simplify");
-    e->last_use = graph::last_uses(g);
+  }
+
+  // Traces fn on inputs; the traced call's results (computed by running the new plan) go to out.
+  std::shared_ptr<Entry> trace(const std::vector<Tensor>& inputs, const std::vector<StatefulObject*>& objects,
+                               std::vector<Tensor>& out) {
+    auto e = std::make_shared<Entry>();
+    ++stats.traces;
+    graph::GraphTrace tr(objects);
+    try {
+      std::vector<Tensor> sym;
+      for (const Tensor& t : inputs) sym.push_back(tr.argument(t));
+      std::vector<Tensor> outs = fn(sym);
+      for (const Tensor& o : outs) {
+        if (!o.defined()) raise<ValueError>("compile", "the function returned an undefined tensor");
+        tr.g.outputs.push_back(tr.value_of(o));
+      }
+      e->num_results = outs.size();
+      // Slots the function rebound are state outputs (written back after every call).
+      std::vector<Tensor*> slots;
+      for (StatefulObject* obj : objects) obj->state_slots(slots);
+      std::unordered_map<Tensor*, const Tensor*> before;
+      for (auto& [slot, t] : tr.snapshot) before[slot] = &t;
+      for (Tensor* s : slots) {
+        auto b = before.find(s);
+        const bool same = b != before.end() && b->second->defined() == s->defined() &&
+                          (!s->defined() || &b->second->impl() == &s->impl());
+        if (same || !s->defined()) continue;
+        e->state_out.emplace_back(s, static_cast<int>(tr.g.outputs.size()));
+        tr.g.outputs.push_back(tr.value_of(*s));
+      }
+      for (auto& [id, raise_error] : tr.checks) {
+        tr.g.outputs.push_back(id);  // keeps the check alive through dead-code elimination
+        e->checks.emplace_back(static_cast<int>(tr.g.outputs.size()) - 1, std::move(raise_error));
+      }
+    } catch (const TraceError&) {
+      tr.uninstall();
+      tr.roll_back();
+      e->eager = true;
+      return e;
+    } catch (...) {
+      tr.uninstall();
+      tr.roll_back();
+      throw;
+    }
+    tr.uninstall();
+    e->graph = std::move(tr.g);
+    e->sources = std::move(tr.sources);
+    e->state_slots = std::move(tr.state_slots);
+    e->num_feeds = tr.feed_values.size();
+    stats.nodes_traced += static_cast<int64_t>(e->graph.nodes.size());
+    optimize(e->graph);
+    // Checks are graph outputs by position; map them to value ids after the passes renumbered.
+    for (auto& c : e->checks) c.first = e->graph.outputs[static_cast<size_t>(c.first)];
+    // Random draws find their nodes by the traced (key, counter), unique per draw.
+    std::map<std::pair<uint64_t, uint64_t>, int> random_nodes;
+    for (size_t n = 0; n < e->graph.nodes.size(); ++n)
+      if (op_info(e->graph.nodes[n].op).category == OpCategory::Random) {
+        const auto& a = std::get<RandomAttrs>(e->graph.nodes[n].attrs);
+        random_nodes[{a.key, a.counter}] = static_cast<int>(n);
+      }
+    e->actions = std::move(tr.actions);
+    for (auto& a : e->actions)
+      if (a.kind == graph::HostAction::Kind::Draw)
+        if (auto it = random_nodes.find({a.key, a.counter}); it != random_nodes.end()) a.node = it->second;
+    e->last_use = graph::last_uses(e->graph);
+    // The traced call itself: host work is done; run the plan on the traced inputs.
+    std::vector<Tensor> plan_inputs;
+    for (const auto& src : e->sources) {
+      using K = graph::InputSource::Kind;
+      plan_inputs.push_back(src.kind == K::Argument ? inputs[static_cast<size_t>(src.index)]
+                            : src.kind == K::State  ? tr.state_values[static_cast<size_t>(src.index)]
+                                                    : tr.feed_values[static_cast<size_t>(src.index)]);
+    }
+    try {
+      out = execute(*e, plan_inputs);
+    } catch (...) {
+      tr.roll_back();
+      throw;
+    }
     return e;
+  }
+
+  // Runs the plan on its inputs (in graph.inputs order); raises a failed check right after the
+  // node computing it; writes state back and returns the function's own results.
+  std::vector<Tensor> execute(const Entry& e, const std::vector<Tensor>& plan_inputs) {
+    const graph::Graph& g = e.graph;
+    std::vector<Tensor> env(g.values.size());
+    for (size_t i = 0; i < g.inputs.size(); ++i) env[static_cast<size_t>(g.inputs[i])] = plan_inputs[i];
+    for (size_t i = 0; i < g.values.size(); ++i)
+      if (g.values[i].kind == graph::Value::Kind::Constant) env[i] = g.values[i].constant;
+    auto run_checks = [&](int produced_by) {
+      for (const auto& [id, raise_error] : e.checks)
+        if (g.values[static_cast<size_t>(id)].node == produced_by && env[static_cast<size_t>(id)].item<bool>())
+          raise_error();
+    };
+    run_checks(-1);
+    std::vector<Tensor> in, out;
+    for (size_t n = 0; n < g.nodes.size(); ++n) {
+      const graph::GraphNode& node = g.nodes[n];
+      in.clear();
+      for (int id : node.inputs) {
+        in.push_back(env[static_cast<size_t>(id)]);
+        if (!in.back().defined() || !in.back().impl().storage)
+          raise<ValueError>("compile", "internal: %" + std::to_string(id) + " not available at node " +
+                                           std::to_string(n) + "\n" + g.str());
+      }
+      out.assign(node.outputs.size(), Tensor());
+      detail::execute(node.op, in, node.attrs, out);
+      for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = std::move(out[k]);
+      if (!e.checks.empty()) run_checks(static_cast<int>(n));
+      for (int id : node.inputs)
+        if (e.last_use[static_cast<size_t>(id)] == static_cast<int>(n) &&
+            g.values[static_cast<size_t>(id)].kind == graph::Value::Kind::NodeOutput)
+          env[static_cast<size_t>(id)] = Tensor();
+    }
+    for (const auto& [slot, pos] : e.state_out) *slot = env[static_cast<size_t>(g.outputs[static_cast<size_t>(pos)])];
+    std::vector<Tensor> result;
+    for (size_t i = 0; i < e.num_results; ++i) result.push_back(env[static_cast<size_t>(g.outputs[i])]);
+    return result;
+  }
+
+  // A cached plan's call: redo the host work, gather inputs, execute; undo the host work when
+  // the plan fails (a check raised) so that state stays as it was.
+  std::vector<Tensor> replay(Entry& e, const std::vector<Tensor>& inputs) {
+    std::vector<Tensor> feeds(e.num_feeds);
+    size_t done = 0;
+    try {
+      for (; done < e.actions.size(); ++done) {
+        auto& a = e.actions[done];
+        switch (a.kind) {
+          case graph::HostAction::Kind::Hook:
+            if (a.redo) a.redo();
+            break;
+          case graph::HostAction::Kind::Feed:
+            feeds[static_cast<size_t>(a.feed)] = full({}, a.value(), a.dtype, a.device);
+            break;
+          case graph::HostAction::Kind::Draw: {
+            const uint64_t counter = a.gen->advance(a.words);
+            if (a.node >= 0) {
+              auto& attrs = std::get<RandomAttrs>(e.graph.nodes[static_cast<size_t>(a.node)].attrs);
+              attrs.key = a.gen->seed();
+              attrs.counter = counter;
+            }
+            break;
+          }
+        }
+      }
+      std::vector<Tensor> plan_inputs;
+      plan_inputs.reserve(e.sources.size());
+      for (const auto& src : e.sources) {
+        using K = graph::InputSource::Kind;
+        if (src.kind == K::Argument) {
+          plan_inputs.push_back(inputs[static_cast<size_t>(src.index)]);
+        } else if (src.kind == K::State) {
+          const Tensor& t = *e.state_slots[static_cast<size_t>(src.index)];
+          if (!t.impl().storage) raise<ValueError>("compile", "a state tensor holds a traced value outside its trace");
+          plan_inputs.push_back(t);
+        } else {
+          plan_inputs.push_back(feeds[static_cast<size_t>(src.index)]);
+        }
+      }
+      return execute(e, plan_inputs);
+    } catch (...) {
+      for (size_t i = std::min(done, e.actions.size()); i-- > 0;) {
+        auto& a = e.actions[i];
+        if (a.kind == graph::HostAction::Kind::Hook && a.undo) a.undo();
+        if (a.kind == graph::HostAction::Kind::Draw)
+          a.gen->set_state(a.gen->seed(), a.gen->offset() - (a.words + 3) / 4 * 4);
+      }
+      throw;
+    }
   }
 
   std::vector<Tensor> call(const std::vector<Tensor>& inputs) {
     ++stats.calls;
-    if (detail::current_interpreter()) {  // under grad/vjp/jvp: the transform needs the primitives
+    if (detail::current_interpreter() || graph::active_trace) {  // under a transform or another trace
       ++stats.eager_fallbacks;
       return fn(inputs);
     }
-    std::string key = signature(inputs);
+    const std::vector<StatefulObject*> objects = graph::live_state_objects();
+    std::string key = signature(inputs, graph::state_signature(objects));
     std::shared_ptr<Entry> e;
     for (auto it = lru.begin(); it != lru.end(); ++it)
       if (it->first == key) {
@@ -226,8 +538,11 @@ struct CompiledFunction::Impl {
         ++stats.cache_hits;
         break;
       }
+    std::vector<Tensor> result;
+    bool traced_now = false;
     if (!e) {
-      e = trace(inputs);
+      e = trace(inputs, objects, result);
+      traced_now = !e->eager;
       lru.emplace_front(key, e);
       while (lru.size() > std::max<size_t>(options.cache_limit, 1)) {
         lru.pop_back();
@@ -239,7 +554,10 @@ struct CompiledFunction::Impl {
       ++stats.eager_fallbacks;
       return fn(inputs);
     }
-    return graph::run(e->graph, e->last_use, inputs);
+    stats.state_inputs = static_cast<int64_t>(e->state_slots.size());
+    stats.state_outputs = static_cast<int64_t>(e->state_out.size());
+    if (traced_now) return result;
+    return replay(*e, inputs);
   }
 };
 
@@ -261,5 +579,31 @@ size_t CompiledFunction::graph_nodes() const {
 CompiledFunction compile(CompiledFunction::Fn f, CompileOptions options) {
   return CompiledFunction(std::move(f), options);
 }
+
+namespace trace {
+
+bool active() { return graph::active_trace != nullptr; }
+
+Tensor host_scalar(double value, std::function<double()> replay_value, DType dtype, Device device) {
+  if (!graph::active_trace) return full({}, value, dtype, device);
+  return graph::active_trace->feed(value, std::move(replay_value), dtype, device);
+}
+
+void on_replay(std::function<void()> redo, std::function<void()> undo) {
+  if (graph::active_trace) graph::active_trace->hook(std::move(redo), std::move(undo));
+}
+
+void check(const Tensor& failed, std::function<void()> raise_error) {
+  if (failed.dtype() != DType::Bool || failed.ndim() != 0)
+    raise<ValueError>("trace.check", "expects a 0-d bool tensor, got " + std::string(dtype_name(failed.dtype())) +
+                                         shape_str(failed.shape()));
+  if (graph::active_trace) {
+    graph::active_trace->check(failed, std::move(raise_error));
+    return;
+  }
+  if (failed.item<bool>()) raise_error();
+}
+
+}  // namespace trace
 
 }  // namespace tessera

@@ -1,5 +1,6 @@
 #include "tessera/nn/losses.h"
 
+#include "tessera/compile.h"
 #include "tessera/error.h"
 
 namespace tessera::nn {
@@ -49,9 +50,11 @@ Tensor nll_from_log_probs(const char* op, const Tensor& logp, const Tensor& targ
   // Range check on the host: a wrong class index is a user error, not silent garbage.
   if (targets.numel() > 0) {
     Tensor bad = logical_and(valid, logical_or(lt(targets, 0), ge(targets, c)));
-    if (any(bad).item<bool>())
-      raise<IndexError>(op, "target class out of range [0, " + std::to_string(c) + ") (ignore_index " +
-                                std::to_string(opt.ignore_index) + ")");
+    // A checked condition rather than a host branch: compiled plans evaluate it at every call.
+    trace::check(any(bad), [op = std::string(op), c, ignore = opt.ignore_index] {
+      raise<IndexError>(op.c_str(), "target class out of range [0, " + std::to_string(c) + ") (ignore_index " +
+                                        std::to_string(ignore) + ")");
+    });
   }
   Tensor safe = where(valid, targets, 0).reshape({-1, 1});
   Tensor picked = take_along_axis(logp, safe, 1).reshape({-1});  // [M]

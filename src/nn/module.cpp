@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "../core/dispatch.h"
 #include "tessera/error.h"
 #include "tessera/ops.h"
 
@@ -146,6 +147,26 @@ int64_t Module::num_parameters(bool trainable_only) {
   for (auto& p : trainable_only ? parameters() : all_parameters())
     if (p.value->defined()) n += p.value->numel();
   return n;
+}
+
+Tensor Module::operator()(const Tensor& x) {
+  if (get_mode() != Mode::Graph || tessera::detail::current_interpreter() || trace::active()) return forward(x);
+  if (!compiled_)
+    compiled_ = std::make_shared<CompiledFunction>(
+        compile([this](const std::vector<Tensor>& in) { return std::vector<Tensor>{forward(in[0])}; }));
+  return (*compiled_)({x})[0];
+}
+
+void Module::state_slots(std::vector<Tensor*>& out) {
+  for (Slot& s : params_) out.push_back(s.tensor);
+  for (Slot& s : buffers_) out.push_back(s.tensor);
+}
+
+uint64_t Module::state_flags() const {
+  uint64_t f = training_ ? 1 : 0;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].frozen) f ^= uint64_t{0x9e3779b97f4a7c15} * (i + 1);
+  return f;
 }
 
 void Module::train(bool on) {

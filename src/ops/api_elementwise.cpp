@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/host_effects.h"
 #include "api_util.h"
 #include "tessera/backend.h"
 
@@ -77,7 +78,9 @@ Tensor uniform(IntList shape, double low, double high, Generator& gen, DType dty
   check_dtype("uniform", dtype, is_floating(dtype), "a floating-point dtype");
   // float64 values take two 32-bit words each (53 random bits), the other dtypes one.
   const uint64_t words_per_value = dtype == DType::Float64 ? 2 : 1;
-  a.counter = gen.advance(words_per_value * static_cast<uint64_t>(shape_numel(shape, "uniform")));
+  const uint64_t words = words_per_value * static_cast<uint64_t>(shape_numel(shape, "uniform"));
+  a.counter = gen.advance(words);
+  if (auto* fx = detail::current_host_effects()) fx->random_draw(gen, a.key, a.counter, words);
   return dispatch1(OpId::RandomUniform, {}, a);
 }
 Tensor rand(IntList shape, Generator& gen, DType dtype, double low, double high, Device device) {
@@ -87,7 +90,9 @@ Tensor normal(IntList shape, double mean, double std, Generator& gen, DType dtyp
   if (!(std >= 0)) raise<ValueError>("normal", "std must be non-negative");
   check_dtype("normal", dtype, is_floating(dtype), "a floating-point dtype");
   RandomAttrs a{Shape(shape), dtype, gen.seed(), 0, mean, std, device};
-  a.counter = gen.advance(2 * static_cast<uint64_t>(shape_numel(shape, "normal")));  // two words per value
+  const uint64_t words = 2 * static_cast<uint64_t>(shape_numel(shape, "normal"));  // two words per value
+  a.counter = gen.advance(words);
+  if (auto* fx = detail::current_host_effects()) fx->random_draw(gen, a.key, a.counter, words);
   return dispatch1(OpId::RandomNormal, {}, a);
 }
 Tensor randn(IntList shape, Generator& gen, DType dtype, double mean, double std, Device device) {

@@ -82,12 +82,54 @@ void Optimizer::step(const TensorMap& grads) {
     ParamState st;
     if (auto s = state_.find(name); s != state_.end()) st = s->second;
     ++st.step;
+    current_ = name;
     new_values.emplace_back(i, update(*params_[i].value, g, st));
     new_states.emplace_back(name, std::move(st));
   }
   for (auto& [i, v] : new_values) *params_[i].value = std::move(v);
-  for (auto& [name, st] : new_states) state_[name] = std::move(st);
+  // Buffers are assigned into the existing map nodes: their addresses are state slots that
+  // compiled steps read and write, so they must stay put from step to step.
+  for (auto& [name, st] : new_states) {
+    ParamState& dst = state_[name];
+    dst.step = st.step;
+    for (auto& [b, t] : st.buffers) dst.buffers[b] = std::move(t);
+  }
   ++steps_;
+  if (trace::active()) {
+    // A compiled step redoes this bookkeeping at every call (the plan updates the tensors).
+    std::vector<std::string> names;
+    for (const auto& [name, g] : grads) names.push_back(name);
+    trace::on_replay(
+        [this, names] {
+          for (const auto& n : names) ++state_[n].step;
+          ++steps_;
+        },
+        [this, names] {
+          for (const auto& n : names)
+            if (auto it = state_.find(n); it != state_.end() && --it->second.step <= 0) state_.erase(it);
+          --steps_;
+        });
+  }
+}
+
+Tensor Optimizer::step_scalar(const Tensor& like, const ParamState& st, std::function<double(double, double)> f) {
+  const double now = f(static_cast<double>(st.step), lr_);
+  if (!trace::active()) return full({}, now, like.dtype(), like.device());
+  // At a replay the feeds run before the bookkeeping hook: the step being taken is the
+  // committed count + 1, exactly as in the eager path.
+  return trace::host_scalar(
+      now,
+      [this, name = current_, f] {
+        auto it = state_.find(name);
+        const double t = static_cast<double>((it == state_.end() ? 0 : it->second.step) + 1);
+        return f(t, lr_);
+      },
+      like.dtype(), like.device());
+}
+
+void Optimizer::state_slots(std::vector<Tensor*>& out) {
+  for (auto& [name, st] : state_)
+    for (auto& [b, t] : st.buffers) out.push_back(&t);
 }
 
 TensorMap Optimizer::state_dict() const {
@@ -178,7 +220,7 @@ Tensor SGD::update(const Tensor& p, const Tensor& grad, ParamState& st) {
     }
     d = opt_.nesterov ? add(d, mul(buf, opt_.momentum)) : buf;
   }
-  return sub(p, mul(d, lr()));
+  return sub(p, mul(d, step_scalar(p, st, [](double, double lr) { return lr; })));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,12 +243,12 @@ std::vector<std::string> Adam::buffer_names() const {
 }
 
 Tensor Adam::update(const Tensor& param, const Tensor& grad, ParamState& st) {
-  const double lr = this->lr(), b1 = opt_.beta1, b2 = opt_.beta2;
+  const double b1 = opt_.beta1, b2 = opt_.beta2;
   Tensor p = param;
   Tensor g = grad;
   if (opt_.weight_decay != 0.0) {
     if (decoupled_)
-      p = mul(p, 1.0 - lr * opt_.weight_decay);
+      p = mul(p, step_scalar(p, st, [wd = opt_.weight_decay](double, double lr) { return 1.0 - lr * wd; }));
     else
       g = add(g, mul(p, opt_.weight_decay));
   }
@@ -219,10 +261,9 @@ Tensor Adam::update(const Tensor& param, const Tensor& grad, ParamState& st) {
     m = add(m, mul(sub(g, m), 1.0 - b1));  // torch: exp_avg.lerp_(grad, 1 - beta1)
     v = add(mul(v, b2), mul(mul(g, g), 1.0 - b2));
   }
-  const double t = static_cast<double>(st.step);
-  const double bc1 = 1.0 - std::pow(b1, t);
-  const double bc2_sqrt = std::sqrt(1.0 - std::pow(b2, t));
-  const double step_size = lr / bc1;
+  // step_size = lr / (1 - b1^t) and sqrt(1 - b2^t), computed in double as torch does.
+  Tensor step_size = step_scalar(p, st, [b1](double t, double lr) { return lr / (1.0 - std::pow(b1, t)); });
+  Tensor bc2_sqrt = step_scalar(p, st, [b2](double t, double) { return std::sqrt(1.0 - std::pow(b2, t)); });
   Tensor denom_src = v;
   if (opt_.amsgrad) {
     Tensor& vmax = st.buffers["max_exp_avg_sq"];
@@ -270,17 +311,17 @@ Tensor RMSprop::update(const Tensor& p, const Tensor& grad, ParamState& st) {
   if (opt_.momentum > 0.0) {
     Tensor& buf = st.buffers["momentum_buffer"];
     buf = first ? div(g, avg) : add(mul(buf, opt_.momentum), div(g, avg));
-    return sub(p, mul(buf, lr()));
+    return sub(p, mul(buf, step_scalar(p, st, [](double, double lr) { return lr; })));
   }
-  return sub(p, mul(div(g, avg), lr()));
+  return sub(p, mul(div(g, avg), step_scalar(p, st, [](double, double lr) { return lr; })));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Gradient clipping
 
-double clip_grad_norm(TensorMap& grads, double max_norm) {
+Tensor clip_grad_norm_(TensorMap& grads, double max_norm) {
   check_nonneg("clip_grad_norm", "max_norm", max_norm);
-  double sq = 0.0;
+  Tensor sq = scalar_tensor(0.0, DType::Float64);
   for (const auto& [name, g] : grads) {
     if (!g.defined()) raise<ValueError>("clip_grad_norm", "gradient '" + name + "' is undefined");
     if (!is_floating(g.dtype()))
@@ -288,13 +329,17 @@ double clip_grad_norm(TensorMap& grads, double max_norm) {
     if (g.numel() == 0) continue;
     // Per-tensor norm in float64 (exact enough for any dtype), combined as torch does.
     Tensor g64 = g.dtype() == DType::Float64 ? g : cast(g, DType::Float64);
-    sq += sum(mul(g64, g64)).item<double>();
+    sq = add(sq, sum(mul(g64, g64)));
   }
-  const double total = std::sqrt(sq);
-  const double coef = max_norm / (total + 1e-6);
-  if (coef < 1.0)
-    for (auto& [name, g] : grads) g = mul(g, coef);
+  Tensor total = sqrt(sq);
+  // min(1, coef): multiplying by exactly 1 leaves a gradient bit-identical, so no host branch is
+  // needed and the whole computation compiles into a training step.
+  Tensor coef = minimum(div(scalar_tensor(max_norm, DType::Float64), add(total, 1e-6)), 1.0);
+  for (auto& [name, g] : grads)
+    if (g.numel() > 0) g = mul(g, cast(coef, g.dtype()));
   return total;
 }
+
+double clip_grad_norm(TensorMap& grads, double max_norm) { return clip_grad_norm_(grads, max_norm).item<double>(); }
 
 }  // namespace tessera::optim

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "tessera/compile.h"
 #include "tessera/error.h"
 #include "tessera/nn/losses.h"
 
@@ -21,21 +22,58 @@ Tensor classification_loss(const Tensor& outputs, const Tensor& targets) {
   return nn::cross_entropy(outputs.reshape({-1, c}), targets.reshape({-1}));
 }
 
-int64_t count_correct(const Tensor& outputs, const Tensor& targets) {
+Tensor correct_predictions(const Tensor& outputs, const Tensor& targets) {
   Tensor pred = argmax(outputs, -1);
-  return sum(eq(pred, targets.to(pred.dtype()))).item<int64_t>();
+  return sum(eq(pred, targets.to(pred.dtype())));
 }
 
-StepStats train_step(nn::Module& model, optim::Optimizer& optimizer, const data::Batch& batch, double clip_norm) {
+int64_t count_correct(const Tensor& outputs, const Tensor& targets) {
+  return correct_predictions(outputs, targets).item<int64_t>();
+}
+
+namespace {
+
+// The step itself, tensors in and out (no host reads), so that graph mode compiles all of it:
+// {inputs, targets} -> {loss, correct predictions}.
+std::vector<Tensor> step_body(nn::Module& model, optim::Optimizer& optimizer, double clip_norm,
+                              const std::vector<Tensor>& batch) {
   auto [value, grads] = nn::value_and_grad(model, [&] {
-    Tensor out = model(batch.inputs);
-    return std::make_pair(classification_loss(out, batch.targets), out);
+    Tensor out = model(batch[0]);
+    return std::make_pair(classification_loss(out, batch[1]), out);
   })();
-  if (clip_norm > 0.0) optim::clip_grad_norm(grads, clip_norm);
+  if (clip_norm > 0.0) optim::clip_grad_norm_(grads, clip_norm);
   optimizer.step(grads);
+  return {value.first, correct_predictions(value.second, batch[1])};
+}
+
+// Graph mode's plans, one compiled step per (model, optimizer, clip norm); a few at most (ids
+// are never reused, so an entry of a destroyed model is never called again; it just ages out).
+CompiledFunction& compiled_step(nn::Module& model, optim::Optimizer& optimizer, double clip_norm) {
+  struct Entry {
+    uint64_t model, optimizer;
+    double clip;
+    std::shared_ptr<CompiledFunction> fn;
+  };
+  thread_local std::vector<Entry> cache;
+  for (auto& e : cache)
+    if (e.model == model.state_id() && e.optimizer == optimizer.state_id() && e.clip == clip_norm) return *e.fn;
+  if (cache.size() >= 4) cache.erase(cache.begin());
+  auto fn = std::make_shared<CompiledFunction>(compile([&model, &optimizer, clip_norm](const std::vector<Tensor>& b) {
+    return step_body(model, optimizer, clip_norm, b);
+  }));
+  cache.push_back({model.state_id(), optimizer.state_id(), clip_norm, fn});
+  return *fn;
+}
+
+}  // namespace
+
+StepStats train_step(nn::Module& model, optim::Optimizer& optimizer, const data::Batch& batch, double clip_norm) {
+  std::vector<Tensor> in{batch.inputs, batch.targets};
+  std::vector<Tensor> r = get_mode() == Mode::Graph && !trace::active() ? compiled_step(model, optimizer, clip_norm)(in)
+                                                                        : step_body(model, optimizer, clip_norm, in);
   StepStats s;
-  s.loss = value.first.item<double>();
-  s.correct = count_correct(value.second, batch.targets);
+  s.loss = r[0].item<double>();
+  s.correct = r[1].item<int64_t>();
   s.count = batch.targets.numel();
   return s;
 }

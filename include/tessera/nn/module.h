@@ -23,21 +23,24 @@
 #include <vector>
 
 #include "tessera/autodiff.h"
+#include "tessera/compile.h"
 #include "tessera/nn/parameter.h"
 
 namespace tessera::nn {
 
-class TESSERA_API Module {
+class TESSERA_API Module : public StatefulObject {
  public:
   Module() = default;
-  virtual ~Module() = default;
+  ~Module() override = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
 
   /// The computation of a single-input module. Modules with other signatures (attention) define
   /// their own call operators; calling forward on them throws NotImplementedError.
   virtual Tensor forward(const Tensor& x);
-  Tensor operator()(const Tensor& x) { return forward(x); }
+  /// forward(x); in graph mode (set_mode(Mode::Graph)) an outermost call, made with no transform
+  /// active, runs through this module's compiled plan cache instead (same results).
+  Tensor operator()(const Tensor& x);
 
   /// Trainable parameters (not frozen), with dotted names, in registration order (depth first).
   ParameterList parameters();
@@ -69,6 +72,11 @@ class TESSERA_API Module {
   /// A readable table: one line per parameter/buffer (name, shape, dtype, trainable), then totals.
   std::string summary();
 
+  /// StatefulObject: this module's own parameter and buffer tensors; flags: training mode and
+  /// which parameters are frozen.
+  void state_slots(std::vector<Tensor*>& out) override;
+  uint64_t state_flags() const override;
+
  protected:
   /// Registers a Tensor member as a parameter (trainable) or buffer. The member must outlive the
   /// module's use (it is a member of *this). Names must be unique within the module and may not
@@ -95,6 +103,7 @@ class TESSERA_API Module {
   std::vector<std::pair<std::string, Module*>> children_;
   std::vector<std::shared_ptr<Module>> owned_;
   bool training_ = true;
+  std::shared_ptr<CompiledFunction> compiled_;  // graph mode's plans for operator()
 };
 
 /// A chain of single-input modules applied in order; children are named "0", "1", ...

@@ -19,11 +19,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "tessera/autodiff.h"
+#include "tessera/compile.h"
 #include "tessera/export.h"
 #include "tessera/nn/parameter.h"
 #include "tessera/tensor.h"
@@ -31,12 +33,12 @@
 namespace tessera::optim {
 
 /// Base class: parameter bookkeeping, gradient validation, state save/restore.
-class TESSERA_API Optimizer {
+class TESSERA_API Optimizer : public StatefulObject {
  public:
   /// params: the parameters to update (names must be unique; each value must point at a
   /// defined floating-point tensor). Throws ValueError otherwise, or for lr < 0.
   Optimizer(nn::ParameterList params, double lr);
-  virtual ~Optimizer() = default;
+  ~Optimizer() override = default;
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
@@ -62,6 +64,11 @@ class TESSERA_API Optimizer {
   /// parameter; on error the current state is left unchanged.
   void load_state_dict(const TensorMap& state);
 
+  /// StatefulObject: the buffers (moments) of every parameter updated so far. Compiled training
+  /// steps read and rebind them; the step counts and the learning rate are fed to the plan at
+  /// every call (trace::host_scalar), so schedules and bias corrections stay exact.
+  void state_slots(std::vector<Tensor*>& out) override;
+
  protected:
   /// Per-parameter state: the number of updates it received and its named buffers.
   struct ParamState {
@@ -73,6 +80,10 @@ class TESSERA_API Optimizer {
   /// Computes the updated parameter from param and grad, updating st (st.step is already
   /// incremented). Must not modify anything else.
   virtual Tensor update(const Tensor& param, const Tensor& grad, ParamState& st) = 0;
+  /// A 0-d tensor (like's dtype and device) of f(t, lr), t = st.step the step being taken and lr
+  /// the current learning rate: for numbers that change from step to step (bias corrections,
+  /// the learning rate). Under compile() it is re-evaluated at every call of the plan.
+  Tensor step_scalar(const Tensor& like, const ParamState& st, std::function<double(double t, double lr)> f);
 
  private:
   nn::ParameterList params_;
@@ -80,6 +91,7 @@ class TESSERA_API Optimizer {
   std::map<std::string, ParamState> state_;
   double lr_;
   int64_t steps_ = 0;
+  std::string current_;  // the parameter update() is computing (for step_scalar)
 };
 
 /// SGD with momentum (torch.optim.SGD):
@@ -179,5 +191,9 @@ class TESSERA_API RMSprop : public Optimizer {
 /// Returns the total norm before clipping (inf / nan when a gradient is not finite).
 /// Throws ValueError for max_norm < 0 or an undefined / non-floating gradient.
 TESSERA_API double clip_grad_norm(TensorMap& grads, double max_norm);
+/// The same without reading the norm on the host (so it compiles into a training step): returns
+/// the total norm as a 0-d float64 tensor, and scales every gradient by min(1, coef) (an exact
+/// no-op when coef >= 1).
+TESSERA_API Tensor clip_grad_norm_(TensorMap& grads, double max_norm);
 
 }  // namespace tessera::optim

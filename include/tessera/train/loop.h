@@ -18,6 +18,8 @@ namespace tessera::train {
 TESSERA_API Tensor classification_loss(const Tensor& outputs, const Tensor& targets);
 /// How many argmax(outputs, -1) equal targets.
 TESSERA_API int64_t count_correct(const Tensor& outputs, const Tensor& targets);
+/// The same as a 0-d int64 tensor (no host read).
+TESSERA_API Tensor correct_predictions(const Tensor& outputs, const Tensor& targets);
 
 struct StepStats {
   double loss = 0.0;
@@ -27,7 +29,8 @@ struct StepStats {
 
 /// One optimization step on a batch: loss and gradients of classification_loss(model(inputs),
 /// targets) with respect to the model's trainable parameters (nn::value_and_grad), optional
-/// clipping of the global gradient norm (clip_norm > 0), then optimizer.step.
+/// clipping of the global gradient norm (clip_norm > 0), then optimizer.step. In graph mode
+/// (set_mode(Mode::Graph)) all of it runs as one compiled plan, cached per model and optimizer.
 TESSERA_API StepStats train_step(nn::Module& model, optim::Optimizer& optimizer, const data::Batch& batch,
                                  double clip_norm = 0.0);
 

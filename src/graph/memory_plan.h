@@ -62,4 +62,13 @@ struct MemoryPlan {
 /// and its length differs from g.inputs.size().
 TESSERA_API MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated = {});
 
+/// How arena offsets are found. Smallest runs both (greedy only when the number of overlapping
+/// lifetime pairs is moderate) and keeps the smaller arena; the others force one allocator
+/// (tests, and comparing them): LinearScan walks node steps with a best-fit free list, O(n log n);
+/// GreedyBySize places the largest buffers first at the tightest gap among the buffers live with
+/// them, O(n log n + pairs * log).
+enum class ArenaStrategy { Smallest, LinearScan, GreedyBySize };
+/// plan_memory with a chosen arena allocator; liveness and in-place decisions are the same.
+TESSERA_API MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaStrategy strategy);
+
 }  // namespace tessera::graph

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "core/dispatch.h"
+#include "graph/fuse.h"
 #include "graph/memory_plan.h"
 #include "tessera/tensor_impl.h"
 #include "tessera/tessera.h"
@@ -142,7 +143,9 @@ std::vector<Tensor> run_planned(const tg::Graph& g, const tg::MemoryPlan& plan, 
       }
     }
     ts::Backend& be = ts::backend_for(out[0].device());
-    if (view_op) {  // a reshape that copies: eager's copy, then into the planned slot
+    if (node.fused) {
+      tg::run_fused(node, in, out);
+    } else if (view_op) {  // a reshape that copies: eager's copy, then into the planned slot
       std::vector<Tensor> tmp(1);
       ts::detail::execute(node.op, in, node.attrs, tmp);
       EXPECT_NE(tmp[0].impl().storage, in[0].impl().storage) << "the plan gives view %" << v0 << " a buffer";
@@ -158,20 +161,29 @@ std::vector<Tensor> run_planned(const tg::Graph& g, const tg::MemoryPlan& plan, 
   return result;
 }
 
-// Runs the planned executor on copies of the recorded inputs and compares with the recorded
-// eager values; non-donated inputs must come back unchanged.
-void expect_runs_like_eager(const Recorder& r, const tg::MemoryPlan& plan, const std::vector<bool>& donated = {}) {
+// Runs the planned executor on copies of `inputs` and compares with `want`; non-donated inputs
+// must come back unchanged.
+void expect_runs_like(const tg::Graph& g, const tg::MemoryPlan& plan, const std::vector<Tensor>& inputs0,
+                      const std::vector<Tensor>& want, const std::vector<bool>& donated = {}) {
   std::vector<Tensor> inputs;
-  for (int id : r.g.inputs) inputs.push_back(r.env[sz(id)].clone());
-  std::vector<Tensor> got = run_planned(r.g, plan, inputs);
-  ASSERT_EQ(got.size(), r.g.outputs.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    const Tensor& want = r.env[sz(r.g.outputs[i])];
-    EXPECT_TRUE(ts::allclose(got[i], want, 1e-6, 1e-6)) << "output " << i << " (%" << r.g.outputs[i] << ")";
-  }
+  for (const Tensor& t : inputs0) inputs.push_back(t.clone());
+  std::vector<Tensor> got = run_planned(g, plan, inputs);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_TRUE(ts::allclose(got[i], want[i], 1e-6, 1e-6)) << "output " << i << " (%" << g.outputs[i] << ")";
   for (size_t i = 0; i < inputs.size(); ++i)
     if (donated.empty() || !donated[i])
-      EXPECT_TRUE(ts::equal(inputs[i], r.env[sz(r.g.inputs[i])])) << "non-donated input " << i << " was written";
+      EXPECT_TRUE(ts::equal(inputs[i], inputs0[i])) << "non-donated input " << i << " was written";
+}
+
+std::vector<Tensor> recorded(const Recorder& r, const std::vector<int>& ids) {
+  std::vector<Tensor> out;
+  for (int id : ids) out.push_back(r.env[sz(id)]);
+  return out;
+}
+
+void expect_runs_like_eager(const Recorder& r, const tg::MemoryPlan& plan, const std::vector<bool>& donated = {}) {
+  expect_runs_like(r.g, plan, recorded(r, r.g.inputs), recorded(r, r.g.outputs), donated);
 }
 
 // Invariants checked against liveness computed here, independently of the planner: views are
@@ -591,9 +603,45 @@ TEST(MemoryPlan, RandomDagsPlanDisjointLiveBuffersAndRunLikeEager) {
     EXPECT_GT(p.arena_bytes, 0);
     EXPECT_LT(p.arena_bytes, p.naive_bytes);
     expect_all(r, p, donated);
+    // Each allocator on its own gives a valid plan (same decisions, other offsets); the default
+    // keeps the smaller arena.
+    for (auto strategy : {tg::ArenaStrategy::LinearScan, tg::ArenaStrategy::GreedyBySize}) {
+      tg::MemoryPlan q = tg::plan_memory(r.g, donated, strategy);
+      EXPECT_EQ(q.inplace_of, p.inplace_of);
+      EXPECT_EQ(q.planned_peak_bytes, p.planned_peak_bytes);
+      EXPECT_LE(p.arena_bytes, q.arena_bytes);
+      expect_all(r, q, donated);
+    }
     // Without donations every input survives, and the plan is still valid.
     std::vector<bool> none(donated.size(), false);
     tg::MemoryPlan q = tg::plan_memory(r.g, none);
     expect_all(r, q, none);
   }
+}
+
+TEST(MemoryPlan, FusedNodesRunInPlaceOverDyingOperands) {
+  Recorder r;
+  int x = r.input({32, 32}, 1), y = r.input({32, 32}, 2), w = r.input({32, 32}, 3);
+  int c = r.op(OpId::Relu, {r.op(OpId::Mul, {r.op(OpId::Exp, {x}), y})});  // fused: x, y -> c
+  int m = r.op(OpId::Matmul, {c, w});
+  int e = r.op(OpId::Neg, {r.op(OpId::Tanh, {m})});  // fused: m -> e, m dies there
+  int o = r.op(OpId::Matmul, {e, w});
+  r.g.outputs = {o};
+  std::vector<Tensor> inputs = recorded(r, r.g.inputs), want = recorded(r, r.g.outputs);
+  ASSERT_GT(tg::fuse_elementwise(r.g), 0);
+  std::vector<bool> donated = {true, false, false};
+  tg::MemoryPlan p = tg::plan_memory(r.g, donated);
+  int fused_inplace = 0, fused_from_donated = 0;
+  for (const tg::GraphNode& node : r.g.nodes)
+    if (node.fused)
+      for (int v : node.outputs)
+        if (int u = p.inplace_of[sz(v)]; u >= 0) {
+          ++fused_inplace;
+          fused_from_donated += r.g.values[sz(u)].kind == tg::Value::Kind::Input;
+          EXPECT_EQ(r.g.values[sz(u)].shape, r.g.values[sz(v)].shape);
+        }
+  EXPECT_EQ(fused_inplace, 2);  // c over the donated x, e over m
+  EXPECT_EQ(fused_from_donated, 1);
+  EXPECT_EQ(p.arena_bytes, 4096);  // c lives in x's donated buffer; m and e share one slot
+  expect_runs_like(r.g, p, inputs, want, donated);
 }

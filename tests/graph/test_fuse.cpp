@@ -355,6 +355,11 @@ TEST(Fuse, EmptyZeroDimAndFloat64Tensors) {
     EXPECT_EQ(graph::fuse_elementwise(b.g), 4);
     expect_outputs_match(b, run_graph(b.g, b.inputs()));
   }
+  for (DType t : {DType::Float16, DType::BFloat16}) {  // computed in float32 per step, as eager does
+    Builder b = chain(rand({5, 700}, 47, t), rand({5, 700}, 48, t), rand({700}, 49, t));
+    EXPECT_EQ(graph::fuse_elementwise(b.g), 4);
+    expect_outputs_match(b, run_graph(b.g, b.inputs()));
+  }
 }
 
 TEST(Fuse, MillionElementsRunInParallelBlocks) {

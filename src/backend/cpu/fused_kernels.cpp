@@ -11,6 +11,7 @@
 // (in-place execution): its block is computed in scratch and copied after the block's steps,
 // so every read of a block happens before its writes.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <string>
@@ -115,7 +116,7 @@ std::pair<const char*, const char*> byte_range(const Tensor& t) {
 }
 
 struct AlignedFree {
-  void operator()(char* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  void operator()(char* p) const { ::operator delete[](p, std::align_val_t{64}, std::nothrow); }
 };
 
 bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const Tensor> out) {
@@ -186,9 +187,15 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   // More work per element than one elementwise op: threads pay off on smaller tensors.
   const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / static_cast<int64_t>(nsteps) / kBlock);
   ElementwiseFlags flags;
+  std::atomic<bool> out_of_memory{false};
   parallel_for(0, nblocks, grain, [&](int64_t b0, int64_t b1) {
-    std::unique_ptr<char[], AlignedFree> scratch(
-        static_cast<char*>(::operator new[](static_cast<size_t>(nslots * kSlotBytes), std::align_val_t{64})));
+    // Nothing may throw inside the parallel region: an allocation failure is recorded and raised after.
+    std::unique_ptr<char[], AlignedFree> scratch(static_cast<char*>(
+        ::operator new[](static_cast<size_t>(nslots * kSlotBytes), std::align_val_t{64}, std::nothrow)));
+    if (!scratch) {
+      out_of_memory.store(true);
+      return;
+    }
     auto slot = [&](int i) { return scratch.get() + i * kSlotBytes; };
     std::vector<char*> result(nsteps);  // where each step's block is, this block
     for (int64_t blk = b0; blk < b1; ++blk) {
@@ -232,6 +239,8 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
       }
     }
   });
+  if (out_of_memory.load())
+    raise<OutOfMemoryError>("run_fused", "no memory for " + std::to_string(nslots) + " scratch blocks per thread");
   if (flags.int_div_by_zero.load()) raise<ValueError>("remainder", "integer division by zero");
   return true;
 }

@@ -18,7 +18,9 @@
 #include "../core/dispatch.h"
 #include "../core/host_effects.h"
 #include "../core/node.h"
+#include "fuse.h"
 #include "ir.h"
+#include "memory_plan.h"
 #include "state.h"
 #include "tessera/error.h"
 #include "tessera/ops.h"
@@ -313,6 +315,9 @@ struct CompiledFunction::Impl {
     std::vector<graph::HostAction> actions;
     size_t num_feeds = 0;
     std::vector<std::pair<int, std::function<void()>>> checks;  // (value id, raise)
+    bool planned = false;
+    graph::MemoryPlan plan;
+    std::vector<bool> donated;  // per graph input: a state slot the plan rebinds (its buffer may be reused)
   };
   std::list<std::pair<std::string, std::shared_ptr<Entry>>> lru;  // most recent first
   std::shared_ptr<Entry> last;
@@ -349,6 +354,10 @@ struct CompiledFunction::Impl {
     stats.rewrites += graph::simplify(g);
     stats.nodes_removed += graph::eliminate_dead_code(g);
     after("simplify");
+    if (options.fuse) {
+      stats.nodes_fused += graph::fuse_elementwise(g);
+      after("fuse");
+    }
   }
 
   // Traces fn on inputs; the traced call's results (computed by running the new plan) go to out.
@@ -414,6 +423,18 @@ struct CompiledFunction::Impl {
       if (a.kind == graph::HostAction::Kind::Draw)
         if (auto it = random_nodes.find({a.key, a.counter}); it != random_nodes.end()) a.node = it->second;
     e->last_use = graph::last_uses(e->graph);
+    if (options.plan_memory) {
+      // Donated: state inputs whose slot the plan rebinds; their old buffers may take new values.
+      std::vector<char> rebound(e->state_slots.size(), 0);
+      for (size_t i = 0; i < e->state_slots.size(); ++i)
+        for (const auto& so : e->state_out) rebound[i] |= so.first == e->state_slots[i];
+      e->donated.assign(e->graph.inputs.size(), false);
+      for (size_t i = 0; i < e->sources.size(); ++i)
+        if (e->sources[i].kind == graph::InputSource::Kind::State)
+          e->donated[i] = rebound[static_cast<size_t>(e->sources[i].index)] != 0;
+      e->plan = graph::plan_memory(e->graph, e->donated);
+      e->planned = true;
+    }
     // The traced call itself: host work is done; run the plan on the traced inputs.
     std::vector<Tensor> plan_inputs;
     for (const auto& src : e->sources) {
@@ -424,6 +445,9 @@ struct CompiledFunction::Impl {
     }
     try {
       out = execute(*e, plan_inputs);
+      stats.planned_peak_bytes = e->plan.planned_peak_bytes;
+      stats.naive_bytes = e->plan.naive_bytes;
+      stats.inplace_buffers = e->plan.inplace_count;
     } catch (...) {
       tr.roll_back();
       throw;
@@ -433,30 +457,78 @@ struct CompiledFunction::Impl {
 
   // Runs the plan on its inputs (in graph.inputs order); raises a failed check right after the
   // node computing it; writes state back and returns the function's own results.
-  std::vector<Tensor> execute(const Entry& e, const std::vector<Tensor>& plan_inputs) {
+  //
+  // With a memory plan, intermediates live at their planned offsets in one arena per call (the
+  // caching allocator hands the same block back every call), and values the plan computes in
+  // place reuse their dying operand's buffer. A donated input (a state tensor the plan rebinds)
+  // is reused only when nothing else holds it (a user's copy of a parameter keeps its value), and
+  // only after the last check, so a failed check never leaves state half-written.
+  std::vector<Tensor> execute(const Entry& e, std::vector<Tensor>& plan_inputs) {
     const graph::Graph& g = e.graph;
+    const graph::MemoryPlan& plan = e.plan;
     std::vector<Tensor> env(g.values.size());
-    for (size_t i = 0; i < g.inputs.size(); ++i) env[static_cast<size_t>(g.inputs[i])] = plan_inputs[i];
+    std::vector<char> own(g.inputs.size(), 0);  // donated and held only by env and its slot
+    for (size_t i = 0; i < g.inputs.size(); ++i) {
+      env[static_cast<size_t>(g.inputs[i])] = std::move(plan_inputs[i]);
+      const Tensor& t = env[static_cast<size_t>(g.inputs[i])];
+      own[i] = e.planned && e.donated[i] && t.impl_ptr().use_count() <= 2 && t.impl().storage.use_count() == 1;
+    }
     for (size_t i = 0; i < g.values.size(); ++i)
       if (g.values[i].kind == graph::Value::Kind::Constant) env[i] = g.values[i].constant;
+    int after_checks = 0;  // donated buffers are written only from this node on
+    for (const auto& c : e.checks)
+      after_checks = std::max(after_checks, g.values[static_cast<size_t>(c.first)].node + 1);
     auto run_checks = [&](int produced_by) {
       for (const auto& [id, raise_error] : e.checks)
         if (g.values[static_cast<size_t>(id)].node == produced_by && env[static_cast<size_t>(id)].item<bool>())
           raise_error();
     };
     run_checks(-1);
+    Tensor arena;
+    if (e.planned && plan.arena_bytes > 0)
+      arena = detail::alloc_tensor(
+          std::vector<int64_t>{plan.arena_bytes}, DType::UInt8,
+          g.nodes.empty() ? Device{} : g.values[static_cast<size_t>(g.nodes[0].outputs[0])].device);
+    std::vector<int> input_pos(g.values.size(), -1);
+    for (size_t i = 0; i < g.inputs.size(); ++i) input_pos[static_cast<size_t>(g.inputs[i])] = static_cast<int>(i);
     std::vector<Tensor> in, out;
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       const graph::GraphNode& node = g.nodes[n];
       in.clear();
-      for (int id : node.inputs) {
-        in.push_back(env[static_cast<size_t>(id)]);
-        if (!in.back().defined() || !in.back().impl().storage)
-          raise<ValueError>("compile", "internal: %" + std::to_string(id) + " not available at node " +
-                                           std::to_string(n) + "\n" + g.str());
+      for (int id : node.inputs) in.push_back(env[static_cast<size_t>(id)]);
+      const bool view = !node.fused && op_info(node.op).category == OpCategory::View;
+      if (!e.planned || view) {
+        out.assign(node.outputs.size(), Tensor());
+        if (node.fused)
+          graph::run_fused(node, in, out);
+        else
+          detail::execute(node.op, in, node.attrs, out);
+      } else {
+        out.clear();
+        for (int v : node.outputs) {
+          const graph::Value& val = g.values[static_cast<size_t>(v)];
+          const int root = plan.storage_of[static_cast<size_t>(v)];
+          const int pos = root >= 0 ? input_pos[static_cast<size_t>(root)] : -1;
+          if (plan.offset[static_cast<size_t>(v)] >= 0) {
+            out.push_back(at_bytes(val, arena.impl().storage, plan.offset[static_cast<size_t>(v)]));
+          } else if (pos >= 0 && own[static_cast<size_t>(pos)] && static_cast<int>(n) >= after_checks) {
+            const Tensor& donor = env[static_cast<size_t>(root)];
+            out.push_back(at_bytes(val, donor.impl().storage, donor.offset() * static_cast<int64_t>(donor.itemsize())));
+          } else {
+            out.push_back(detail::alloc_tensor(val.shape, val.dtype, val.device));
+          }
+        }
+        if (node.fused) {
+          graph::run_fused(node, in, out);
+        } else {
+          Backend& be = backend_for(out[0].device());
+          const DType key = in.empty() ? out[0].dtype() : in[0].dtype();
+          if (!be.supports(node.op, key))
+            raise<NotImplementedError>(
+                op_name(node.op), "backend " + be.name() + " has no kernel for dtype " + std::string(dtype_name(key)));
+          be.kernel(node.op)(KernelCall{node.op, in, out, node.attrs});
+        }
       }
-      out.assign(node.outputs.size(), Tensor());
-      detail::execute(node.op, in, node.attrs, out);
       for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = std::move(out[k]);
       if (!e.checks.empty()) run_checks(static_cast<int>(n));
       for (int id : node.inputs)
@@ -468,6 +540,18 @@ struct CompiledFunction::Impl {
     std::vector<Tensor> result;
     for (size_t i = 0; i < e.num_results; ++i) result.push_back(env[static_cast<size_t>(g.outputs[i])]);
     return result;
+  }
+
+  // A contiguous tensor of v's shape and dtype at byte offset `bytes` of storage.
+  static Tensor at_bytes(const graph::Value& v, const std::shared_ptr<Storage>& storage, int64_t bytes) {
+    auto impl = std::make_shared<TensorImpl>();
+    impl->shape = v.shape;
+    impl->strides = contiguous_strides(v.shape);
+    impl->dtype = v.dtype;
+    impl->device = v.device;
+    impl->offset = bytes / static_cast<int64_t>(dtype_size(v.dtype));
+    impl->storage = storage;
+    return Tensor(std::move(impl));
   }
 
   // A cached plan's call: redo the host work, gather inputs, execute; undo the host work when
@@ -555,6 +639,9 @@ struct CompiledFunction::Impl {
       return fn(inputs);
     }
     stats.state_inputs = static_cast<int64_t>(e->state_slots.size());
+    stats.planned_peak_bytes = e->plan.planned_peak_bytes;
+    stats.naive_bytes = e->plan.naive_bytes;
+    stats.inplace_buffers = e->plan.inplace_count;
     stats.state_outputs = static_cast<int64_t>(e->state_out.size());
     if (traced_now) return result;
     return replay(*e, inputs);

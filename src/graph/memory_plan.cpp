@@ -32,6 +32,7 @@ int64_t align_up(int64_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaA
 
 // Dense row-major layout; strides of size-1 dims do not matter (they never step).
 bool is_contiguous(const Value& v) {
+  if (v.strides.size() != v.shape.size()) return false;  // layout unknown: never reuse it
   int64_t expect = 1;
   for (size_t d = v.shape.size(); d-- > 0;) {
     if (v.shape[d] == 1) continue;

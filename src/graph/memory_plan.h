@@ -29,10 +29,12 @@ inline constexpr int64_t kArenaAlignment = 64;
 
 struct MemoryPlan {
   /// Per value id: the byte offset of its buffer in the arena, or -1 when the value does not
-  /// live in the arena (graph inputs, constants, views of other values, graph outputs).
+  /// live in the arena (graph inputs, constants, views of other values, escaping values: graph
+  /// outputs and the bases of views that are outputs; values written into donated storage).
+  /// Empty tensors sit at offset 0, also when arena_bytes is 0.
   std::vector<int64_t> offset;
   /// Per value id: the value whose buffer this value reuses in place (an input of its producer
-  /// that dies at that node, same byte size, elementwise or fused producer), or -1.
+  /// that dies at that node, same shape and element size, elementwise or fused producer), or -1.
   std::vector<int> inplace_of;
   /// Per value id: the value that owns the storage it lives in (itself, the base of a view
   /// chain, or the in-place source's owner).

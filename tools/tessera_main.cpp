@@ -25,6 +25,8 @@ int usage() {
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   std::string cmd = argv[1];
+  // Environment read at the edge only: IR dumps of every compiled graph (docs/graph_mode.md).
+  if (const char* dump = std::getenv("TESSERA_GRAPH_DUMP")) ts::set_graph_dump_dir(dump);
   try {
     if (cmd == "info") {
       std::cout << ts::runtime_info();

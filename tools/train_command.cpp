@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli_args.h"
+#include "tessera/backend.h"
 #include "tessera/data/idx.h"
 #include "tessera/data/progress.h"
 #include "tessera/data/text.h"
@@ -44,13 +45,14 @@ struct TrainJob {
   std::string resume;
   std::string metrics;
   int64_t time_steps = 0;
+  Mode mode = Mode::Eager;
   data::ProgressMode progress = data::ProgressMode::Auto;
 };
 
 const std::set<std::string> kTrainFlags = {"model",   "epochs",     "batch-size", "lr",      "optimizer",
                                            "threads", "seed",       "max-steps",  "workers", "eval-batches",
                                            "clip",    "data",       "checkpoint", "resume",  "save-every",
-                                           "metrics", "time-steps", "progress"};
+                                           "metrics", "time-steps", "progress",   "mode"};
 
 TrainJob parse_job(const std::string& cmd, int argc, char** argv, TrainJob job) {
   Args a(cmd, argc, argv, kTrainFlags, {"no-eval"});
@@ -74,6 +76,10 @@ TrainJob parse_job(const std::string& cmd, int argc, char** argv, TrainJob job) 
   job.resume = a.str("resume", job.resume);
   job.metrics = a.str("metrics", job.metrics);
   job.time_steps = a.integer("time-steps", job.time_steps);
+  std::string mode = a.str("mode", "eager");
+  if (mode != "eager" && mode != "graph")
+    raise<ValueError>(cmd.c_str(), "--mode must be eager or graph, got '" + mode + "'");
+  job.mode = mode == "graph" ? Mode::Graph : Mode::Eager;
   std::string p = a.str("progress", "auto");
   if (p == "auto")
     job.progress = data::ProgressMode::Auto;
@@ -155,19 +161,32 @@ int time_steps(const TrainJob& job, Setup& s, optim::Optimizer& opt, std::ostrea
                                     .num_workers = static_cast<int>(job.workers)});
   const int warmup = 3;
   std::vector<double> ms;
+  Allocator& alloc = backend_for(Device{}).allocator(0);
+  int64_t peak = 0;  // most bytes a step allocated beyond what was live before it
   int64_t i = 0;
   for (auto& batch : loader) {
+    const int64_t before = alloc.stats().bytes_in_use;
+    alloc.reset_peak();
     auto t0 = std::chrono::steady_clock::now();
     train::train_step(*s.model, opt, batch, job.clip);
     double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i++ >= warmup) ms.push_back(t);
+    if (i++ >= warmup) {
+      ms.push_back(t);
+      peak = std::max(peak, alloc.stats().peak_bytes_in_use - before);
+    }
     if (static_cast<int64_t>(ms.size()) >= job.time_steps) break;
   }
   std::vector<double> sorted = ms;
   std::sort(sorted.begin(), sorted.end());
-  out << "step_ms model=" << job.model << " batch=" << job.batch_size << " threads=" << get_num_threads()
-      << " steps=" << ms.size() << " median=" << fmt(sorted[sorted.size() / 2], 3) << " min=" << fmt(sorted.front(), 3)
-      << " max=" << fmt(sorted.back(), 3) << " all=";
+  out << "step_ms model=" << job.model << " mode=" << (job.mode == Mode::Graph ? "graph" : "eager")
+      << " batch=" << job.batch_size << " threads=" << get_num_threads() << " steps=" << ms.size()
+      << " median=" << fmt(sorted[sorted.size() / 2], 3) << " min=" << fmt(sorted.front(), 3)
+      << " max=" << fmt(sorted.back(), 3) << " step_peak_mb=" << fmt(static_cast<double>(peak) / 1048576.0, 2);
+  if (const CompileStats* st = train::graph_step_stats(*s.model, opt))
+    out << " planned_peak_mb=" << fmt(static_cast<double>(st->planned_peak_bytes) / 1048576.0, 2)
+        << " naive_mb=" << fmt(static_cast<double>(st->naive_bytes) / 1048576.0, 2) << " traces=" << st->traces
+        << " fused_nodes=" << st->nodes_fused << " inplace=" << st->inplace_buffers;
+  out << " all=";
   for (size_t k = 0; k < ms.size(); ++k) out << (k ? "," : "") << fmt(ms[k], 3);
   out << "\n";
   return 0;
@@ -181,6 +200,7 @@ TrainResult run_training(int argc, char** argv, const TrainDefaults& defaults, s
   base.checkpoint = defaults.checkpoint;
   TrainJob job = parse_job(defaults.command, argc, argv, base);
   if (job.threads > 0) set_num_threads(static_cast<int>(job.threads));
+  set_mode(job.mode);
   manual_seed(job.seed);  // model initialization and dropout
 
   Setup s = make_setup(job);
@@ -300,7 +320,8 @@ const char* train_usage() {
          "            --threads N --seed N (0) --workers N (1) --max-steps N (per epoch; gpt 200)\n"
          "            --eval-batches N --no-eval --clip X --data DIR|FILE --checkpoint FILE --save-every N\n"
          "            --resume FILE --metrics FILE.csv|.jsonl --progress auto|bar|plain|off\n"
-         "            --time-steps N (time N training steps and print the per-step milliseconds)\n"
+         "            --time-steps N (time N training steps: per-step milliseconds and peak memory)\n"
+         "            --mode eager|graph (graph: each training step runs as one compiled plan)\n"
          "  demo      train the CNN on Fashion-MNIST for 1 epoch, evaluate, save a checkpoint, reload it\n"
          "            and check the reloaded model's accuracy (same flags; --checkpoint FILE)\n";
 }

@@ -48,24 +48,35 @@ std::vector<Tensor> step_body(nn::Module& model, optim::Optimizer& optimizer, do
 
 // Graph mode's plans, one compiled step per (model, optimizer, clip norm); a few at most (ids
 // are never reused, so an entry of a destroyed model is never called again; it just ages out).
+struct StepEntry {
+  uint64_t model, optimizer;
+  double clip;
+  std::shared_ptr<CompiledFunction> fn;
+};
+std::vector<StepEntry>& step_cache() {
+  thread_local std::vector<StepEntry> cache;
+  return cache;
+}
+
 CompiledFunction& compiled_step(nn::Module& model, optim::Optimizer& optimizer, double clip_norm) {
-  struct Entry {
-    uint64_t model, optimizer;
-    double clip;
-    std::shared_ptr<CompiledFunction> fn;
-  };
-  thread_local std::vector<Entry> cache;
+  auto& cache = step_cache();
   for (auto& e : cache)
     if (e.model == model.state_id() && e.optimizer == optimizer.state_id() && e.clip == clip_norm) return *e.fn;
   if (cache.size() >= 4) cache.erase(cache.begin());
   auto fn = std::make_shared<CompiledFunction>(compile([&model, &optimizer, clip_norm](const std::vector<Tensor>& b) {
     return step_body(model, optimizer, clip_norm, b);
   }));
-  cache.push_back({model.state_id(), optimizer.state_id(), clip_norm, fn});
+  cache.push_back(StepEntry{model.state_id(), optimizer.state_id(), clip_norm, fn});
   return *fn;
 }
 
 }  // namespace
+
+const CompileStats* graph_step_stats(const nn::Module& model, const optim::Optimizer& optimizer) {
+  for (auto it = step_cache().rbegin(); it != step_cache().rend(); ++it)
+    if (it->model == model.state_id() && it->optimizer == optimizer.state_id()) return &it->fn->stats();
+  return nullptr;
+}
 
 StepStats train_step(nn::Module& model, optim::Optimizer& optimizer, const data::Batch& batch, double clip_norm) {
   std::vector<Tensor> in{batch.inputs, batch.targets};

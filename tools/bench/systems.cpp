@@ -19,16 +19,22 @@ namespace {
 // Tessera itself, in this process: the same requests, answered by tessera_workloads.cpp.
 class TesseraSystem : public System {
  public:
-  explicit TesseraSystem(const BenchContext& ctx) : System("tessera"), ctx_(ctx) {}
+  // graph: the same workloads in graph mode (set_mode(Mode::Graph): train steps and module
+  // calls run as compiled plans).
+  TesseraSystem(const BenchContext& ctx, bool graph)
+      : System(graph ? "tessera-graph" : "tessera"), ctx_(ctx), mode_(graph ? Mode::Graph : Mode::Eager) {}
   json hello() override {
     set_num_threads(ctx_.threads);
     return {{"ok", true},
             {"system", name_},
             {"version", version()},
-            {"config", "eager mode, set_num_threads(" + std::to_string(get_num_threads()) +
-                           "), OpenMP pool shared with oneDNN (float32 GEMM/conv)"}};
+            {"config",
+             std::string(mode_ == Mode::Graph ? "graph mode (compiled plans: fusion, memory plan)" : "eager mode") +
+                 ", set_num_threads(" + std::to_string(get_num_threads()) +
+                 "), OpenMP pool shared with oneDNN (float32 GEMM/conv)"}};
   }
   json request(const json& req, double) override {
+    ModeGuard mode(mode_);
     std::string cmd = req.at("cmd");
     std::string id = req.value("id", "");
     try {
@@ -69,6 +75,7 @@ class TesseraSystem : public System {
 
  private:
   BenchContext ctx_;
+  Mode mode_;
   std::map<std::string, std::unique_ptr<Workload>> live_;
 };
 
@@ -122,6 +129,7 @@ struct Entry {
 // The table of systems, in the order the report lists them.
 const Entry kSystems[] = {
     {"tessera", ""},
+    {"tessera-graph", ""},
     {"onednn-sgemm", "build:bench/tessera_blas_peer"},
     {"openblas-sgemm", "build:bench/tessera_blas_peer"},
     {"pytorch", "python:torch_peer.py"},
@@ -132,7 +140,8 @@ const Entry kSystems[] = {
 };
 
 std::unique_ptr<System> make_system(const Entry& e, const BenchContext& ctx) {
-  if (std::string(e.name) == "tessera") return std::make_unique<TesseraSystem>(ctx);
+  if (std::string(e.name) == "tessera") return std::make_unique<TesseraSystem>(ctx, false);
+  if (std::string(e.name) == "tessera-graph") return std::make_unique<TesseraSystem>(ctx, true);
   std::string prog = e.program, kind = prog.substr(0, prog.find(':')), file = prog.substr(prog.find(':') + 1);
   std::string t = std::to_string(ctx.threads);
   // Every peer gets the same thread count; OPENBLAS_CORETYPE (set on these machines to pin

@@ -34,6 +34,10 @@ struct StepStats {
 TESSERA_API StepStats train_step(nn::Module& model, optim::Optimizer& optimizer, const data::Batch& batch,
                                  double clip_norm = 0.0);
 
+/// The statistics of graph mode's compiled step for (model, optimizer) on this thread (traces,
+/// fused nodes, planned peak memory, ...), or nullptr when none was compiled.
+TESSERA_API const CompileStats* graph_step_stats(const nn::Module& model, const optim::Optimizer& optimizer);
+
 struct EpochOptions {
   std::string desc = "train";
   int64_t max_steps = -1;                         // stop after this many steps (-1: to the end of the epoch)

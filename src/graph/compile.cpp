@@ -352,6 +352,7 @@ struct CompiledFunction::Impl {
     stats.nodes_folded += graph::fold_constants(g);
     after("fold");
     stats.rewrites += graph::simplify(g);
+    stats.rewrites += graph::swap_transposed_matmuls(g);
     stats.nodes_removed += graph::eliminate_dead_code(g);
     after("simplify");
     if (options.fuse) {

@@ -350,3 +350,76 @@ int simplify(Graph& g) {
 }
 
 }  // namespace tessera::graph
+
+namespace tessera::graph {
+
+// permute(matmul(a, b)) swapping the last two axes = matmul(permute(b), permute(a)): the GEMM
+// then writes the transposed result directly (the permutes are free views for the BLAS), instead
+// of a transposed view that every consumer reads with strides (a weight gradient read by the
+// optimizer, element by element across rows).
+int swap_transposed_matmuls(Graph& g) {
+  std::vector<int> uses(g.values.size(), 0);
+  for (const GraphNode& n : g.nodes)
+    for (int in : n.inputs) ++uses[static_cast<size_t>(in)];
+  for (int o : g.outputs) ++uses[static_cast<size_t>(o)];
+  std::vector<int> replace = identity(g.values.size());
+  std::vector<char> drop(g.nodes.size(), 0);
+  std::vector<std::vector<GraphNode>> instead(g.nodes.size());  // replacement nodes for a matmul
+  int rewrites = 0;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const GraphNode p = g.nodes[n];
+    if (p.fused || p.op != OpId::Permute) continue;
+    const Value pin = g.values[static_cast<size_t>(p.inputs[0])];
+    if (pin.kind != Value::Kind::NodeOutput || uses[static_cast<size_t>(p.inputs[0])] != 1) continue;
+    const size_t m = static_cast<size_t>(pin.node);
+    const GraphNode mm = g.nodes[m];
+    if (mm.fused || mm.op != OpId::Matmul || !instead[m].empty()) continue;
+    const auto& perm = std::get<PermuteAttrs>(p.attrs).perm;
+    const size_t r = perm.size();
+    if (r < 2) continue;
+    bool swap = perm[r - 1] == static_cast<int64_t>(r - 2) && perm[r - 2] == static_cast<int64_t>(r - 1);
+    for (size_t i = 0; i + 2 < r; ++i) swap &= perm[i] == static_cast<int64_t>(i);
+    const int a = mm.inputs[0], b = mm.inputs[1];
+    if (!swap || g.values[static_cast<size_t>(a)].shape.size() != r ||
+        g.values[static_cast<size_t>(b)].shape.size() != r)
+      continue;
+    auto transposed = [&](int x) {
+      Value v = g.values[static_cast<size_t>(x)];
+      v.kind = Value::Kind::NodeOutput;
+      v.index = 0;
+      v.constant = Tensor();
+      std::swap(v.shape[r - 2], v.shape[r - 1]);
+      std::swap(v.strides[r - 2], v.strides[r - 1]);
+      g.values.push_back(v);
+      return static_cast<int>(g.values.size()) - 1;
+    };
+    const int tb = transposed(b), ta = transposed(a);
+    replace.push_back(tb);
+    replace.push_back(ta);
+    Value& out = g.values[static_cast<size_t>(mm.outputs[0])];
+    out.shape = g.values[static_cast<size_t>(p.outputs[0])].shape;
+    out.strides = contiguous_strides(out.shape);
+    instead[m].push_back(GraphNode{OpId::Permute, p.attrs, {b}, {tb}, {}});
+    instead[m].push_back(GraphNode{OpId::Permute, p.attrs, {a}, {ta}, {}});
+    instead[m].push_back(GraphNode{OpId::Matmul, mm.attrs, {tb, ta}, {mm.outputs[0]}, {}});
+    drop[n] = 1;
+    replace[static_cast<size_t>(p.outputs[0])] = mm.outputs[0];
+    ++rewrites;
+  }
+  if (!rewrites) return 0;
+  std::vector<GraphNode> nodes;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (drop[n]) continue;
+    if (instead[n].empty())
+      nodes.push_back(std::move(g.nodes[n]));
+    else
+      for (auto& x : instead[n]) nodes.push_back(std::move(x));
+  }
+  g.nodes = std::move(nodes);
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
+  rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+  return rewrites;
+}
+
+}  // namespace tessera::graph

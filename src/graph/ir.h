@@ -80,4 +80,9 @@ namespace tessera::graph {
 /// are then constants). Returns the number of rewrites; DCE afterwards drops what they orphan.
 int simplify(Graph& g);
 
+/// permute(matmul(a, b)) that swaps the last two axes (the matmul's only use) becomes
+/// matmul(permute(b), permute(a)), which writes the transposed result contiguously. Returns the
+/// number of rewrites.
+int swap_transposed_matmuls(Graph& g);
+
 }  // namespace tessera::graph

@@ -206,3 +206,18 @@ TEST(Compile, SimplifiesAlgebraicIdentities) {
   EXPECT_EQ(f.graph_nodes(), 2u) << ir;      // exp and that mul
   EXPECT_GE(f.stats().rewrites, 8);
 }
+
+TEST(Compile, TransposedMatmulResultIsComputedContiguously) {
+  // permute(matmul(a, b)) -> matmul(permute(b), permute(a)): the weight-gradient pattern.
+  auto body = [](const TensorList& in) { return TensorList{ts::matmul(in[0], in[1]).transpose(0, 1) * 2.0}; };
+  auto f = ts::compile(body, {.fuse = false});
+  TensorList in = {rand({5, 7}, 1), rand({7, 3}, 2)};
+  TensorList got = f(in);
+  EXPECT_TRUE(ts::allclose(got[0], body(in)[0], 1e-6, 1e-6));
+  EXPECT_EQ(got[0].shape(), (ts::Shape{3, 5}));
+  EXPECT_GE(f.stats().rewrites, 1);
+  std::string ir = f.graph_text();
+  // The matmul produces [3,5] itself (its result is no longer a transposed view).
+  EXPECT_NE(ir.find("matmul("), std::string::npos) << ir;
+  EXPECT_NE(ir.find(": float32[3,5]\n%"), std::string::npos) << ir;
+}

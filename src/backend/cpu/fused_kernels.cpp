@@ -92,9 +92,26 @@ void gather(const InputPlan& pl, int64_t b, int64_t n, char* dst) {
     int64_t off = 0;
     for (size_t d = 0; d < r; ++d) off += idx[d] * pl.strides[d];
     int64_t m = std::min(inner - idx[r - 1], n - done);
-    char* p[2] = {dst + done * pl.itemsize, pl.base + off};
-    const int64_t s[2] = {pl.itemsize, pl.strides[r - 1]};
-    pl.copy(p, s, m, nullptr);
+    char* out = dst + done * pl.itemsize;
+    const char* src = pl.base + off;
+    const int64_t stride = pl.strides[r - 1];
+    // The common broadcasts are runs of one value (a per-channel parameter over H*W) or
+    // contiguous rows (a bias over a batch): fill or memcpy them; the strided loop does the rest.
+    if (stride == 0 && pl.itemsize == 4) {
+      uint32_t v;
+      std::memcpy(&v, src, 4);
+      std::fill_n(reinterpret_cast<uint32_t*>(out), m, v);
+    } else if (stride == 0 && pl.itemsize == 8) {
+      uint64_t v;
+      std::memcpy(&v, src, 8);
+      std::fill_n(reinterpret_cast<uint64_t*>(out), m, v);
+    } else if (stride == pl.itemsize) {
+      std::memcpy(out, src, static_cast<size_t>(m * pl.itemsize));
+    } else {
+      char* p[2] = {out, const_cast<char*>(src)};
+      const int64_t s[2] = {pl.itemsize, stride};
+      pl.copy(p, s, m, nullptr);
+    }
     done += m;
     idx[r - 1] += m;
     for (size_t d = r - 1; d > 0 && idx[d] >= pl.shape[d]; --d) {

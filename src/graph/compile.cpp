@@ -122,16 +122,8 @@ class GraphTrace : public detail::Interpreter, public detail::HostEffects {
     if (it != known_.end()) return it->second;
     int id;
     if (auto s = slot_of_.find(&t.impl()); s != slot_of_.end()) {
-      id = add_value(Value{Value::Kind::Input,
-                           t.shape(),
-                           t.strides(),
-                           t.dtype(),
-                           t.device(),
-                           -1,
-                           static_cast<int>(g.inputs.size()),
-                           {}});
-      g.inputs.push_back(id);
-      sources.push_back({InputSource::Kind::State, static_cast<int>(state_slots.size())});
+      new_input(t, {InputSource::Kind::State, static_cast<int>(state_slots.size())});
+      id = g.inputs.back();
       state_slots.push_back(s->second);
       state_values.push_back(t);
     } else {

@@ -23,8 +23,15 @@ void matmul_vjp(const VjpArgs& a, S g) {
     g[0] = x1 ? unbroadcast(gA, A.shape()).reshape(x.shape()) : gA;
   }
   if (a.need[1]) {
-    Tensor gB = matmul(transpose(A, -2, -1), G);
-    g[1] = y1 ? unbroadcast(gB, B.shape()).reshape(y.shape()) : gB;
+    if (!y1 && B.ndim() == 2 && A.ndim() >= 3) {
+      // A weight shared by every batch element (x [.., m, k] @ w [k, n]): dB = sum_b A_b^T G_b is one
+      // GEMM over the flattened batch, [k, b*m] @ [b*m, n], instead of b small products and a sum.
+      const int64_t k = A.shape().back(), n = G.shape().back();
+      g[1] = matmul(transpose(A.reshape({-1, k}), 0, 1), G.reshape({-1, n}));
+    } else {
+      Tensor gB = matmul(transpose(A, -2, -1), G);
+      g[1] = y1 ? unbroadcast(gB, B.shape()).reshape(y.shape()) : gB;
+    }
   }
 }
 void matmul_jvp(const JvpArgs& a, S t) {

@@ -345,6 +345,7 @@ struct CompiledFunction::Impl {
     after("fold");
     stats.rewrites += graph::simplify(g);
     stats.rewrites += graph::swap_transposed_matmuls(g);
+    stats.rewrites += graph::pads_to_concat(g);
     stats.nodes_removed += graph::eliminate_dead_code(g);
     after("simplify");
     if (options.fuse) {

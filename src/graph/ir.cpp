@@ -1,5 +1,7 @@
 #include "ir.h"
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -419,6 +421,102 @@ int swap_transposed_matmuls(Graph& g) {
   for (size_t n = 0; n < g.nodes.size(); ++n)
     for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
   rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+  return rewrites;
+}
+
+}  // namespace tessera::graph
+
+namespace tessera::graph {
+
+// add(pad(a), pad(b), ...) where zero pads along one axis tile it exactly = concat(a, b, ...):
+// the gradient of slicing a tensor into parts (attention's q, k, v) comes back as one copy
+// instead of a zero-filled buffer per part and the adds that sum them.
+int pads_to_concat(Graph& g) {
+  std::vector<int> uses(g.values.size(), 0);
+  for (const GraphNode& n : g.nodes)
+    for (int in : n.inputs) ++uses[static_cast<size_t>(in)];
+  for (int o : g.outputs) ++uses[static_cast<size_t>(o)];
+  auto producer = [&](int v) -> const GraphNode* {
+    const Value& val = g.values[static_cast<size_t>(v)];
+    return val.kind == Value::Kind::NodeOutput ? &g.nodes[static_cast<size_t>(val.node)] : nullptr;
+  };
+  // The zero pads an add tree rooted at v sums (each used once), as (offset, input) along `axis`.
+  std::function<bool(int, int&, std::vector<std::pair<int64_t, int>>&)> leaves =
+      [&](int v, int& axis, std::vector<std::pair<int64_t, int>>& out) {
+        const GraphNode* p = producer(v);
+        if (!p || p->fused) return false;
+        if (p->op == OpId::Add) {
+          for (int in : p->inputs)
+            if (uses[static_cast<size_t>(in)] != 1 || !leaves(in, axis, out)) return false;
+          return true;
+        }
+        if (p->op != OpId::Pad) return false;
+        const auto& a = std::get<PadAttrs>(p->attrs);
+        if (a.mode != 0 || a.value.to_double() != 0.0) return false;
+        int ax = -1;
+        for (size_t i = 0; i < a.pads.size() / 2; ++i)
+          if (a.pads[2 * i] != 0 || a.pads[2 * i + 1] != 0) {
+            if (ax >= 0 || a.pads[2 * i] < 0 || a.pads[2 * i + 1] < 0) return false;
+            ax = static_cast<int>(i);
+          }
+        if (ax < 0 || (axis >= 0 && ax != axis)) return false;
+        axis = ax;
+        out.emplace_back(a.pads[2 * static_cast<size_t>(ax)], p->inputs[0]);
+        return true;
+      };
+  std::vector<int> replace = identity(g.values.size());
+  std::vector<std::pair<size_t, GraphNode>> concats;  // (position of the root add, concat node)
+  std::vector<char> rooted(g.nodes.size(), 0);
+  int rewrites = 0;
+  for (size_t n = g.nodes.size(); n-- > 0;) {  // from the end: the largest tree first
+    const GraphNode& node = g.nodes[n];
+    if (node.fused || node.op != OpId::Add || rooted[n]) continue;
+    int axis = -1;
+    std::vector<std::pair<int64_t, int>> parts;
+    if (!leaves(node.outputs[0], axis, parts) || parts.size() < 2) continue;
+    const Value& out = g.values[static_cast<size_t>(node.outputs[0])];
+    std::sort(parts.begin(), parts.end());
+    int64_t at = 0;
+    bool tiles = true;
+    for (const auto& [off, v] : parts) {
+      const Value& pv = g.values[static_cast<size_t>(v)];
+      tiles &= off == at && pv.dtype == out.dtype && pv.shape.size() == out.shape.size();
+      if (tiles) at += pv.shape[static_cast<size_t>(axis)];
+    }
+    if (!tiles || at != out.shape[static_cast<size_t>(axis)]) continue;
+    GraphNode c{OpId::Concat, AxisAttrs{axis}, {}, {}, {}};
+    for (const auto& part : parts) c.inputs.push_back(part.second);
+    Value v = out;
+    v.strides = contiguous_strides(v.shape);
+    g.values.push_back(v);
+    c.outputs.push_back(static_cast<int>(g.values.size()) - 1);
+    replace.push_back(c.outputs[0]);
+    replace[static_cast<size_t>(node.outputs[0])] = c.outputs[0];
+    concats.emplace_back(n, std::move(c));
+    // Inner adds of this tree are not roots of their own rewrite.
+    std::function<void(int)> mark = [&](int val) {
+      const GraphNode* p = producer(val);
+      if (!p || p->op != OpId::Add) return;
+      rooted[static_cast<size_t>(g.values[static_cast<size_t>(val)].node)] = 1;
+      for (int in : p->inputs) mark(in);
+    };
+    mark(node.outputs[0]);
+    ++rewrites;
+  }
+  if (!rewrites) return 0;
+  // Each concat goes right after its root add (all its inputs are defined before the pads).
+  std::vector<GraphNode> nodes;
+  std::sort(concats.begin(), concats.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  size_t next = 0;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    nodes.push_back(std::move(g.nodes[n]));
+    for (; next < concats.size() && concats[next].first == n; ++next) nodes.push_back(std::move(concats[next].second));
+  }
+  g.nodes = std::move(nodes);
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
+  rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+  eliminate_dead_code(g);  // the pads and adds nobody reads now
   return rewrites;
 }
 

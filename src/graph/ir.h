@@ -85,4 +85,9 @@ int simplify(Graph& g);
 /// number of rewrites.
 int swap_transposed_matmuls(Graph& g);
 
+/// add(pad(a), pad(b), ...) whose zero pads along one axis tile it exactly (each pad and inner
+/// add used once) becomes concat(a, b, ...) along that axis: the gradient of splitting a tensor
+/// into parts. Returns the number of rewrites.
+int pads_to_concat(Graph& g);
+
 }  // namespace tessera::graph

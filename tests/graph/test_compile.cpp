@@ -221,3 +221,17 @@ TEST(Compile, TransposedMatmulResultIsComputedContiguously) {
   EXPECT_NE(ir.find("matmul("), std::string::npos) << ir;
   EXPECT_NE(ir.find(": float32[3,5]\n%"), std::string::npos) << ir;
 }
+
+TEST(Compile, GradientOfSplitIsOneConcat) {
+  // d/dx of a function of x's parts: zero pads of each part's gradient summed -> concat.
+  auto loss = [](const ts::Tensor& x) {
+    return ts::sum(ts::sin(ts::slice(x, 1, 0, 2)) * 2.0) + ts::sum(ts::tanh(ts::slice(x, 1, 2, 5)) * 3.0);
+  };
+  auto f = ts::compile([&](const TensorList& in) { return TensorList{ts::grad(loss)(in[0])}; }, {.fuse = false});
+  ts::Tensor x = rand({4, 5}, 3);
+  ts::Tensor got = f({x})[0];
+  EXPECT_TRUE(ts::allclose(got, ts::grad(loss)(x), 1e-6, 1e-6));
+  std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "= pad("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= concat("), 1u) << ir;
+}

@@ -521,3 +521,73 @@ int pads_to_concat(Graph& g) {
 }
 
 }  // namespace tessera::graph
+
+namespace tessera::graph {
+
+// max_pool2d(x) next to max_pool2d_indices(x) (the forward pass and its gradient's argmax):
+// the indices are computed once, in the forward position, and the values gathered from x with
+// them, instead of a second pass over every window.
+int max_pool_values_from_indices(Graph& g) {
+  std::vector<int> replace = identity(g.values.size());
+  std::vector<char> drop(g.nodes.size(), 0);
+  std::vector<std::vector<GraphNode>> instead(g.nodes.size());
+  auto add_value = [&](Value v) {
+    v.kind = Value::Kind::NodeOutput;
+    v.strides = contiguous_strides(v.shape);
+    v.constant = Tensor();
+    v.index = 0;
+    g.values.push_back(v);
+    replace.push_back(static_cast<int>(g.values.size()) - 1);
+    return static_cast<int>(g.values.size()) - 1;
+  };
+  int rewrites = 0;
+  for (size_t m = 0; m < g.nodes.size(); ++m) {
+    if (g.nodes[m].fused || g.nodes[m].op != OpId::MaxPool2d) continue;
+    const int x = g.nodes[m].inputs[0];
+    size_t i = m + 1;
+    for (; i < g.nodes.size(); ++i)
+      if (!g.nodes[i].fused && g.nodes[i].op == OpId::MaxPool2dIndices && g.nodes[i].inputs[0] == x &&
+          g.nodes[i].attrs == g.nodes[m].attrs && !drop[i])
+        break;
+    const Value xv = g.values[static_cast<size_t>(x)];
+    if (i == g.nodes.size() || xv.shape.size() != 4 || xv.strides != contiguous_strides(xv.shape)) continue;
+    const GraphNode pool = g.nodes[m], indices = g.nodes[i];
+    const Value out = g.values[static_cast<size_t>(pool.outputs[0])];
+    const int64_t nc = xv.shape[0] * xv.shape[1], hw = xv.shape[2] * xv.shape[3];
+    const int64_t ohw = out.shape[2] * out.shape[3];
+    Value v = xv;
+    v.shape = {nc, hw};
+    const int xr = add_value(v);
+    v = g.values[static_cast<size_t>(indices.outputs[0])];
+    v.shape = {nc, ohw};
+    const int ir = add_value(v);
+    v = out;
+    v.shape = {nc, ohw};
+    const int gathered = add_value(v);
+    const int values = add_value(out);
+    instead[m].push_back(indices);  // moved up from the backward pass
+    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, hw}}, {x}, {xr}, {}});
+    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, ohw}}, {indices.outputs[0]}, {ir}, {}});
+    instead[m].push_back(GraphNode{OpId::Gather, AxisAttrs{1}, {xr, ir}, {gathered}, {}});
+    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{out.shape}, {gathered}, {values}, {}});
+    replace[static_cast<size_t>(pool.outputs[0])] = values;
+    drop[i] = 1;
+    ++rewrites;
+  }
+  if (!rewrites) return 0;
+  std::vector<GraphNode> nodes;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (drop[n]) continue;
+    if (instead[n].empty())
+      nodes.push_back(std::move(g.nodes[n]));
+    else
+      for (auto& x : instead[n]) nodes.push_back(std::move(x));
+  }
+  g.nodes = std::move(nodes);
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
+  rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+  return rewrites;
+}
+
+}  // namespace tessera::graph

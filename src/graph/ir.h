@@ -90,4 +90,9 @@ int swap_transposed_matmuls(Graph& g);
 /// into parts. Returns the number of rewrites.
 int pads_to_concat(Graph& g);
 
+/// max_pool2d(x) with a later max_pool2d_indices(x) of the same window (a pooling layer and its
+/// gradient): the indices move to the forward position and the values are gathered from x with
+/// them (one pass over the windows instead of two). Returns the number of rewrites.
+int max_pool_values_from_indices(Graph& g);
+
 }  // namespace tessera::graph

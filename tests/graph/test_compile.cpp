@@ -235,3 +235,23 @@ TEST(Compile, GradientOfSplitIsOneConcat) {
   EXPECT_EQ(count(ir, "= pad("), 0u) << ir;
   EXPECT_EQ(count(ir, "= concat("), 1u) << ir;
 }
+
+TEST(Compile, MaxPoolValuesComeFromTheGradientsIndices) {
+  // Forward max_pool2d and the backward's max_pool2d_indices of the same windows: one pass.
+  auto loss = [](const ts::Tensor& x) { return ts::sum(ts::tanh(ts::max_pool2d(x, {2, 2}))); };
+  auto f = ts::compile(
+      [&](const TensorList& in) {
+        auto [v, g] = ts::value_and_grad(loss)(in[0]);
+        return TensorList{v, g};
+      },
+      {.fuse = false});
+  ts::Tensor x = rand({2, 3, 6, 8}, 5);
+  TensorList got = f({x});
+  auto [v, g] = ts::value_and_grad(loss)(x);
+  EXPECT_TRUE(ts::equal(got[0], v));
+  EXPECT_TRUE(ts::equal(got[1], g));
+  std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "= max_pool2d("), 0u) << ir;
+  EXPECT_EQ(count(ir, "= max_pool2d_indices("), 1u) << ir;
+  EXPECT_EQ(count(ir, "= gather("), 1u) << ir;
+}

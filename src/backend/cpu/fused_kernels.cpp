@@ -185,14 +185,24 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   // Per step: the output it writes directly (-1: its scratch slot).
   std::vector<int> direct(nsteps, -1);
   std::vector<int> copied_outputs;
+  // The last step reading each input directly (gathered inputs are copied at the block start).
+  std::vector<int> last_read(in.size(), -1);
+  for (size_t s = 0; s < nsteps; ++s)
+    for (const FusedRef& r : p.steps[s].args)
+      if (r.kind == FusedRef::Kind::Input) last_read[static_cast<size_t>(r.index)] = static_cast<int>(s);
   for (size_t k = 0; k < out.size(); ++k) {
     auto [olo, ohi] = byte_range(out[k]);
+    const int s = p.outputs[k];
     bool overlaps = false;
-    for (const Tensor& t : in) {
-      auto [ilo, ihi] = byte_range(t);
-      overlaps |= olo < ihi && ilo < ohi;
+    for (size_t i = 0; i < in.size(); ++i) {
+      auto [ilo, ihi] = byte_range(in[i]);
+      if (!(olo < ihi && ilo < ohi)) continue;
+      // In place over an input with the same layout that no later step reads: write directly
+      // (step s reads element j before writing it); otherwise compute in scratch and copy.
+      const bool same = plans[i].mode == InputPlan::Mode::Flat && in[i].impl().data() == out[k].impl().data() &&
+                        in[i].itemsize() == out[k].itemsize() && last_read[i] <= s;
+      overlaps |= !same;
     }
-    int s = p.outputs[k];
     if (overlaps || direct[static_cast<size_t>(s)] >= 0)
       copied_outputs.push_back(static_cast<int>(k));
     else

@@ -228,7 +228,11 @@ TrainResult run_training(int argc, char** argv, const TrainDefaults& defaults, s
         << st.position.batch << ")\n";
   }
   std::unique_ptr<data::MetricsLogger> metrics;
-  if (!job.metrics.empty()) metrics = std::make_unique<data::MetricsLogger>(job.metrics);
+  // Step rows and epoch rows share one file: a CSV gets every column up front.
+  if (!job.metrics.empty())
+    metrics = std::make_unique<data::MetricsLogger>(
+        job.metrics, std::vector<std::string>{"step", "loss", "epoch", "train_loss", "train_acc", "seconds",
+                                              "test_loss", "test_acc"});
   auto save = [&] {
     if (job.checkpoint.empty()) return;
     train::save_checkpoint(job.checkpoint, *s.model, opt.get(), {.step = step, .position = loader.position()});

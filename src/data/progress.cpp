@@ -216,7 +216,8 @@ ProgressRange progress(DataLoader& loader, std::string desc, ProgressOptions opt
 
 // ---- MetricsLogger ----
 
-MetricsLogger::MetricsLogger(const std::string& path) : path_(path) {
+MetricsLogger::MetricsLogger(const std::string& path, std::vector<std::string> columns)
+    : path_(path), columns_(std::move(columns)) {
   if (path.ends_with(".csv"))
     csv_ = true;
   else if (path.ends_with(".jsonl"))
@@ -249,8 +250,10 @@ void MetricsLogger::log(const Metrics& record) {
   std::lock_guard lock(mu_);
   std::string out;
   if (csv_) {
-    if (header_.empty()) {
-      for (const auto& [k, v] : record) {
+    if (header_.empty()) {  // a new file: the declared columns, else the first record's names
+      if (columns_.empty())
+        for (const auto& [k, v] : record) columns_.push_back(k);
+      for (const auto& k : columns_) {
         header_.push_back(k);
         if (!out.empty()) out += ',';
         out += csv_field(k);

@@ -162,6 +162,16 @@ TEST(MetricsLogger, CsvHeaderThenOneLinePerRecord) {
   EXPECT_EQ(read_all(p.path), "epoch,loss,acc\n1,0.5,0.8125\n2,,0.1\n3,1e-07,1\n");
 }
 
+TEST(MetricsLogger, DeclaredCsvColumnsHoldRowsOfDifferentKinds) {
+  // Step rows and epoch rows in one file (what `tessera train --metrics F.csv` writes).
+  TempPath p(".csv");
+  td::MetricsLogger log(p.path, {"step", "loss", "epoch", "test_acc"});
+  log.log({{"step", 1}, {"loss", 2.5}});
+  log.log({{"epoch", 1}, {"test_acc", 0.75}});
+  EXPECT_THROW(log.log({{"lr", 1e-3}}), ts::ValueError);
+  EXPECT_EQ(read_all(p.path), "step,loss,epoch,test_acc\n1,2.5,,\n,,1,0.75\n");
+}
+
 TEST(MetricsLogger, JsonlOneObjectPerLine) {
   TempPath p(".jsonl");
   td::MetricsLogger log(p.path);

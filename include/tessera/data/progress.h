@@ -133,14 +133,13 @@ class TESSERA_API ProgressRange {
 TESSERA_API ProgressRange progress(DataLoader& loader, std::string desc, ProgressOptions options = {});
 
 /// Appends one record per log() call to a metrics file, flushed per line. The format follows the
-/// extension: ".csv" (header line from the first record's names; appending to an existing CSV
-/// reuses its header) or ".jsonl" (one JSON object per line; NaN and infinities as null).
-/// In CSV every record's names must be among the header's (missing ones are left empty).
-/// Throws ValueError for another extension, a file that cannot be opened, or (CSV) a name not in
-/// the header. Thread-safe.
+/// extension: ".csv" (header line from `columns`, or when none are given from the first record's
+/// names; appending to an existing CSV reuses its header) or ".jsonl" (one JSON object per line; NaN and infinities as
+/// null). In CSV every record's names must be among the header's (missing ones are left empty). Throws ValueError for
+/// another extension, a file that cannot be opened, or (CSV) a name not in the header. Thread-safe.
 class TESSERA_API MetricsLogger {
  public:
-  explicit MetricsLogger(const std::string& path);
+  explicit MetricsLogger(const std::string& path, std::vector<std::string> columns = {});
   ~MetricsLogger();
   MetricsLogger(const MetricsLogger&) = delete;
   MetricsLogger& operator=(const MetricsLogger&) = delete;
@@ -151,6 +150,7 @@ class TESSERA_API MetricsLogger {
   std::string path_;
   bool csv_;
   std::FILE* f_ = nullptr;
+  std::vector<std::string> columns_;  // declared CSV columns (used when the file is new)
   std::vector<std::string> header_;
   std::mutex mu_;
 };

@@ -148,6 +148,25 @@ std::vector<int> identity(size_t n) {
   return r;
 }
 
+// Replaces node n by the nodes instead[n] (when not empty), drops the nodes flagged in drop, and
+// rebuilds with `replace` (value id -> the id that stands for it). New values are appended to
+// g.values before the call; the rewrite passes below use it.
+void splice(Graph& g, const std::vector<char>& drop, std::vector<std::vector<GraphNode>>& instead,
+            const std::vector<int>& replace) {
+  std::vector<GraphNode> nodes;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (drop[n]) continue;
+    if (instead[n].empty())
+      nodes.push_back(std::move(g.nodes[n]));
+    else
+      for (auto& x : instead[n]) nodes.push_back(std::move(x));
+  }
+  g.nodes = std::move(nodes);
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
+  rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+}
+
 }  // namespace
 
 int eliminate_dead_code(Graph& g) {
@@ -408,19 +427,7 @@ int swap_transposed_matmuls(Graph& g) {
     replace[static_cast<size_t>(p.outputs[0])] = mm.outputs[0];
     ++rewrites;
   }
-  if (!rewrites) return 0;
-  std::vector<GraphNode> nodes;
-  for (size_t n = 0; n < g.nodes.size(); ++n) {
-    if (drop[n]) continue;
-    if (instead[n].empty())
-      nodes.push_back(std::move(g.nodes[n]));
-    else
-      for (auto& x : instead[n]) nodes.push_back(std::move(x));
-  }
-  g.nodes = std::move(nodes);
-  for (size_t n = 0; n < g.nodes.size(); ++n)
-    for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
-  rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+  if (rewrites) splice(g, drop, instead, replace);
   return rewrites;
 }
 
@@ -505,17 +512,12 @@ int pads_to_concat(Graph& g) {
   }
   if (!rewrites) return 0;
   // Each concat goes right after its root add (all its inputs are defined before the pads).
-  std::vector<GraphNode> nodes;
-  std::sort(concats.begin(), concats.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  size_t next = 0;
-  for (size_t n = 0; n < g.nodes.size(); ++n) {
-    nodes.push_back(std::move(g.nodes[n]));
-    for (; next < concats.size() && concats[next].first == n; ++next) nodes.push_back(std::move(concats[next].second));
+  std::vector<std::vector<GraphNode>> instead(g.nodes.size());
+  for (auto& [n, c] : concats) {
+    instead[n].push_back(g.nodes[n]);
+    instead[n].push_back(std::move(c));
   }
-  g.nodes = std::move(nodes);
-  for (size_t n = 0; n < g.nodes.size(); ++n)
-    for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
-  rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+  splice(g, std::vector<char>(g.nodes.size(), 0), instead, replace);
   eliminate_dead_code(g);  // the pads and adds nobody reads now
   return rewrites;
 }
@@ -574,19 +576,7 @@ int max_pool_values_from_indices(Graph& g) {
     drop[i] = 1;
     ++rewrites;
   }
-  if (!rewrites) return 0;
-  std::vector<GraphNode> nodes;
-  for (size_t n = 0; n < g.nodes.size(); ++n) {
-    if (drop[n]) continue;
-    if (instead[n].empty())
-      nodes.push_back(std::move(g.nodes[n]));
-    else
-      for (auto& x : instead[n]) nodes.push_back(std::move(x));
-  }
-  g.nodes = std::move(nodes);
-  for (size_t n = 0; n < g.nodes.size(); ++n)
-    for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
-  rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
+  if (rewrites) splice(g, drop, instead, replace);
   return rewrites;
 }
 

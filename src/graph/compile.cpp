@@ -347,6 +347,7 @@ struct CompiledFunction::Impl {
     stats.rewrites += graph::swap_transposed_matmuls(g);
     stats.rewrites += graph::pads_to_concat(g);
     stats.rewrites += graph::max_pool_values_from_indices(g);
+    stats.rewrites += graph::materialize_conv_operands(g);
     stats.nodes_removed += graph::eliminate_dead_code(g);
     after("simplify");
     if (options.fuse) {

@@ -581,3 +581,41 @@ int max_pool_values_from_indices(Graph& g) {
 }
 
 }  // namespace tessera::graph
+
+namespace tessera::graph {
+
+// A convolution whose input or weight is a strided view (the weight gradient's batch-as-channel
+// operands) copies it inside the kernel, outside the memory plan. An explicit copy node right
+// before the convolution does the same work inside the plan: its buffer gets an arena slot and
+// a lifetime, and the kernel reads a contiguous operand.
+int materialize_conv_operands(Graph& g) {
+  std::vector<int> replace = identity(g.values.size());
+  std::vector<char> drop(g.nodes.size(), 0);
+  std::vector<std::vector<GraphNode>> instead(g.nodes.size());
+  int rewrites = 0;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const GraphNode& node = g.nodes[n];
+    if (node.fused || (node.op != OpId::Conv2d && node.op != OpId::ConvTranspose2d)) continue;
+    GraphNode conv = node;
+    for (int& in : conv.inputs) {
+      const Value v = g.values[static_cast<size_t>(in)];
+      if (v.strides == contiguous_strides(v.shape) || v.dtype != DType::Float32) continue;
+      Value c = v;
+      c.kind = Value::Kind::NodeOutput;
+      c.constant = Tensor();
+      c.index = 0;
+      c.strides = contiguous_strides(c.shape);
+      g.values.push_back(c);
+      replace.push_back(static_cast<int>(g.values.size()) - 1);
+      instead[n].push_back(GraphNode{OpId::Copy, NoAttrs{}, {in}, {static_cast<int>(g.values.size()) - 1}, {}});
+      in = static_cast<int>(g.values.size()) - 1;
+    }
+    if (instead[n].empty()) continue;
+    instead[n].push_back(std::move(conv));
+    ++rewrites;
+  }
+  if (rewrites) splice(g, drop, instead, replace);
+  return rewrites;
+}
+
+}  // namespace tessera::graph

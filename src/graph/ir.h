@@ -95,4 +95,9 @@ int pads_to_concat(Graph& g);
 /// them (one pass over the windows instead of two). Returns the number of rewrites.
 int max_pool_values_from_indices(Graph& g);
 
+/// Float32 convolutions whose input or weight is a strided view get an explicit copy node before
+/// them (the kernel would copy it anyway, outside the memory plan). Returns the number of
+/// convolutions changed.
+int materialize_conv_operands(Graph& g);
+
 }  // namespace tessera::graph

@@ -255,3 +255,15 @@ TEST(Compile, MaxPoolValuesComeFromTheGradientsIndices) {
   EXPECT_EQ(count(ir, "= max_pool2d_indices("), 1u) << ir;
   EXPECT_EQ(count(ir, "= gather("), 1u) << ir;
 }
+
+TEST(Compile, ConvolutionOperandViewsAreCopiedInsideThePlan) {
+  // A transposed (strided) input: an explicit copy node, planned like any buffer, then the conv.
+  auto body = [](const TensorList& in) { return TensorList{ts::conv2d(in[0].transpose(2, 3), in[1])}; };
+  auto f = ts::compile(body, {.fuse = false});
+  TensorList in = {rand({2, 3, 7, 5}, 1), rand({4, 3, 3, 3}, 2)};
+  TensorList got = f(in);
+  EXPECT_TRUE(ts::allclose(got[0], body(in)[0], 1e-5, 1e-6));
+  std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "= copy("), 1u) << ir;
+  EXPECT_LT(ir.find("= copy("), ir.find("= conv2d(")) << ir;
+}

@@ -168,16 +168,9 @@ class GraphTrace : public detail::Interpreter, public detail::HostEffects {
 
   Tensor feed(double value, std::function<double()> replay_value, DType dtype, Device device) {
     Tensor now;
-    {  // a concrete tensor, not a traced one: bypass every interpreter for this op
-      detail::Interpreter* saved = detail::current_interpreter();
-      detail::current_interpreter() = nullptr;
-      try {
-        now = full({}, value, dtype, device);
-      } catch (...) {
-        detail::current_interpreter() = saved;
-        throw;
-      }
-      detail::current_interpreter() = saved;
+    {  // a concrete tensor, not a traced one: no interpreter sees this op
+      autodiff::ScopedInterpreter none(nullptr);
+      now = full({}, value, dtype, device);
     }
     HostAction a;
     a.kind = HostAction::Kind::Feed;
@@ -309,7 +302,9 @@ struct CompiledFunction::Impl {
     std::vector<std::pair<int, std::function<void()>>> checks;  // (value id, raise)
     bool planned = false;
     graph::MemoryPlan plan;
-    std::vector<bool> donated;  // per graph input: a state slot the plan rebinds (its buffer may be reused)
+    std::vector<bool> donated;   // per graph input: a state slot the plan rebinds (its buffer may be reused)
+    std::vector<int> input_pos;  // per value id: its position in graph.inputs, or -1
+    int after_checks = 0;        // donated buffers are written only from this node on
   };
   std::list<std::pair<std::string, std::shared_ptr<Entry>>> lru;  // most recent first
   std::shared_ptr<Entry> last;
@@ -337,19 +332,27 @@ struct CompiledFunction::Impl {
       std::ofstream(base + ".dot") << graph::to_dot(g);
     };
     after("traced");
-    stats.nodes_removed += graph::eliminate_dead_code(g);
-    after("dce");
-    stats.nodes_removed += graph::eliminate_common_subexpressions(g);
-    after("cse");
-    stats.nodes_folded += graph::fold_constants(g);
-    after("fold");
-    stats.rewrites += graph::simplify(g);
-    stats.rewrites += graph::swap_transposed_matmuls(g);
-    stats.rewrites += graph::pads_to_concat(g);
-    stats.rewrites += graph::max_pool_values_from_indices(g);
-    stats.rewrites += graph::materialize_conv_operands(g);
-    stats.nodes_removed += graph::eliminate_dead_code(g);
-    after("simplify");
+    // Each pass, its counter, and a dump after it (the IR as each pass leaves it).
+    struct Pass {
+      const char* name;
+      int (*run)(graph::Graph&);
+      int64_t CompileStats::*counter;
+    };
+    static const Pass passes[] = {
+        {"dce", graph::eliminate_dead_code, &CompileStats::nodes_removed},
+        {"cse", graph::eliminate_common_subexpressions, &CompileStats::nodes_removed},
+        {"fold", [](graph::Graph& x) { return graph::fold_constants(x); }, &CompileStats::nodes_folded},
+        {"simplify", graph::simplify, &CompileStats::rewrites},
+        {"swap_transposed_matmuls", graph::swap_transposed_matmuls, &CompileStats::rewrites},
+        {"pads_to_concat", graph::pads_to_concat, &CompileStats::rewrites},
+        {"max_pool_values_from_indices", graph::max_pool_values_from_indices, &CompileStats::rewrites},
+        {"materialize_conv_operands", graph::materialize_conv_operands, &CompileStats::rewrites},
+        {"dce", graph::eliminate_dead_code, &CompileStats::nodes_removed},
+    };
+    for (const Pass& p : passes) {
+      stats.*p.counter += p.run(g);
+      after(p.name);
+    }
     if (options.fuse) {
       stats.nodes_fused += graph::fuse_elementwise(g);
       after("fuse");
@@ -419,6 +422,11 @@ struct CompiledFunction::Impl {
       if (a.kind == graph::HostAction::Kind::Draw)
         if (auto it = random_nodes.find({a.key, a.counter}); it != random_nodes.end()) a.node = it->second;
     e->last_use = graph::last_uses(e->graph);
+    e->input_pos.assign(e->graph.values.size(), -1);
+    for (size_t i = 0; i < e->graph.inputs.size(); ++i)
+      e->input_pos[static_cast<size_t>(e->graph.inputs[i])] = static_cast<int>(i);
+    for (const auto& c : e->checks)
+      e->after_checks = std::max(e->after_checks, e->graph.values[static_cast<size_t>(c.first)].node + 1);
     if (options.plan_memory) {
       // Donated: state inputs whose slot the plan rebinds; their old buffers may take new values.
       std::vector<char> rebound(e->state_slots.size(), 0);
@@ -432,23 +440,28 @@ struct CompiledFunction::Impl {
       e->planned = true;
     }
     // The traced call itself: host work is done; run the plan on the traced inputs.
-    std::vector<Tensor> plan_inputs;
-    for (const auto& src : e->sources) {
-      using K = graph::InputSource::Kind;
-      plan_inputs.push_back(src.kind == K::Argument ? inputs[static_cast<size_t>(src.index)]
-                            : src.kind == K::State  ? tr.state_values[static_cast<size_t>(src.index)]
-                                                    : tr.feed_values[static_cast<size_t>(src.index)]);
-    }
+    std::vector<Tensor> plan_inputs = gather_inputs(*e, inputs, tr.state_values, tr.feed_values);
     try {
       out = execute(*e, plan_inputs);
-      stats.planned_peak_bytes = e->plan.planned_peak_bytes;
-      stats.naive_bytes = e->plan.naive_bytes;
-      stats.inplace_buffers = e->plan.inplace_count;
     } catch (...) {
       tr.roll_back();
       throw;
     }
     return e;
+  }
+
+  // The plan's inputs in graph.inputs order, from the call's arguments, the state tensors (one
+  // per state slot) and the scalar feeds.
+  static std::vector<Tensor> gather_inputs(const Entry& e, const std::vector<Tensor>& arguments,
+                                           const std::vector<Tensor>& state, const std::vector<Tensor>& feeds) {
+    std::vector<Tensor> r;
+    r.reserve(e.sources.size());
+    for (const auto& src : e.sources) {
+      const auto i = static_cast<size_t>(src.index);
+      using K = graph::InputSource::Kind;
+      r.push_back(src.kind == K::Argument ? arguments[i] : src.kind == K::State ? state[i] : feeds[i]);
+    }
+    return r;
   }
 
   // Runs the plan on its inputs (in graph.inputs order); raises a failed check right after the
@@ -471,9 +484,6 @@ struct CompiledFunction::Impl {
     }
     for (size_t i = 0; i < g.values.size(); ++i)
       if (g.values[i].kind == graph::Value::Kind::Constant) env[i] = g.values[i].constant;
-    int after_checks = 0;  // donated buffers are written only from this node on
-    for (const auto& c : e.checks)
-      after_checks = std::max(after_checks, g.values[static_cast<size_t>(c.first)].node + 1);
     auto run_checks = [&](int produced_by) {
       for (const auto& [id, raise_error] : e.checks)
         if (g.values[static_cast<size_t>(id)].node == produced_by && env[static_cast<size_t>(id)].item<bool>())
@@ -485,8 +495,6 @@ struct CompiledFunction::Impl {
       arena = detail::alloc_tensor(
           std::vector<int64_t>{plan.arena_bytes}, DType::UInt8,
           g.nodes.empty() ? Device{} : g.values[static_cast<size_t>(g.nodes[0].outputs[0])].device);
-    std::vector<int> input_pos(g.values.size(), -1);
-    for (size_t i = 0; i < g.inputs.size(); ++i) input_pos[static_cast<size_t>(g.inputs[i])] = static_cast<int>(i);
     std::vector<Tensor> in, out;
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       const graph::GraphNode& node = g.nodes[n];
@@ -504,10 +512,10 @@ struct CompiledFunction::Impl {
         for (int v : node.outputs) {
           const graph::Value& val = g.values[static_cast<size_t>(v)];
           const int root = plan.storage_of[static_cast<size_t>(v)];
-          const int pos = root >= 0 ? input_pos[static_cast<size_t>(root)] : -1;
+          const int pos = root >= 0 ? e.input_pos[static_cast<size_t>(root)] : -1;
           if (plan.offset[static_cast<size_t>(v)] >= 0) {
             out.push_back(at_bytes(val, arena.impl().storage, plan.offset[static_cast<size_t>(v)]));
-          } else if (pos >= 0 && own[static_cast<size_t>(pos)] && static_cast<int>(n) >= after_checks) {
+          } else if (pos >= 0 && own[static_cast<size_t>(pos)] && static_cast<int>(n) >= e.after_checks) {
             const Tensor& donor = env[static_cast<size_t>(root)];
             out.push_back(at_bytes(val, donor.impl().storage, donor.offset() * static_cast<int64_t>(donor.itemsize())));
           } else {
@@ -554,6 +562,7 @@ struct CompiledFunction::Impl {
   // the plan fails (a check raised) so that state stays as it was.
   std::vector<Tensor> replay(Entry& e, const std::vector<Tensor>& inputs) {
     std::vector<Tensor> feeds(e.num_feeds);
+    std::vector<uint64_t> drawn_from(e.actions.size());  // a draw's generator offset before it
     size_t done = 0;
     try {
       for (; done < e.actions.size(); ++done) {
@@ -567,6 +576,7 @@ struct CompiledFunction::Impl {
             break;
           case graph::HostAction::Kind::Draw: {
             const uint64_t counter = a.gen->advance(a.words);
+            drawn_from[done] = counter;
             if (a.node >= 0) {
               auto& attrs = std::get<RandomAttrs>(e.graph.nodes[static_cast<size_t>(a.node)].attrs);
               attrs.key = a.gen->seed();
@@ -576,27 +586,20 @@ struct CompiledFunction::Impl {
           }
         }
       }
-      std::vector<Tensor> plan_inputs;
-      plan_inputs.reserve(e.sources.size());
-      for (const auto& src : e.sources) {
-        using K = graph::InputSource::Kind;
-        if (src.kind == K::Argument) {
-          plan_inputs.push_back(inputs[static_cast<size_t>(src.index)]);
-        } else if (src.kind == K::State) {
-          const Tensor& t = *e.state_slots[static_cast<size_t>(src.index)];
-          if (!t.impl().storage) raise<ValueError>("compile", "a state tensor holds a traced value outside its trace");
-          plan_inputs.push_back(t);
-        } else {
-          plan_inputs.push_back(feeds[static_cast<size_t>(src.index)]);
-        }
+      std::vector<Tensor> state;
+      state.reserve(e.state_slots.size());
+      for (Tensor* slot : e.state_slots) {
+        if (!slot->impl().storage)
+          raise<ValueError>("compile", "a state tensor holds a traced value outside its trace");
+        state.push_back(*slot);
       }
+      std::vector<Tensor> plan_inputs = gather_inputs(e, inputs, state, feeds);
       return execute(e, plan_inputs);
     } catch (...) {
       for (size_t i = std::min(done, e.actions.size()); i-- > 0;) {
         auto& a = e.actions[i];
         if (a.kind == graph::HostAction::Kind::Hook && a.undo) a.undo();
-        if (a.kind == graph::HostAction::Kind::Draw)
-          a.gen->set_state(a.gen->seed(), a.gen->offset() - (a.words + 3) / 4 * 4);
+        if (a.kind == graph::HostAction::Kind::Draw) a.gen->set_state(a.gen->seed(), drawn_from[i]);
       }
       throw;
     }

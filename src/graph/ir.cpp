@@ -148,6 +148,19 @@ std::vector<int> identity(size_t n) {
   return r;
 }
 
+// Appends a node output shaped like `like` (its node link is set by splice), contiguous unless
+// asked to keep like's strides, with its identity entry in replace. Returns its id.
+int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous = true) {
+  like.kind = Value::Kind::NodeOutput;
+  like.index = 0;
+  like.constant = Tensor();
+  if (contiguous) like.strides = contiguous_strides(like.shape);
+  g.values.push_back(std::move(like));
+  const int id = static_cast<int>(g.values.size()) - 1;
+  replace.push_back(id);
+  return id;
+}
+
 // Replaces node n by the nodes instead[n] (when not empty), drops the nodes flagged in drop, and
 // rebuilds with `replace` (value id -> the id that stands for it). New values are appended to
 // g.values before the call; the rewrite passes below use it.
@@ -404,19 +417,13 @@ int swap_transposed_matmuls(Graph& g) {
     if (!swap || g.values[static_cast<size_t>(a)].shape.size() != r ||
         g.values[static_cast<size_t>(b)].shape.size() != r)
       continue;
-    auto transposed = [&](int x) {
+    auto transposed = [&](int x) {  // the permute view of x: its layout, last two axes swapped
       Value v = g.values[static_cast<size_t>(x)];
-      v.kind = Value::Kind::NodeOutput;
-      v.index = 0;
-      v.constant = Tensor();
       std::swap(v.shape[r - 2], v.shape[r - 1]);
       std::swap(v.strides[r - 2], v.strides[r - 1]);
-      g.values.push_back(v);
-      return static_cast<int>(g.values.size()) - 1;
+      return new_value(g, std::move(v), replace, false);
     };
     const int tb = transposed(b), ta = transposed(a);
-    replace.push_back(tb);
-    replace.push_back(ta);
     Value& out = g.values[static_cast<size_t>(mm.outputs[0])];
     out.shape = g.values[static_cast<size_t>(p.outputs[0])].shape;
     out.strides = contiguous_strides(out.shape);
@@ -493,11 +500,7 @@ int pads_to_concat(Graph& g) {
     if (!tiles || at != out.shape[static_cast<size_t>(axis)]) continue;
     GraphNode c{OpId::Concat, AxisAttrs{axis}, {}, {}, {}};
     for (const auto& part : parts) c.inputs.push_back(part.second);
-    Value v = out;
-    v.strides = contiguous_strides(v.shape);
-    g.values.push_back(v);
-    c.outputs.push_back(static_cast<int>(g.values.size()) - 1);
-    replace.push_back(c.outputs[0]);
+    c.outputs.push_back(new_value(g, out, replace));
     replace[static_cast<size_t>(node.outputs[0])] = c.outputs[0];
     concats.emplace_back(n, std::move(c));
     // Inner adds of this tree are not roots of their own rewrite.
@@ -533,15 +536,7 @@ int max_pool_values_from_indices(Graph& g) {
   std::vector<int> replace = identity(g.values.size());
   std::vector<char> drop(g.nodes.size(), 0);
   std::vector<std::vector<GraphNode>> instead(g.nodes.size());
-  auto add_value = [&](Value v) {
-    v.kind = Value::Kind::NodeOutput;
-    v.strides = contiguous_strides(v.shape);
-    v.constant = Tensor();
-    v.index = 0;
-    g.values.push_back(v);
-    replace.push_back(static_cast<int>(g.values.size()) - 1);
-    return static_cast<int>(g.values.size()) - 1;
-  };
+  auto add_value = [&](Value v) { return new_value(g, std::move(v), replace); };
   int rewrites = 0;
   for (size_t m = 0; m < g.nodes.size(); ++m) {
     if (g.nodes[m].fused || g.nodes[m].op != OpId::MaxPool2d) continue;
@@ -600,15 +595,9 @@ int materialize_conv_operands(Graph& g) {
     for (int& in : conv.inputs) {
       const Value v = g.values[static_cast<size_t>(in)];
       if (v.strides == contiguous_strides(v.shape) || v.dtype != DType::Float32) continue;
-      Value c = v;
-      c.kind = Value::Kind::NodeOutput;
-      c.constant = Tensor();
-      c.index = 0;
-      c.strides = contiguous_strides(c.shape);
-      g.values.push_back(c);
-      replace.push_back(static_cast<int>(g.values.size()) - 1);
-      instead[n].push_back(GraphNode{OpId::Copy, NoAttrs{}, {in}, {static_cast<int>(g.values.size()) - 1}, {}});
-      in = static_cast<int>(g.values.size()) - 1;
+      const int copy = new_value(g, v, replace);
+      instead[n].push_back(GraphNode{OpId::Copy, NoAttrs{}, {in}, {copy}, {}});
+      in = copy;
     }
     if (instead[n].empty()) continue;
     instead[n].push_back(std::move(conv));

@@ -13,6 +13,7 @@
 
 #include "core/dispatch.h"
 #include "graph/fuse.h"
+#include "graph_builder.h"
 #include "harness/harness.h"
 #include "tessera/tessera.h"
 
@@ -24,52 +25,13 @@ using ts::Tensor;
 
 namespace {
 
-// A graph under construction, with the eager value of every value id.
-struct Builder {
-  graph::Graph g;
-  std::vector<Tensor> vals;  // by value id before fusion (fusion renumbers)
+// A graph under construction (graph_builder.h), with the inputs and the expected outputs.
+struct Builder : graph::testing::GraphBuilder {
   std::vector<Tensor> in, want;
 
-  int add_value(graph::Value v, const Tensor& t) {
-    g.values.push_back(std::move(v));
-    vals.push_back(t);
-    return static_cast<int>(g.values.size()) - 1;
-  }
   int input(const Tensor& t) {
-    int id = add_value({graph::Value::Kind::Input,
-                        t.shape(),
-                        t.strides(),
-                        t.dtype(),
-                        t.device(),
-                        -1,
-                        static_cast<int>(g.inputs.size()),
-                        {}},
-                       t);
-    g.inputs.push_back(id);
     in.push_back(t);
-    return id;
-  }
-  int constant(const Tensor& t) {
-    return add_value({graph::Value::Kind::Constant, t.shape(), t.strides(), t.dtype(), t.device(), -1, 0, t}, t);
-  }
-  int op(OpId op, std::vector<int> ins, ts::Attrs attrs = ts::NoAttrs{}) {
-    std::vector<Tensor> in;
-    for (int id : ins) in.push_back(vals[static_cast<size_t>(id)]);
-    Tensor o;
-    ts::detail::execute(op, in, attrs, std::span<Tensor>(&o, 1));
-    graph::GraphNode node{op, attrs, std::move(ins), {}, {}};
-    int id = add_value({graph::Value::Kind::NodeOutput,
-                        o.shape(),
-                        o.strides(),
-                        o.dtype(),
-                        o.device(),
-                        static_cast<int>(g.nodes.size()),
-                        0,
-                        {}},
-                       o);
-    node.outputs.push_back(id);
-    g.nodes.push_back(std::move(node));
-    return id;
+    return GraphBuilder::input(t);
   }
   // What mul(x, 0.5) records for its scalar: a 0-d full node of x's dtype.
   int scalar(double v, DType t = DType::Float32) {
@@ -77,7 +39,7 @@ struct Builder {
   }
   void ret(int id) {
     g.outputs.push_back(id);
-    want.push_back(vals[static_cast<size_t>(id)]);
+    want.push_back(env[static_cast<size_t>(id)]);
   }
   std::vector<Tensor> expected() const { return want; }
   std::vector<Tensor> inputs() const { return in; }

@@ -9,12 +9,14 @@
 // expect_plan_valid + expect_runs_like_eager.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <random>
 
 #include "core/dispatch.h"
 #include "graph/fuse.h"
 #include "graph/memory_plan.h"
+#include "graph_builder.h"
 #include "tessera/tensor_impl.h"
 #include "tessera/tessera.h"
 
@@ -26,64 +28,13 @@ using ts::Tensor;
 
 namespace {
 
-struct Recorder {
-  tg::Graph g;
-  std::vector<Tensor> env;  // eager value of every graph value
-
-  int add(tg::Value v, Tensor t) {
-    g.values.push_back(std::move(v));
-    env.push_back(std::move(t));
-    return static_cast<int>(g.values.size()) - 1;
-  }
-  int input(const Tensor& t) {
-    tg::Value v;
-    v.kind = tg::Value::Kind::Input;
-    v.shape = t.shape();
-    v.strides = t.strides();
-    v.dtype = t.dtype();
-    v.device = t.device();
-    v.index = static_cast<int>(g.inputs.size());
-    int id = add(v, t);
-    g.inputs.push_back(id);
-    return id;
-  }
+// The shared recorder (graph_builder.h) plus random inputs by shape and seed.
+struct Recorder : tg::testing::GraphBuilder {
+  using GraphBuilder::input;
   int input(Shape shape, uint64_t seed) {
     ts::Generator gen(seed);
     return input(ts::uniform(std::span<const int64_t>(shape.data(), shape.size()), -1.0, 1.0, gen));
   }
-  int constant(const Tensor& t) {
-    tg::Value v;
-    v.kind = tg::Value::Kind::Constant;
-    v.shape = t.shape();
-    v.strides = t.strides();
-    v.dtype = t.dtype();
-    v.device = t.device();
-    v.constant = t;
-    return add(v, t);
-  }
-  // Runs op eagerly and records it; returns the first output's id (the others follow it).
-  int op(OpId op, std::vector<int> ins, ts::Attrs attrs = ts::NoAttrs{}) {
-    std::vector<Tensor> in;
-    for (int id : ins) in.push_back(env[static_cast<size_t>(id)]);
-    std::vector<Tensor> out(static_cast<size_t>(ts::op_info(op).num_outputs));
-    ts::detail::execute(op, in, attrs, out);
-    tg::GraphNode node{op, attrs, ins, {}, {}};
-    const int n = static_cast<int>(g.nodes.size());
-    for (size_t k = 0; k < out.size(); ++k) {
-      tg::Value v;
-      v.shape = out[k].shape();
-      v.strides = out[k].strides();
-      v.dtype = out[k].dtype();
-      v.device = out[k].device();
-      v.node = n;
-      v.index = static_cast<int>(k);
-      node.outputs.push_back(add(v, out[k]));
-    }
-    g.nodes.push_back(std::move(node));
-    return g.nodes.back().outputs[0];
-  }
-  int permute(int x, ts::Axes perm) { return op(OpId::Permute, {x}, ts::PermuteAttrs{perm}); }
-  int reshape(int x, Shape s) { return op(OpId::Reshape, {x}, ts::ShapeAttrs{s}); }
 };
 
 size_t sz(int v) { return static_cast<size_t>(v); }
@@ -280,14 +231,20 @@ void expect_all(const Recorder& r, const tg::MemoryPlan& plan, const std::vector
 
 }  // namespace
 
-TEST(MemoryPlan, ChainOfElementwiseOpsReusesOneBuffer) {
-  Recorder r;
+// x [1024] -> exp -> relu -> neg -> sin (returned): the input and the four values.
+std::array<int, 5> chain_of_four(Recorder& r) {
   int x = r.input({1024}, 1);
   int a = r.op(OpId::Exp, {x});
   int b = r.op(OpId::Relu, {a});
   int c = r.op(OpId::Neg, {b});
   int d = r.op(OpId::Sin, {c});
   r.g.outputs = {d};
+  return {x, a, b, c, d};
+}
+
+TEST(MemoryPlan, ChainOfElementwiseOpsReusesOneBuffer) {
+  Recorder r;
+  auto [x, a, b, c, d] = chain_of_four(r);
   tg::MemoryPlan p = tg::plan_memory(r.g);
   EXPECT_EQ(p.inplace_of[sz(a)], -1);  // x is the caller's
   EXPECT_EQ(p.inplace_of[sz(b)], a);
@@ -307,12 +264,7 @@ TEST(MemoryPlan, ChainOfElementwiseOpsReusesOneBuffer) {
 
 TEST(MemoryPlan, DonatedInputIsUpdatedInPlace) {
   Recorder r;
-  int x = r.input({1024}, 1);
-  int a = r.op(OpId::Exp, {x});
-  int b = r.op(OpId::Relu, {a});
-  int c = r.op(OpId::Neg, {b});
-  int d = r.op(OpId::Sin, {c});
-  r.g.outputs = {d};
+  auto [x, a, b, c, d] = chain_of_four(r);
   tg::MemoryPlan p = tg::plan_memory(r.g, {true});
   for (int v : {a, b, c, d}) {
     EXPECT_EQ(p.storage_of[sz(v)], x);

@@ -1,0 +1,71 @@
+// Hand-built graphs for the pass tests: every op is executed eagerly as it is recorded, so each
+// value id has its eager value (env) to compare a rewritten or planned graph against.
+#pragma once
+
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "graph/ir.h"
+#include "tessera/tessera.h"
+
+namespace tessera::graph::testing {
+
+struct GraphBuilder {
+  Graph g;
+  std::vector<Tensor> env;  // eager value of every value id, in recording order
+
+  int add(Value v, Tensor t) {
+    g.values.push_back(std::move(v));
+    env.push_back(std::move(t));
+    return static_cast<int>(g.values.size()) - 1;
+  }
+  int input(const Tensor& t) {
+    Value v;
+    v.kind = Value::Kind::Input;
+    v.shape = t.shape();
+    v.strides = t.strides();
+    v.dtype = t.dtype();
+    v.device = t.device();
+    v.index = static_cast<int>(g.inputs.size());
+    int id = add(v, t);
+    g.inputs.push_back(id);
+    return id;
+  }
+  int constant(const Tensor& t) {
+    Value v;
+    v.kind = Value::Kind::Constant;
+    v.shape = t.shape();
+    v.strides = t.strides();
+    v.dtype = t.dtype();
+    v.device = t.device();
+    v.constant = t;
+    return add(v, t);
+  }
+  // Runs op eagerly and records it; returns the first output's id (the others follow it).
+  int op(OpId op, std::vector<int> ins, Attrs attrs = NoAttrs{}) {
+    std::vector<Tensor> in;
+    for (int id : ins) in.push_back(env[static_cast<size_t>(id)]);
+    std::vector<Tensor> out(static_cast<size_t>(op_info(op).num_outputs));
+    detail::execute(op, in, attrs, out);
+    GraphNode node{op, attrs, ins, {}, {}};
+    const int n = static_cast<int>(g.nodes.size());
+    for (size_t k = 0; k < out.size(); ++k) {
+      Value v;
+      v.shape = out[k].shape();
+      v.strides = out[k].strides();
+      v.dtype = out[k].dtype();
+      v.device = out[k].device();
+      v.node = n;
+      v.index = static_cast<int>(k);
+      node.outputs.push_back(add(v, out[k]));
+    }
+    g.nodes.push_back(std::move(node));
+    return g.nodes.back().outputs[0];
+  }
+  int permute(int x, Axes perm) { return op(OpId::Permute, {x}, PermuteAttrs{perm}); }
+  int reshape(int x, Shape s) { return op(OpId::Reshape, {x}, ShapeAttrs{s}); }
+};
+
+}  // namespace tessera::graph::testing

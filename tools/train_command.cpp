@@ -45,6 +45,7 @@ struct TrainJob {
   std::string resume;
   std::string metrics;
   int64_t time_steps = 0;
+  bool profile = false;  // with --time-steps --mode graph: time the compiled step per op
   Mode mode = Mode::Eager;
   data::ProgressMode progress = data::ProgressMode::Auto;
 };
@@ -55,7 +56,7 @@ const std::set<std::string> kTrainFlags = {"model",   "epochs",     "batch-size"
                                            "metrics", "time-steps", "progress",   "mode"};
 
 TrainJob parse_job(const std::string& cmd, int argc, char** argv, TrainJob job) {
-  Args a(cmd, argc, argv, kTrainFlags, {"no-eval"});
+  Args a(cmd, argc, argv, kTrainFlags, {"no-eval", "profile"});
   job.model = a.str("model", job.model);
   if (job.model != "mlp" && job.model != "cnn" && job.model != "gpt")
     raise<ValueError>(cmd.c_str(), "--model must be mlp, cnn or gpt, got '" + job.model + "'");
@@ -76,6 +77,7 @@ TrainJob parse_job(const std::string& cmd, int argc, char** argv, TrainJob job) 
   job.resume = a.str("resume", job.resume);
   job.metrics = a.str("metrics", job.metrics);
   job.time_steps = a.integer("time-steps", job.time_steps);
+  job.profile = a.has("profile");
   std::string mode = a.str("mode", "eager");
   if (mode != "eager" && mode != "graph")
     raise<ValueError>(cmd.c_str(), "--mode must be eager or graph, got '" + mode + "'");
@@ -182,13 +184,17 @@ int time_steps(const TrainJob& job, Setup& s, optim::Optimizer& opt, std::ostrea
       << " batch=" << job.batch_size << " threads=" << get_num_threads() << " steps=" << ms.size()
       << " median=" << fmt(sorted[sorted.size() / 2], 3) << " min=" << fmt(sorted.front(), 3)
       << " max=" << fmt(sorted.back(), 3) << " step_peak_mb=" << fmt(static_cast<double>(peak) / 1048576.0, 2);
-  if (const CompileStats* st = train::graph_step_stats(*s.model, opt))
+  const CompiledFunction* step = train::graph_step(*s.model, opt);
+  if (step) {
+    const CompileStats* st = &step->stats();
     out << " planned_peak_mb=" << fmt(static_cast<double>(st->planned_peak_bytes) / 1048576.0, 2)
         << " naive_mb=" << fmt(static_cast<double>(st->naive_bytes) / 1048576.0, 2) << " traces=" << st->traces
         << " fused_nodes=" << st->nodes_fused << " inplace=" << st->inplace_buffers;
+  }
   out << " all=";
   for (size_t k = 0; k < ms.size(); ++k) out << (k ? "," : "") << fmt(ms[k], 3);
   out << "\n";
+  if (step && job.profile) out << format_profile(step->profile());
   return 0;
 }
 
@@ -201,6 +207,7 @@ TrainResult run_training(int argc, char** argv, const TrainDefaults& defaults, s
   TrainJob job = parse_job(defaults.command, argc, argv, base);
   if (job.threads > 0) set_num_threads(static_cast<int>(job.threads));
   set_mode(job.mode);
+  set_graph_profiling(job.profile);
   manual_seed(job.seed);  // model initialization and dropout
 
   Setup s = make_setup(job);
@@ -326,6 +333,7 @@ const char* train_usage() {
          "            --resume FILE --metrics FILE.csv|.jsonl --progress auto|bar|plain|off\n"
          "            --time-steps N (time N training steps: per-step milliseconds and peak memory)\n"
          "            --mode eager|graph (graph: each training step runs as one compiled plan)\n"
+         "            --profile (with --time-steps and --mode graph: time per op and input shapes)\n"
          "  demo      train the CNN on Fashion-MNIST for 1 epoch, evaluate, save a checkpoint, reload it\n"
          "            and check the reloaded model's accuracy (same flags; --checkpoint FILE)\n";
 }

@@ -57,6 +57,18 @@ struct CompileOptions {
   std::string dump_dir;
   bool fuse = true;         // elementwise fusion pass
   bool plan_memory = true;  // memory planner (in-place reuse, planned peak)
+  /// Times every node of every replay (a steady_clock read per node, about 50 ns); profile()
+  /// reports the totals. Off: the setting of set_graph_profiling() (the CLI's --profile).
+  bool profile = false;
+};
+
+/// Time spent in the nodes of one kind, over every call of a compiled function (profile()).
+struct OpProfile {
+  std::string op;      // primitive name, or "fused" for a fused elementwise kernel
+  std::string shapes;  // input shapes ("[2048,256] x [256,1024]^T": ^T marks a transposed view)
+  int64_t nodes = 0;   // nodes of this kind in the graph
+  int64_t runs = 0;    // node executions timed
+  double seconds = 0;  // their total wall time
 };
 
 struct CompileStats {
@@ -89,6 +101,9 @@ class TESSERA_API CompiledFunction {
   std::string graph_text() const;
   /// Number of nodes in that graph (a fused kernel counts once).
   size_t graph_nodes() const;
+  /// With CompileOptions::profile: the time per (op, input shapes) in the graph of the most
+  /// recent call, summed over its calls, most expensive first (empty when not profiling).
+  std::vector<OpProfile> profile() const;
 
  private:
   struct Impl;
@@ -124,6 +139,11 @@ class TESSERA_API ModeGuard {
 };
 /// Directory for IR dumps of every compile whose options leave dump_dir empty ("" = none).
 TESSERA_API void set_graph_dump_dir(const std::string& dir);
+/// Turns node timing on for every compile created afterwards (see CompileOptions::profile).
+TESSERA_API void set_graph_profiling(bool on);
+/// profile() as a table: one line per (op, shapes) with total ms, ms per call, share and node
+/// count, the `top` most expensive first, then the rest summed per op.
+TESSERA_API std::string format_profile(const std::vector<OpProfile>& profile, size_t top = 25);
 
 // ---------------------------------------------------------------------------------------------
 // State: objects whose tensors persist across calls

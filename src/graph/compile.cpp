@@ -8,7 +8,10 @@
 // HostActions and redone, in trace order, before each replay.
 #include "tessera/compile.h"
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <iomanip>
 #include <list>
 #include <map>
 #include <sstream>
@@ -305,6 +308,9 @@ struct CompiledFunction::Impl {
     std::vector<bool> donated;   // per graph input: a state slot the plan rebinds (its buffer may be reused)
     std::vector<int> input_pos;  // per value id: its position in graph.inputs, or -1
     int after_checks = 0;        // donated buffers are written only from this node on
+    // CompileOptions::profile: wall time per node over every call, and the calls timed.
+    mutable std::vector<double> node_seconds;
+    mutable int64_t profiled_calls = 0;
   };
   std::list<std::pair<std::string, std::shared_ptr<Entry>>> lru;  // most recent first
   std::shared_ptr<Entry> last;
@@ -490,6 +496,11 @@ struct CompiledFunction::Impl {
           raise_error();
     };
     run_checks(-1);
+    const bool timed = options.profile;
+    if (timed) {
+      e.node_seconds.resize(g.nodes.size(), 0.0);
+      ++e.profiled_calls;
+    }
     Tensor arena;
     if (e.planned && plan.arena_bytes > 0)
       arena = detail::alloc_tensor(
@@ -498,6 +509,7 @@ struct CompiledFunction::Impl {
     std::vector<Tensor> in, out;
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       const graph::GraphNode& node = g.nodes[n];
+      const auto t0 = timed ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
       in.clear();
       for (int id : node.inputs) in.push_back(env[static_cast<size_t>(id)]);
       const bool view = !node.fused && op_info(node.op).category == OpCategory::View;
@@ -534,6 +546,7 @@ struct CompiledFunction::Impl {
         }
       }
       for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = std::move(out[k]);
+      if (timed) e.node_seconds[n] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (!e.checks.empty()) run_checks(static_cast<int>(n));
       for (int id : node.inputs)
         if (e.last_use[static_cast<size_t>(id)] == static_cast<int>(n) &&
@@ -647,10 +660,79 @@ struct CompiledFunction::Impl {
   }
 };
 
+namespace {
+
+// "[2048,256]^T": a value's shape, marked ^T when it is a view with its last two axes swapped
+// and * when otherwise strided.
+std::string layout_str(const graph::Value& v) {
+  std::string s = shape_str(v.shape);
+  const size_t nd = v.shape.size();
+  if (v.strides.size() != nd || v.strides == contiguous_strides(v.shape)) return s;
+  if (nd >= 2 && v.strides[nd - 2] == 1 && v.shape[nd - 1] > 1) return s + "^T";
+  return s + "*";
+}
+
+}  // namespace
+
+std::vector<OpProfile> CompiledFunction::profile() const {
+  std::vector<OpProfile> r;
+  const auto& e = impl_->last;
+  if (!e || e->node_seconds.empty()) return r;
+  const graph::Graph& g = e->graph;
+  std::map<std::pair<std::string, std::string>, size_t> index;
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    const graph::GraphNode& node = g.nodes[n];
+    std::string op = node.fused ? "fused" : std::string(op_name(node.op)), shapes;
+    if (node.fused) {
+      shapes = std::to_string(node.fused->steps.size()) + " steps " + shape_str(node.fused->shape);
+    } else {
+      for (size_t i = 0; i < node.inputs.size(); ++i)
+        shapes += (i ? " x " : "") + layout_str(g.values[static_cast<size_t>(node.inputs[i])]);
+    }
+    auto [it, fresh] = index.try_emplace({op, shapes}, r.size());
+    if (fresh) r.push_back(OpProfile{op, shapes});
+    OpProfile& p = r[it->second];
+    ++p.nodes;
+    p.runs += e->profiled_calls;
+    p.seconds += e->node_seconds[n];
+  }
+  std::stable_sort(r.begin(), r.end(), [](const OpProfile& a, const OpProfile& b) { return a.seconds > b.seconds; });
+  return r;
+}
+
+std::string format_profile(const std::vector<OpProfile>& profile, size_t top) {
+  const int64_t calls = profile.empty() || profile[0].nodes == 0 ? 0 : profile[0].runs / profile[0].nodes;
+  double total = 0;
+  for (const auto& p : profile) total += p.seconds;
+  std::ostringstream os;
+  const double per = calls > 0 ? 1e3 / static_cast<double>(calls) : 0.0;
+  os << std::fixed << std::setprecision(3);
+  os << "graph profile: " << calls << " call(s), " << total * per << " ms per call in nodes\n";
+  os << "  ms/call   share  nodes  op  inputs\n";
+  std::map<std::string, std::pair<double, int64_t>> rest;
+  for (size_t i = 0; i < profile.size(); ++i) {
+    const OpProfile& p = profile[i];
+    if (i >= top) {
+      rest[p.op].first += p.seconds;
+      rest[p.op].second += p.nodes;
+      continue;
+    }
+    os << std::setw(9) << p.seconds * per << std::setw(7) << std::setprecision(1)
+       << (total > 0 ? 100.0 * p.seconds / total : 0.0) << "%" << std::setprecision(3) << std::setw(7) << p.nodes
+       << "  " << p.op << "  " << p.shapes << "\n";
+  }
+  for (const auto& [op, t] : rest)
+    os << std::setw(9) << t.first * per << std::setw(7) << std::setprecision(1)
+       << (total > 0 ? 100.0 * t.first / total : 0.0) << "%" << std::setprecision(3) << std::setw(7) << t.second << "  "
+       << op << "  (other shapes)\n";
+  return os.str();
+}
+
 CompiledFunction::CompiledFunction(Fn f, CompileOptions options) : impl_(std::make_shared<Impl>()) {
   if (!f) raise<ValueError>("compile", "needs a function");
   impl_->fn = std::move(f);
   impl_->options = options;
+  impl_->options.profile = options.profile || graph::graph_profiling();
 }
 
 std::vector<Tensor> CompiledFunction::operator()(const std::vector<Tensor>& inputs) { return impl_->call(inputs); }

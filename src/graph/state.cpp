@@ -17,6 +17,7 @@ std::vector<StatefulObject*>& registry() {
   return objects;
 }
 thread_local Mode current_mode = Mode::Eager;
+std::atomic<bool> profiling_setting{false};
 std::string& dump_dir_setting() {
   static std::string dir;
   return dir;
@@ -41,6 +42,7 @@ StatefulObject::~StatefulObject() {
 void set_mode(Mode mode) { current_mode = mode; }
 Mode get_mode() { return current_mode; }
 void set_graph_dump_dir(const std::string& dir) { dump_dir_setting() = dir; }
+void set_graph_profiling(bool on) { profiling_setting = on; }
 
 namespace graph {
 
@@ -50,6 +52,7 @@ std::vector<StatefulObject*> live_state_objects() {
 }
 
 std::string graph_dump_dir() { return dump_dir_setting(); }
+bool graph_profiling() { return profiling_setting; }
 
 }  // namespace graph
 

@@ -12,5 +12,7 @@ namespace tessera::graph {
 std::vector<StatefulObject*> live_state_objects();
 /// The directory set by set_graph_dump_dir ("" = none).
 std::string graph_dump_dir();
+/// The setting of set_graph_profiling.
+bool graph_profiling();
 
 }  // namespace tessera::graph

@@ -72,9 +72,9 @@ CompiledFunction& compiled_step(nn::Module& model, optim::Optimizer& optimizer, 
 
 }  // namespace
 
-const CompileStats* graph_step_stats(const nn::Module& model, const optim::Optimizer& optimizer) {
+const CompiledFunction* graph_step(const nn::Module& model, const optim::Optimizer& optimizer) {
   for (auto it = step_cache().rbegin(); it != step_cache().rend(); ++it)
-    if (it->model == model.state_id() && it->optimizer == optimizer.state_id()) return &it->fn->stats();
+    if (it->model == model.state_id() && it->optimizer == optimizer.state_id()) return it->fn.get();
   return nullptr;
 }
 

@@ -267,3 +267,29 @@ TEST(Compile, ConvolutionOperandViewsAreCopiedInsideThePlan) {
   EXPECT_EQ(count(ir, "= copy("), 1u) << ir;
   EXPECT_LT(ir.find("= copy("), ir.find("= conv2d(")) << ir;
 }
+
+TEST(Compile, ProfileTimesEveryNodeOfEveryCall) {
+  TensorList in = {rand({8, 16}, 1), rand({16, 32}, 2), rand({32, 4}, 3)};
+  auto plain = ts::compile(mlp);
+  plain(in);
+  EXPECT_TRUE(plain.profile().empty());  // off by default
+
+  auto f = ts::compile(mlp, {.profile = true});
+  for (int call = 0; call < 3; ++call) f(in);
+  std::vector<ts::OpProfile> p = f.profile();
+  ASSERT_FALSE(p.empty());
+  int64_t nodes = 0;
+  bool saw_matmul = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    EXPECT_EQ(p[i].runs, 3 * p[i].nodes) << p[i].op;
+    EXPECT_GE(p[i].seconds, 0.0);
+    if (i > 0) EXPECT_LE(p[i].seconds, p[i - 1].seconds);  // most expensive first
+    nodes += p[i].nodes;
+    saw_matmul |= p[i].op == "matmul" && p[i].shapes == "[8,16] x [16,32]";
+  }
+  EXPECT_TRUE(saw_matmul);
+  EXPECT_EQ(nodes, static_cast<int64_t>(f.graph_nodes()));
+  std::string table = ts::format_profile(p);
+  EXPECT_NE(table.find("3 call(s)"), std::string::npos) << table;
+  EXPECT_NE(table.find("matmul  [8,16] x [16,32]"), std::string::npos) << table;
+}

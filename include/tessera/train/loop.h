@@ -34,9 +34,9 @@ struct StepStats {
 TESSERA_API StepStats train_step(nn::Module& model, optim::Optimizer& optimizer, const data::Batch& batch,
                                  double clip_norm = 0.0);
 
-/// The statistics of graph mode's compiled step for (model, optimizer) on this thread (traces,
-/// fused nodes, planned peak memory, ...), or nullptr when none was compiled.
-TESSERA_API const CompileStats* graph_step_stats(const nn::Module& model, const optim::Optimizer& optimizer);
+/// Graph mode's compiled step for (model, optimizer) on this thread (its stats(): traces, fused
+/// nodes, planned peak memory, ...; its profile()), or nullptr when none was compiled.
+TESSERA_API const CompiledFunction* graph_step(const nn::Module& model, const optim::Optimizer& optimizer);
 
 struct EpochOptions {
   std::string desc = "train";

@@ -21,6 +21,7 @@
 #include "../core/dispatch.h"
 #include "../core/host_effects.h"
 #include "../core/node.h"
+#include "epilogue.h"
 #include "fuse.h"
 #include "ir.h"
 #include "memory_plan.h"
@@ -138,7 +139,7 @@ class GraphTrace : public detail::Interpreter, public detail::HostEffects {
 
   void process(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) override {
     MetaList m = detail::infer(op, in, attrs);  // validates: errors name the op and shapes as in eager mode
-    GraphNode node{op, attrs, {}, {}, {}};
+    GraphNode node{op, attrs, {}, {}, {}, {}};
     for (const Tensor& t : in) node.inputs.push_back(value_of(t));
     int n = static_cast<int>(g.nodes.size());
     const bool view = op_info(op).category == OpCategory::View;
@@ -360,6 +361,8 @@ struct CompiledFunction::Impl {
       after(p.name);
     }
     if (options.fuse) {
+      stats.nodes_fused += graph::fuse_epilogues(g);
+      after("fuse_epilogues");
       stats.nodes_fused += graph::fuse_elementwise(g);
       after("fuse");
     }
@@ -517,6 +520,8 @@ struct CompiledFunction::Impl {
         out.assign(node.outputs.size(), Tensor());
         if (node.fused)
           graph::run_fused(node, in, out);
+        else if (node.epilogue)
+          graph::run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
         else
           detail::execute(node.op, in, node.attrs, out);
       } else {
@@ -536,6 +541,8 @@ struct CompiledFunction::Impl {
         }
         if (node.fused) {
           graph::run_fused(node, in, out);
+        } else if (node.epilogue) {
+          graph::run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
         } else {
           Backend& be = backend_for(out[0].device());
           const DType key = in.empty() ? out[0].dtype() : in[0].dtype();
@@ -683,6 +690,7 @@ std::vector<OpProfile> CompiledFunction::profile() const {
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     const graph::GraphNode& node = g.nodes[n];
     std::string op = node.fused ? "fused" : std::string(op_name(node.op)), shapes;
+    if (node.epilogue) op += graph::epilogue_str(*node.epilogue);
     if (node.fused) {
       shapes = std::to_string(node.fused->steps.size()) + " steps " + shape_str(node.fused->shape);
     } else {

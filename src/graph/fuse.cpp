@@ -210,8 +210,8 @@ int fuse_elementwise(Graph& g) {
     auto prog = std::make_shared<FusedProgram>();
     prog->shape = gr.shape;
     prog->device = gr.device;
-    GraphNode fused{OpId::Copy, NoAttrs{}, {}, {}, {}};  // op/attrs unused: run_fused evaluates the program
-    std::map<int, int> step_of, input_of, imm_of;        // value id -> step / node input / immediate
+    GraphNode fused{OpId::Copy, NoAttrs{}, {}, {}, {}, {}};  // op/attrs unused: run_fused evaluates the program
+    std::map<int, int> step_of, input_of, imm_of;            // value id -> step / node input / immediate
     for (int m : gr.members) {
       const GraphNode& node = g.nodes[static_cast<size_t>(m)];
       FusedStep st{node.op, node.attrs, {}, g.values[static_cast<size_t>(node.outputs[0])].dtype, 0};

@@ -6,12 +6,19 @@
 #include <sstream>
 
 #include "../core/dispatch.h"
+#include "epilogue.h"
 #include "fuse.h"
 #include "tessera/error.h"
 
 namespace tessera::graph {
 
 namespace {
+
+// A node's name in the dumps: its op (with its epilogue), or its fused program.
+std::string node_label(const GraphNode& n) {
+  if (n.fused) return fused_str(*n.fused);
+  return std::string(op_name(n.op)) + (n.epilogue ? epilogue_str(*n.epilogue) : "");
+}
 std::string meta_of(const Value& v) { return std::string(dtype_name(v.dtype)) + shape_str(v.shape); }
 }  // namespace
 
@@ -70,6 +77,16 @@ void Graph::verify() const {
       defined[static_cast<size_t>(out)] = 1;
     }
     if (nodes[n].fused) verify_fused(n, nodes[n]);
+    if (nodes[n].epilogue) {
+      const GraphNode& node = nodes[n];
+      if (node.fused || node.outputs.size() != 1 || node.inputs.size() < 2)
+        raise<ValueError>("graph.verify", "node " + std::to_string(n) + " has a malformed epilogue");
+      for (const EpilogueStep& st : node.epilogue->steps)
+        if (st.operand >= static_cast<int>(node.inputs.size()) || (st.operand >= 0 && st.operand < 2))
+          raise<ValueError>("graph.verify", "node " + std::to_string(n) + "'s epilogue names input $" +
+                                                std::to_string(st.operand) + " of " +
+                                                std::to_string(node.inputs.size()));
+    }
   }
   for (int in : inputs) check_id(in, "a graph input");
   for (int out : outputs) check_id(out, "a graph output");
@@ -88,7 +105,7 @@ std::string Graph::str() const {
   for (const GraphNode& n : nodes) {
     os << "%" << n.outputs[0];
     for (size_t k = 1; k < n.outputs.size(); ++k) os << ", %" << n.outputs[k];
-    os << " = " << (n.fused ? fused_str(*n.fused) : op_name(n.op)) << "(";
+    os << " = " << node_label(n) << "(";
     for (size_t k = 0; k < n.inputs.size(); ++k) os << (k ? ", " : "") << "%" << n.inputs[k];
     std::string a = n.fused ? "" : attrs_str(n.attrs);
     os << ")" << (a.empty() ? "" : " {" + a + "}") << " : " << meta(values[static_cast<size_t>(n.outputs[0])]) << "\n";
@@ -208,7 +225,7 @@ int eliminate_common_subexpressions(Graph& g) {
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     GraphNode& node = g.nodes[n];
     for (int& in : node.inputs) in = replace[static_cast<size_t>(in)];
-    if (node.fused) continue;  // op/attrs do not describe a fused node: never merged
+    if (node.fused || node.epilogue) continue;  // op/attrs do not describe a fused node: never merged
     std::string key = std::to_string(static_cast<int>(node.op)) + "|" + attrs_str(node.attrs) + "|";
     for (int in : node.inputs) key += std::to_string(in) + ",";
     auto [it, fresh] = seen.emplace(key, n);
@@ -228,7 +245,7 @@ int fold_constants(Graph& g, int64_t max_elements) {
   std::vector<char> keep(g.nodes.size(), 1);
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     GraphNode& node = g.nodes[n];
-    if (node.fused) continue;  // fusion runs after folding; its nodes are never folded again
+    if (node.fused || node.epilogue) continue;  // fusion runs after folding; its nodes are never folded again
     bool all_const = true;
     for (int in : node.inputs) all_const &= g.values[static_cast<size_t>(in)].kind == Value::Kind::Constant;
     // Nodes without inputs (full, arange) fold too; random draws never do: a plan redraws them at
@@ -280,7 +297,7 @@ std::string to_dot(const Graph& g) {
   for (size_t n = 0; n < g.nodes.size(); ++n) {
     const GraphNode& node = g.nodes[n];
     const Value& v = g.values[static_cast<size_t>(node.outputs[0])];
-    os << "  n" << n << " [label=\"" << (node.fused ? dot_escape(fused_str(*node.fused)) : op_name(node.op)) << "\\n"
+    os << "  n" << n << " [label=\"" << dot_escape(node_label(node)) << "\\n"
        << dtype_name(v.dtype) << shape_str(v.shape) << "\"];\n";
     for (int in : node.inputs) {
       const Value& src = g.values[static_cast<size_t>(in)];
@@ -328,7 +345,7 @@ int simplify(Graph& g) {
   int rewrites = 0;
   for (GraphNode& node : g.nodes) {
     for (int& in : node.inputs) in = rep(in);
-    if (node.fused) continue;
+    if (node.fused || node.epilogue) continue;
     const int out = node.outputs[0];
     const Value& ov = g.values[static_cast<size_t>(out)];
     int forward = -1;  // the value the output equals
@@ -407,7 +424,7 @@ int swap_transposed_matmuls(Graph& g) {
     if (pin.kind != Value::Kind::NodeOutput || uses[static_cast<size_t>(p.inputs[0])] != 1) continue;
     const size_t m = static_cast<size_t>(pin.node);
     const GraphNode mm = g.nodes[m];
-    if (mm.fused || mm.op != OpId::Matmul || !instead[m].empty()) continue;
+    if (mm.fused || mm.epilogue || mm.op != OpId::Matmul || !instead[m].empty()) continue;
     const auto& perm = std::get<PermuteAttrs>(p.attrs).perm;
     const size_t r = perm.size();
     if (r < 2) continue;
@@ -427,9 +444,9 @@ int swap_transposed_matmuls(Graph& g) {
     Value& out = g.values[static_cast<size_t>(mm.outputs[0])];
     out.shape = g.values[static_cast<size_t>(p.outputs[0])].shape;
     out.strides = contiguous_strides(out.shape);
-    instead[m].push_back(GraphNode{OpId::Permute, p.attrs, {b}, {tb}, {}});
-    instead[m].push_back(GraphNode{OpId::Permute, p.attrs, {a}, {ta}, {}});
-    instead[m].push_back(GraphNode{OpId::Matmul, mm.attrs, {tb, ta}, {mm.outputs[0]}, {}});
+    instead[m].push_back(GraphNode{OpId::Permute, p.attrs, {b}, {tb}, {}, {}});
+    instead[m].push_back(GraphNode{OpId::Permute, p.attrs, {a}, {ta}, {}, {}});
+    instead[m].push_back(GraphNode{OpId::Matmul, mm.attrs, {tb, ta}, {mm.outputs[0]}, {}, {}});
     drop[n] = 1;
     replace[static_cast<size_t>(p.outputs[0])] = mm.outputs[0];
     ++rewrites;
@@ -498,7 +515,7 @@ int pads_to_concat(Graph& g) {
       if (tiles) at += pv.shape[static_cast<size_t>(axis)];
     }
     if (!tiles || at != out.shape[static_cast<size_t>(axis)]) continue;
-    GraphNode c{OpId::Concat, AxisAttrs{axis}, {}, {}, {}};
+    GraphNode c{OpId::Concat, AxisAttrs{axis}, {}, {}, {}, {}};
     for (const auto& part : parts) c.inputs.push_back(part.second);
     c.outputs.push_back(new_value(g, out, replace));
     replace[static_cast<size_t>(node.outputs[0])] = c.outputs[0];
@@ -563,10 +580,10 @@ int max_pool_values_from_indices(Graph& g) {
     const int gathered = add_value(v);
     const int values = add_value(out);
     instead[m].push_back(indices);  // moved up from the backward pass
-    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, hw}}, {x}, {xr}, {}});
-    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, ohw}}, {indices.outputs[0]}, {ir}, {}});
-    instead[m].push_back(GraphNode{OpId::Gather, AxisAttrs{1}, {xr, ir}, {gathered}, {}});
-    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{out.shape}, {gathered}, {values}, {}});
+    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, hw}}, {x}, {xr}, {}, {}});
+    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, ohw}}, {indices.outputs[0]}, {ir}, {}, {}});
+    instead[m].push_back(GraphNode{OpId::Gather, AxisAttrs{1}, {xr, ir}, {gathered}, {}, {}});
+    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{out.shape}, {gathered}, {values}, {}, {}});
     replace[static_cast<size_t>(pool.outputs[0])] = values;
     drop[i] = 1;
     ++rewrites;
@@ -596,7 +613,7 @@ int materialize_conv_operands(Graph& g) {
       const Value v = g.values[static_cast<size_t>(in)];
       if (v.strides == contiguous_strides(v.shape) || v.dtype != DType::Float32) continue;
       const int copy = new_value(g, v, replace);
-      instead[n].push_back(GraphNode{OpId::Copy, NoAttrs{}, {in}, {copy}, {}});
+      instead[n].push_back(GraphNode{OpId::Copy, NoAttrs{}, {in}, {copy}, {}, {}});
       in = copy;
     }
     if (instead[n].empty()) continue;

@@ -27,6 +27,7 @@ struct Value {
 };
 
 struct FusedProgram;  // fuse.h
+struct Epilogue;      // epilogue.h
 
 struct GraphNode {
   OpId op;
@@ -36,6 +37,9 @@ struct GraphNode {
   /// Set by fuse_elementwise (fuse.h): the node evaluates this program of elementwise (and
   /// trailing reduction) steps in one pass over memory; op/attrs are then meaningless.
   std::shared_ptr<const FusedProgram> fused;
+  /// Set by fuse_epilogues (epilogue.h): op (Matmul or Conv2d) is followed by these elementwise
+  /// steps, whose extra operands are appended to inputs; the output is the last step's.
+  std::shared_ptr<const Epilogue> epilogue;
 };
 
 struct TESSERA_API Graph {  // exported for the graph tests (tests/graph)

@@ -49,7 +49,7 @@ struct GraphBuilder {
     for (int id : ins) in.push_back(env[static_cast<size_t>(id)]);
     std::vector<Tensor> out(static_cast<size_t>(op_info(op).num_outputs));
     detail::execute(op, in, attrs, out);
-    GraphNode node{op, attrs, ins, {}, {}};
+    GraphNode node{op, attrs, ins, {}, {}, {}};
     const int n = static_cast<int>(g.nodes.size());
     for (size_t k = 0; k < out.size(); ++k) {
       Value v;

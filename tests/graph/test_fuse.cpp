@@ -380,7 +380,7 @@ TEST(Fuse, RunFusedRejectsMismatchedArguments) {
   std::vector<Tensor> wrong_out = {ts::empty({4, 4}, DType::Float64)};
   ts::testing::expect_error<ts::ValueError>([&] { graph::run_fused(f, b.inputs(), wrong_out); },
                                             {"[run_fused]", "output 0"});
-  graph::GraphNode plain{OpId::Exp, ts::NoAttrs{}, {0}, {1}, {}};
+  graph::GraphNode plain{OpId::Exp, ts::NoAttrs{}, {0}, {1}, {}, {}};
   ts::testing::expect_error<ts::ValueError>([&] { graph::run_fused(plain, two, out); },
                                             {"[run_fused]", "no fused program"});
 }

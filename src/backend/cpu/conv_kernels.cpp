@@ -25,6 +25,7 @@
 #include "gemm.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "parallel.h"
+#include "post_ops.h"
 #include "tessera/runtime.h"
 
 namespace tessera::cpu {
@@ -330,7 +331,8 @@ struct DnnlKey {
   std::array<int64_t, 16> geom;
   bool transposed;
   int algo, threads;
-  auto tie() const { return std::tie(geom, transposed, algo, threads); }
+  std::string post_ops;  // PostOps::key ("" = none)
+  auto tie() const { return std::tie(geom, transposed, algo, threads, post_ops); }
   bool operator<(const DnnlKey& o) const { return tie() < o.tie(); }
 };
 
@@ -342,7 +344,7 @@ struct DnnlConv {
   std::optional<dnnl::reorder> src_in, wei_in, dst_out;
 };
 
-std::optional<DnnlConv> make_dnnl_conv(const Geom& g, bool transposed, Algo algo) {
+std::optional<DnnlConv> make_dnnl_conv(const Geom& g, bool transposed, Algo algo, const PostOps* post) {
   using md = dnnl::memory::desc;
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
@@ -375,7 +377,10 @@ std::optional<DnnlConv> make_dnnl_conv(const Geom& g, bool transposed, Algo algo
     if (!transposed) {
       dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
                                            wei, dst, strides, dil, pl, pr);
-      dnnl::convolution_forward::primitive_desc pd(desc, dnnl_engine());
+      dnnl::convolution_forward::primitive_desc pd =
+          post ? dnnl::convolution_forward::primitive_desc(desc, post->attr, dnnl_engine())
+               : dnnl::convolution_forward::primitive_desc(desc, dnnl_engine());
+      if (post && is_reference_impl(pd)) return std::nullopt;  // unfused is faster than a reference kernel
       d.prim = dnnl::convolution_forward(pd);
       d.src = pd.src_desc(), d.wei = pd.weights_desc(), d.dst = pd.dst_desc();
     } else {
@@ -401,25 +406,27 @@ std::optional<DnnlConv> make_dnnl_conv(const Geom& g, bool transposed, Algo algo
 
 // nullopt when oneDNN cannot run this configuration. Returned by value (the handles are
 // reference counted) so that a cache clear by another thread cannot free it under the caller.
-std::optional<DnnlConv> dnnl_conv(const Geom& g, bool transposed, Algo algo) {
+std::optional<DnnlConv> dnnl_conv(const Geom& g, bool transposed, Algo algo, const PostOps* post) {
   static std::mutex mu;
   static std::map<DnnlKey, std::optional<DnnlConv>> cache;
   DnnlKey key{{g.N, g.C, g.H, g.W, g.O, g.kh, g.kw, g.Ho, g.Wo, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups},
               transposed,
               static_cast<int>(algo),
-              get_num_threads()};
+              get_num_threads(),
+              post ? post->key : std::string()};
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it == cache.end()) {
     if (cache.size() >= 256) cache.clear();
-    it = cache.emplace(key, make_dnnl_conv(g, transposed, algo)).first;
+    it = cache.emplace(key, make_dnnl_conv(g, transposed, algo, post)).first;
   }
   return it->second;
 }
 
-bool run_dnnl(const Tensor& x, const Tensor& w, const Tensor& y, const Geom& g, bool transposed, Algo algo) {
+bool run_dnnl(const Tensor& x, const Tensor& w, const Tensor& y, const Geom& g, bool transposed, Algo algo,
+              const PostOps* post = nullptr) {
   sync_library_threads();
-  std::optional<DnnlConv> d = dnnl_conv(g, transposed, algo);
+  std::optional<DnnlConv> d = dnnl_conv(g, transposed, algo, post);
   if (!d) return false;
   const dnnl::engine& eng = dnnl_engine();
   dnnl::stream strm(eng);
@@ -445,7 +452,9 @@ bool run_dnnl(const Tensor& x, const Tensor& w, const Tensor& y, const Geom& g, 
     bd = buffer(d->dst);
     dst = mem(d->dst, bd.raw_data());
   }
-  d->prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+  if (post) add_post_op_args(*post, eng, args);
+  d->prim.execute(strm, args);
   if (d->dst_out) d->dst_out->execute(strm, dst, udst);
   strm.wait();
   return true;
@@ -524,6 +533,22 @@ void conv_transpose2d_kernel(const KernelCall& c) { conv_common(c, true); }
 }  // namespace
 
 void conv_force_algorithm(int algo) { g_forced.store(algo); }
+
+// A float32 convolution that oneDNN runs (not the GEMM paths) with a graph-mode epilogue as
+// post-ops (epilogue.h), up to its first full-size operand: returns the steps fused, or -1 when
+// eager's kernel should run instead.
+int conv2d_with_post_ops(const Attrs& attrs, const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out) {
+  if (in[0].dtype() != DType::Float32 || in[1].dtype() != DType::Float32) return -1;
+  Tensor y = out;
+  const KernelCall call{OpId::Conv2d, in.first(2), std::span<Tensor>(&y, 1), attrs};
+  const Geom g = make_geom(call, false);
+  if (g.C == 0) return -1;
+  const Algo algo = g_forced.load() ? static_cast<Algo>(g_forced.load()) : choose_algo(g, false);
+  if (algo == Algo::Gemm) return -1;
+  const PostOps po = make_post_ops(e, in, {g.N, g.O, g.Ho, g.Wo}, 1, false);
+  if (po.steps == 0) return -1;
+  return run_dnnl(contig(in[0]), contig(in[1]), y, g, false, algo, &po) ? po.steps : -1;
+}
 
 void register_conv_kernels(Backend& b) {
   b.set_kernel(OpId::Conv2d, &conv2d_kernel, kFloatDTypes);

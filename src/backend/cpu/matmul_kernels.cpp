@@ -36,6 +36,7 @@
 #include "gemm.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "parallel.h"
+#include "post_ops.h"
 #include "tessera/runtime.h"
 
 namespace tessera::cpu {
@@ -506,6 +507,66 @@ void matmul_kernel(const KernelCall& call) {
 }
 
 }  // namespace
+
+// A float32 product whose batch folds into rows ([B, M, K] x [K, N]) or that has no batch, with
+// a graph-mode epilogue as oneDNN post-ops (epilogue.h): returns the steps fused, or -1 when
+// eager's kernel should run instead (tiny or unfoldable products, no step with a post-op).
+int matmul_with_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out) {
+  const Tensor &a = in[0], &b = in[1];
+  if (a.dtype() != DType::Float32 || b.dtype() != DType::Float32 || a.shape().back() == 0) return -1;
+  Problem P = make_problem(a, b, out);
+  auto la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
+  auto lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
+  if (!la || !lb) return -1;
+  int64_t m = P.m;
+  if (P.nbatch > 1) {
+    auto frs = P.folded_row_stride();
+    if (!frs) return -1;
+    la = BlasLayout{false, *frs};
+    m *= P.nbatch;
+  }
+  if (m * P.n * P.k <= kTinyFlops) return -1;  // eager's loop, then one fused pass: cheaper than a primitive
+  const PostOps post = make_post_ops(e, in, {m, P.n}, 1, true);
+  if (post.steps == 0) return -1;
+  auto rs = [](const BlasLayout& l) { return l.trans ? 1 : l.ld; };
+  auto cs = [](const BlasLayout& l) { return l.trans ? l.ld : 1; };
+  using dt = dnnl::memory::data_type;
+  dnnl::memory::desc amd({m, P.k}, dt::f32, {rs(*la), cs(*la)});
+  dnnl::memory::desc bmd({P.k, P.n}, dt::f32, {rs(*lb), cs(*lb)});
+  dnnl::memory::desc cmd({m, P.n}, dt::f32, {P.n, 1});
+  sync_library_threads();
+  const std::string key = std::to_string(m) + "," + std::to_string(P.n) + "," + std::to_string(P.k) + "," +
+                          std::to_string(rs(*la)) + "," + std::to_string(cs(*la)) + "," + std::to_string(rs(*lb)) +
+                          "," + std::to_string(cs(*lb)) + "," + std::to_string(get_num_threads()) + ":" + post.key;
+  static std::mutex mu;
+  static std::map<std::string, std::optional<dnnl::matmul>> cache;
+  std::optional<dnnl::matmul> prim;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      std::optional<dnnl::matmul> made;
+      try {
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(amd, bmd, cmd), post.attr, dnnl_engine());
+        if (!is_reference_impl(pd)) made = dnnl::matmul(pd);
+      } catch (const dnnl::error&) {
+      }
+      if (cache.size() >= 512) cache.clear();
+      it = cache.emplace(key, made).first;
+    }
+    prim = it->second;
+  }
+  if (!prim) return -1;
+  const dnnl::engine& eng = dnnl_engine();
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(amd, eng, P.a.raw_data())},
+                                             {DNNL_ARG_WEIGHTS, dnnl::memory(bmd, eng, P.b.raw_data())},
+                                             {DNNL_ARG_DST, dnnl::memory(cmd, eng, out.raw_data())}};
+  add_post_op_args(post, eng, args);
+  dnnl::stream strm(eng);
+  prim->execute(strm, args);
+  strm.wait();
+  return post.steps;
+}
 
 void register_matmul_kernels(Backend& b) { b.set_kernel(OpId::Matmul, &matmul_kernel, kAllDTypes); }
 

@@ -1,6 +1,6 @@
 // Graph mode: compile(f) traces f symbolically into a graph IR once per input signature,
 // optimizes it (dead code, common subexpressions, constant folding, algebraic simplification,
-// elementwise fusion, memory planning) and replays the cached plan on later calls with the same
+// matmul/convolution epilogue fusion, elementwise fusion, memory planning) and replays the cached plan on later calls with the same
 // signature. set_mode(Mode::Graph) makes the library's own entry points (a module's call,
 // train::train_step / train_epoch / evaluate) run compiled without code changes.
 // docs/graph_mode.md describes the IR, the passes and the limits.
@@ -55,7 +55,7 @@ struct CompileOptions {
   /// <trace>-<step>-<pass>.txt (readable dump) and .dot (Graphviz). The directory must exist.
   /// Empty: the directory set by set_graph_dump_dir() (the CLI sets it from TESSERA_GRAPH_DUMP).
   std::string dump_dir;
-  bool fuse = true;         // elementwise fusion pass
+  bool fuse = true;         // epilogue and elementwise fusion passes
   bool plan_memory = true;  // memory planner (in-place reuse, planned peak)
   /// Times every node of every replay (a steady_clock read per node, about 50 ns); profile()
   /// reports the totals. Off: the setting of set_graph_profiling() (the CLI's --profile).
@@ -81,7 +81,7 @@ struct CompileStats {
   int64_t nodes_removed = 0;       // by dead-code and common-subexpression elimination
   int64_t nodes_folded = 0;        // evaluated once at compile time (constant folding)
   int64_t rewrites = 0;            // algebraic simplifications (x*1, x+0, neg(neg x), permute pairs, ...)
-  int64_t nodes_fused = 0;         // primitive nodes absorbed into fused elementwise kernels
+  int64_t nodes_fused = 0;         // primitive nodes absorbed into fused elementwise kernels and epilogues
   int64_t state_inputs = 0;        // state slots the most recent plan reads
   int64_t state_outputs = 0;       // state slots it writes back
   int64_t inplace_buffers = 0;     // outputs the most recent plan writes into a dying input's buffer
@@ -94,7 +94,8 @@ class TESSERA_API CompiledFunction {
   using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
   CompiledFunction(Fn f, CompileOptions options);
   /// Runs f on inputs through the graph cached for their signature (tracing it first when new).
-  /// Results equal f(inputs) evaluated eagerly (the same kernels run).
+  /// Results equal f(inputs) evaluated eagerly up to float32 rounding (the same kernels run,
+  /// except where fused matmul/convolution epilogues use the library's activations).
   std::vector<Tensor> operator()(const std::vector<Tensor>& inputs);
   const CompileStats& stats() const;
   /// The IR of the graph used by the most recent call ("" before the first traced call).

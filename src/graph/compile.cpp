@@ -460,15 +460,18 @@ struct CompiledFunction::Impl {
   }
 
   // The plan's inputs in graph.inputs order, from the call's arguments, the state tensors (one
-  // per state slot) and the scalar feeds.
+  // per state slot) and the scalar feeds. State and feeds are moved out: a state tensor held
+  // only by its slot and the plan can be donated (execute's use_count test).
   static std::vector<Tensor> gather_inputs(const Entry& e, const std::vector<Tensor>& arguments,
-                                           const std::vector<Tensor>& state, const std::vector<Tensor>& feeds) {
+                                           std::vector<Tensor>& state, std::vector<Tensor>& feeds) {
     std::vector<Tensor> r;
     r.reserve(e.sources.size());
     for (const auto& src : e.sources) {
       const auto i = static_cast<size_t>(src.index);
       using K = graph::InputSource::Kind;
-      r.push_back(src.kind == K::Argument ? arguments[i] : src.kind == K::State ? state[i] : feeds[i]);
+      r.push_back(src.kind == K::Argument ? arguments[i]
+                  : src.kind == K::State  ? std::move(state[i])
+                                          : std::move(feeds[i]));
     }
     return r;
   }

@@ -133,6 +133,11 @@ TEST(GraphMode, CompiledStepUpdatesStateAndRetracesOnlyWhenStateChangesShape) {
   EXPECT_EQ(step.stats().state_outputs, 6 + 12);  // all rebound
   EXPECT_FALSE(ts::equal(model.fc1.weight, w0));
   EXPECT_EQ(opt.state_dict().at("fc1.weight.step").item<int64_t>(), 5);
+  // The cached plan writes Adam's update into the parameters' own buffers (donated state).
+  const float* before = model.fc1.weight.data<float>();
+  step({b.inputs, b.targets});
+  EXPECT_EQ(model.fc1.weight.data<float>(), before);
+  EXPECT_GT(step.stats().inplace_buffers, 0);
   // Another batch size: a new input signature.
   auto b2 = images(4, 3, 6, {8});
   step({b2.inputs, b2.targets});

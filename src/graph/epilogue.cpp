@@ -10,25 +10,16 @@
 #include "epilogue.h"
 
 #include <algorithm>
-#include <mutex>
 #include <utility>
 
 #include "../core/dispatch.h"
+#include "backend_registry.h"
 #include "fuse.h"
 #include "tessera/error.h"
 
 namespace tessera::graph {
 
 namespace {
-
-struct Registry {
-  std::mutex mu;
-  std::vector<std::pair<std::string, EpilogueEvaluator>> entries;
-};
-Registry& registry() {
-  static Registry r;  // function-local: usable from other translation units' static initializers
-  return r;
-}
 
 bool unary_step(OpId op) {
   switch (op) {
@@ -160,14 +151,7 @@ std::string epilogue_str(const Epilogue& e) {
 }
 
 void register_epilogue_evaluator(std::string_view backend_name, EpilogueEvaluator fn) {
-  auto& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  for (auto& [name, f] : r.entries)
-    if (name == backend_name) {
-      f = fn;
-      return;
-    }
-  r.entries.emplace_back(std::string(backend_name), fn);
+  BackendRegistry<EpilogueEvaluator>::set(backend_name, fn);
 }
 
 void run_epilogue(const GraphNode& node, const Value& like, std::span<const Tensor> in, std::span<Tensor> out) {
@@ -177,13 +161,7 @@ void run_epilogue(const GraphNode& node, const Value& like, std::span<const Tens
   Tensor& result = out[0];
   if (!result.defined()) result = detail::alloc_tensor(like.shape, like.dtype, like.device);
   Backend& be = backend_for(result.device());
-  EpilogueEvaluator eval = nullptr;
-  {
-    auto& r = registry();
-    std::lock_guard<std::mutex> lock(r.mu);
-    for (auto& [n, f] : r.entries)
-      if (n == be.name()) eval = f;
-  }
+  const EpilogueEvaluator eval = BackendRegistry<EpilogueEvaluator>::get(be.name());
   int done = eval ? eval(node.op, node.attrs, e, in, result) : -1;
   if (done < 0) {  // the base op alone, into the output
     const DType key = in[0].dtype();

@@ -26,26 +26,17 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <numeric>
 #include <sstream>
 #include <utility>
 
 #include "../core/dispatch.h"
+#include "backend_registry.h"
 #include "tessera/error.h"
 
 namespace tessera::graph {
 
 namespace {
-
-struct EvaluatorRegistry {
-  std::mutex mu;
-  std::vector<std::pair<std::string, FusedEvaluator>> entries;
-};
-EvaluatorRegistry& evaluators() {
-  static EvaluatorRegistry r;  // function-local: usable from other translation units' static initializers
-  return r;
-}
 
 bool elementwise(const GraphNode& n) {
   if (n.fused || n.outputs.size() != 1) return false;
@@ -120,22 +111,11 @@ int assign_slots(FusedProgram& p) {
 }  // namespace
 
 void register_fused_evaluator(std::string_view backend_name, FusedEvaluator fn) {
-  EvaluatorRegistry& r = evaluators();
-  std::lock_guard<std::mutex> lock(r.mu);
-  for (auto& [name, f] : r.entries)
-    if (name == backend_name) {
-      f = fn;
-      return;
-    }
-  r.entries.emplace_back(std::string(backend_name), fn);
+  BackendRegistry<FusedEvaluator>::set(backend_name, fn);
 }
 
 FusedEvaluator fused_evaluator(std::string_view backend_name) {
-  EvaluatorRegistry& r = evaluators();
-  std::lock_guard<std::mutex> lock(r.mu);
-  for (const auto& [name, fn] : r.entries)
-    if (name == backend_name) return fn;
-  return nullptr;
+  return BackendRegistry<FusedEvaluator>::get(backend_name);
 }
 
 int fuse_elementwise(Graph& g) {

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "core/dispatch.h"
+#include "graph/epilogue.h"
+#include "graph/fuse.h"
 #include "graph/ir.h"
 #include "tessera/tessera.h"
 
@@ -67,5 +69,28 @@ struct GraphBuilder {
   int permute(int x, Axes perm) { return op(OpId::Permute, {x}, PermuteAttrs{perm}); }
   int reshape(int x, Shape s) { return op(OpId::Reshape, {x}, ShapeAttrs{s}); }
 };
+
+// Runs g on inputs as compile's executor does without a memory plan: fused nodes through
+// run_fused, epilogue nodes through run_epilogue, the rest through detail::execute.
+inline std::vector<Tensor> run_graph(const Graph& g, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> env(g.values.size());
+  for (size_t i = 0; i < g.inputs.size(); ++i) env[static_cast<size_t>(g.inputs[i])] = inputs[i];
+  for (size_t i = 0; i < g.values.size(); ++i)
+    if (g.values[i].kind == Value::Kind::Constant) env[i] = g.values[i].constant;
+  for (const GraphNode& node : g.nodes) {
+    std::vector<Tensor> in, out(node.outputs.size());
+    for (int id : node.inputs) in.push_back(env[static_cast<size_t>(id)]);
+    if (node.fused)
+      run_fused(node, in, out);
+    else if (node.epilogue)
+      run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
+    else
+      detail::execute(node.op, in, node.attrs, out);
+    for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = out[k];
+  }
+  std::vector<Tensor> r;
+  for (int o : g.outputs) r.push_back(env[static_cast<size_t>(o)]);
+  return r;
+}
 
 }  // namespace tessera::graph::testing

@@ -45,26 +45,7 @@ struct Builder : graph::testing::GraphBuilder {
   std::vector<Tensor> inputs() const { return in; }
 };
 
-// Runs g on inputs: fused nodes through run_fused, the rest through execute (what compile's
-// executor does).
-std::vector<Tensor> run_graph(const graph::Graph& g, const std::vector<Tensor>& inputs) {
-  std::vector<Tensor> env(g.values.size());
-  for (size_t i = 0; i < g.inputs.size(); ++i) env[static_cast<size_t>(g.inputs[i])] = inputs[i];
-  for (size_t i = 0; i < g.values.size(); ++i)
-    if (g.values[i].kind == graph::Value::Kind::Constant) env[i] = g.values[i].constant;
-  for (const graph::GraphNode& node : g.nodes) {
-    std::vector<Tensor> in, out(node.outputs.size());
-    for (int id : node.inputs) in.push_back(env[static_cast<size_t>(id)]);
-    if (node.fused)
-      graph::run_fused(node, in, out);
-    else
-      ts::detail::execute(node.op, in, node.attrs, out);
-    for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = out[k];
-  }
-  std::vector<Tensor> r;
-  for (int o : g.outputs) r.push_back(env[static_cast<size_t>(o)]);
-  return r;
-}
+using graph::testing::run_graph;
 
 int count_fused(const graph::Graph& g) {
   return static_cast<int>(

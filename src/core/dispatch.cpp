@@ -70,16 +70,19 @@ void execute(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<
     return;
   }
   Device dev = op_device(op, in, attrs);
-  Backend& be = backend_for(dev);
-  DType key = in.empty() ? m.m[0].dtype : in[0].dtype();
-  if (!be.supports(op, key))
-    raise<NotImplementedError>(info.name,
-                               "backend " + be.name() + " has no kernel for dtype " + std::string(dtype_name(key)));
   for (int i = 0; i < m.n; ++i)
     out[static_cast<size_t>(i)] =
         alloc_tensor(m.m[static_cast<size_t>(i)].shape, m.m[static_cast<size_t>(i)].dtype, dev);
-  KernelCall call{op, in, out.first(static_cast<size_t>(m.n)), attrs};
-  be.kernel(op)(call);
+  run_kernel(op, in, attrs, out.first(static_cast<size_t>(m.n)));
+}
+
+void run_kernel(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) {
+  Backend& be = backend_for(out[0].device());
+  const DType key = in.empty() ? out[0].dtype() : in[0].dtype();
+  if (!be.supports(op, key))
+    raise<NotImplementedError>(op_info(op).name,
+                               "backend " + be.name() + " has no kernel for dtype " + std::string(dtype_name(key)));
+  be.kernel(op)(KernelCall{op, in, out, attrs});
 }
 
 void dispatch(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out) {

@@ -33,6 +33,10 @@ TESSERA_API Interpreter*& current_interpreter();
 TESSERA_API MetaList infer(OpId op, std::span<const Tensor> in, const Attrs& attrs);
 /// Evaluates a primitive now on its device, bypassing interpreters. out.size() == num_outputs.
 TESSERA_API void execute(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out);
+/// Runs op's kernel into preallocated outputs on out[0]'s device (no inference, no allocation):
+/// the executor of compiled plans calls it. NotImplementedError when that backend has no kernel
+/// for the dtype (in[0]'s, or out[0]'s for ops without inputs).
+TESSERA_API void run_kernel(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out);
 /// The entry point of every op: through the interpreter stack, else execute().
 TESSERA_API void dispatch(OpId op, std::span<const Tensor> in, const Attrs& attrs, std::span<Tensor> out);
 inline Tensor dispatch1(OpId op, std::span<const Tensor> in, const Attrs& attrs) {

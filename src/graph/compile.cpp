@@ -547,12 +547,7 @@ struct CompiledFunction::Impl {
         } else if (node.epilogue) {
           graph::run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
         } else {
-          Backend& be = backend_for(out[0].device());
-          const DType key = in.empty() ? out[0].dtype() : in[0].dtype();
-          if (!be.supports(node.op, key))
-            raise<NotImplementedError>(
-                op_name(node.op), "backend " + be.name() + " has no kernel for dtype " + std::string(dtype_name(key)));
-          be.kernel(node.op)(KernelCall{node.op, in, out, node.attrs});
+          detail::run_kernel(node.op, in, node.attrs, out);
         }
       }
       for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = std::move(out[k]);
@@ -720,22 +715,22 @@ std::string format_profile(const std::vector<OpProfile>& profile, size_t top) {
   os << std::fixed << std::setprecision(3);
   os << "graph profile: " << calls << " call(s), " << total * per << " ms per call in nodes\n";
   os << "  ms/call   share  nodes  op  inputs\n";
-  std::map<std::string, std::pair<double, int64_t>> rest;
+  auto row = [&](double seconds, int64_t nodes, const std::string& op, const std::string& inputs) {
+    os << std::setw(9) << seconds * per << std::setw(7) << std::setprecision(1)
+       << (total > 0 ? 100.0 * seconds / total : 0.0) << "%" << std::setprecision(3) << std::setw(7) << nodes << "  "
+       << op << "  " << inputs << "\n";
+  };
+  std::map<std::string, std::pair<double, int64_t>> rest;  // per op, beyond the top rows
   for (size_t i = 0; i < profile.size(); ++i) {
     const OpProfile& p = profile[i];
-    if (i >= top) {
+    if (i < top) {
+      row(p.seconds, p.nodes, p.op, p.shapes);
+    } else {
       rest[p.op].first += p.seconds;
       rest[p.op].second += p.nodes;
-      continue;
     }
-    os << std::setw(9) << p.seconds * per << std::setw(7) << std::setprecision(1)
-       << (total > 0 ? 100.0 * p.seconds / total : 0.0) << "%" << std::setprecision(3) << std::setw(7) << p.nodes
-       << "  " << p.op << "  " << p.shapes << "\n";
   }
-  for (const auto& [op, t] : rest)
-    os << std::setw(9) << t.first * per << std::setw(7) << std::setprecision(1)
-       << (total > 0 ? 100.0 * t.first / total : 0.0) << "%" << std::setprecision(3) << std::setw(7) << t.second << "  "
-       << op << "  (other shapes)\n";
+  for (const auto& [op, t] : rest) row(t.first, t.second, op, "(other shapes)");
   return os.str();
 }
 

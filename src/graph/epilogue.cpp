@@ -49,17 +49,11 @@ bool binary_step(OpId op) {
 }
 bool commutative(OpId op) { return op == OpId::Add || op == OpId::Mul || op == OpId::Maximum || op == OpId::Minimum; }
 
-int64_t numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
 // Whether operand x has one of the forms of epilogue.h relative to an output of shape out whose
 // channel axis is `channel` (counted from the front).
 bool operand_form(const Value& x, const Shape& out, size_t channel) {
   if (x.dtype != DType::Float32 || x.shape.size() > out.size()) return false;
-  if (numel(x.shape) == 1) return true;             // scalar
+  if (shape_numel(x.shape) == 1) return true;       // scalar
   if (x.shape == out) return true;                  // full
   const size_t lead = out.size() - x.shape.size();  // right-aligned broadcast
   for (size_t i = 0; i < x.shape.size(); ++i) {
@@ -160,15 +154,10 @@ void run_epilogue(const GraphNode& node, const Value& like, std::span<const Tens
   const Epilogue& e = *node.epilogue;
   Tensor& result = out[0];
   if (!result.defined()) result = detail::alloc_tensor(like.shape, like.dtype, like.device);
-  Backend& be = backend_for(result.device());
-  const EpilogueEvaluator eval = BackendRegistry<EpilogueEvaluator>::get(be.name());
+  const EpilogueEvaluator eval = BackendRegistry<EpilogueEvaluator>::get(backend_for(result.device()).name());
   int done = eval ? eval(node.op, node.attrs, e, in, result) : -1;
   if (done < 0) {  // the base op alone, into the output
-    const DType key = in[0].dtype();
-    if (!be.supports(node.op, key))
-      raise<NotImplementedError>(op_name(node.op),
-                                 "backend " + be.name() + " has no kernel for dtype " + std::string(dtype_name(key)));
-    be.kernel(node.op)(KernelCall{node.op, in.first(2), out, node.attrs});
+    detail::run_kernel(node.op, in.first(2), node.attrs, out);
     done = 0;
   }
   if (done >= static_cast<int>(e.steps.size())) return;

@@ -22,11 +22,7 @@ namespace tessera::graph {
 
 namespace {
 
-int64_t value_bytes(const Value& v) {
-  int64_t n = 1;
-  for (int64_t d : v.shape) n *= d;
-  return n * static_cast<int64_t>(dtype_size(v.dtype));
-}
+int64_t value_bytes(const Value& v) { return shape_numel(v.shape) * static_cast<int64_t>(dtype_size(v.dtype)); }
 
 int64_t align_up(int64_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
 
@@ -276,13 +272,9 @@ MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaSt
       int source = -1;
       if (elementwise_producer(node)) {
         int64_t max_in_numel = 0;
-        for (int u : node.inputs) {
-          int64_t m = 1;
-          for (int64_t d : g.values[static_cast<size_t>(u)].shape) m *= d;
-          max_in_numel = std::max(max_in_numel, m);
-        }
-        int64_t out_numel = 1;
-        for (int64_t d : out.shape) out_numel *= d;
+        for (int u : node.inputs)
+          max_in_numel = std::max(max_in_numel, shape_numel(g.values[static_cast<size_t>(u)].shape));
+        const int64_t out_numel = shape_numel(out.shape);
         // A fused node may end in a reduction (fuse.h): its reduced output is written while
         // inputs of the same shape may still be read, so only full-size outputs go in place.
         const bool fused_ok = !node.fused || out_numel >= max_in_numel;

@@ -479,6 +479,12 @@ Algo choose_algo(const Geom& g, bool transposed) {
   return Algo::DnnlBlocked;
 }
 
+// The algorithm for a call: the forced one (conv_force_algorithm), else the automatic choice.
+Algo pick_algo(const Geom& g, bool transposed) {
+  const int forced = g_forced.load();
+  return forced ? static_cast<Algo>(forced) : choose_algo(g, transposed);
+}
+
 // ============================================================================ kernels
 void conv_common(const KernelCall& c, bool transposed) {
   const Tensor& y = c.out[0];
@@ -492,7 +498,7 @@ void conv_common(const KernelCall& c, bool transposed) {
   if (dt == DType::Float16 || dt == DType::BFloat16) {
     Tensor y32 = detail::alloc_tensor(y.shape(), DType::Float32, y.device());
     Tensor x32 = to_dtype(c.in[0], DType::Float32), w32 = to_dtype(c.in[1], DType::Float32);
-    Algo algo = g_forced.load() ? static_cast<Algo>(g_forced.load()) : choose_algo(g, transposed);
+    Algo algo = pick_algo(g, transposed);
     if (algo == Algo::Gemm || !run_dnnl(x32, w32, y32, g, transposed, algo)) {
       if (transposed)
         deconv_gemm<float>(x32, w32, y32, g);
@@ -513,7 +519,7 @@ void conv_common(const KernelCall& c, bool transposed) {
   }
   Tensor x = contig(c.in[0]), w = contig(c.in[1]);
   if (dt == DType::Float32) {
-    Algo algo = g_forced.load() ? static_cast<Algo>(g_forced.load()) : choose_algo(g, transposed);
+    Algo algo = pick_algo(g, transposed);
     if (algo != Algo::Gemm && run_dnnl(x, w, y, g, transposed, algo)) return;
     if (transposed)
       deconv_gemm<float>(x, w, y, g);
@@ -543,7 +549,7 @@ int conv2d_with_post_ops(const Attrs& attrs, const graph::Epilogue& e, std::span
   const KernelCall call{OpId::Conv2d, in.first(2), std::span<Tensor>(&y, 1), attrs};
   const Geom g = make_geom(call, false);
   if (g.C == 0) return -1;
-  const Algo algo = g_forced.load() ? static_cast<Algo>(g_forced.load()) : choose_algo(g, false);
+  const Algo algo = pick_algo(g, false);
   if (algo == Algo::Gemm) return -1;
   const PostOps po = make_post_ops(e, in, {g.N, g.O, g.Ho, g.Wo}, 1, false);
   if (po.steps == 0) return -1;

@@ -314,33 +314,56 @@ void matmul_blas(Problem& P) {
 
 // --------------------------------------------------------------------------- bfloat16
 // ------------------------------------------------- oneDNN matmul primitive (bf16, f32 x B^T)
+// Identifies a cached primitive: [m, k] x [k, n] with these strides, thread count, data type and
+// post-ops (PostOps::key, "" for none).
 struct PrimKey {
   int64_t m, n, k, a_rs, a_cs, b_rs, b_cs, threads;
   int dt;
-  auto tie() const { return std::tie(m, n, k, a_rs, a_cs, b_rs, b_cs, threads, dt); }
+  std::string post_ops;
+  auto tie() const { return std::tie(m, n, k, a_rs, a_cs, b_rs, b_cs, threads, dt, post_ops); }
   bool operator<(const PrimKey& o) const { return tie() < o.tie(); }
+  dnnl::memory::data_type type() const { return static_cast<dnnl::memory::data_type>(dt); }
+  dnnl::memory::desc a_md() const { return dnnl::memory::desc({m, k}, type(), {a_rs, a_cs}); }
+  dnnl::memory::desc b_md() const { return dnnl::memory::desc({k, n}, type(), {b_rs, b_cs}); }
+  dnnl::memory::desc c_md() const { return dnnl::memory::desc({m, n}, type(), {n, 1}); }
 };
+// The key of P's product with m rows (its batch folded in when it folds) and A, B laid out as la, lb.
+PrimKey prim_key(const Problem& P, int64_t m, const BlasLayout& la, const BlasLayout& lb, dnnl::memory::data_type t,
+                 std::string post_ops = {}) {
+  auto rs = [](const BlasLayout& l) { return l.trans ? 1 : l.ld; };
+  auto cs = [](const BlasLayout& l) { return l.trans ? l.ld : 1; };
+  return PrimKey{
+      m, P.n, P.k, rs(la), cs(la), rs(lb), cs(lb), get_num_threads(), static_cast<int>(t), std::move(post_ops)};
+}
 
 const dnnl::engine& dnnl_engine() {
   static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   return eng;
 }
 
-// A cached oneDNN matmul primitive (all three tensors of data type key.dt) with the given strides.
-dnnl::matmul matmul_primitive(const PrimKey& key) {
+// A cached oneDNN matmul primitive for key, with `post` as post-ops when given. nullopt when
+// oneDNN has no optimized implementation with those post-ops (without post-ops its errors are
+// raised).
+std::optional<dnnl::matmul> matmul_primitive(const PrimKey& key, const PostOps* post = nullptr) {
   static std::mutex mu;
-  static std::map<PrimKey, dnnl::matmul> cache;
+  static std::map<PrimKey, std::optional<dnnl::matmul>> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto t = static_cast<dnnl::memory::data_type>(key.dt);
-  dnnl::memory::desc a({key.m, key.k}, t, {key.a_rs, key.a_cs});
-  dnnl::memory::desc b({key.k, key.n}, t, {key.b_rs, key.b_cs});
-  dnnl::memory::desc c({key.m, key.n}, t, {key.n, 1});
-  dnnl::matmul p(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), dnnl_engine()));
+  std::optional<dnnl::matmul> made;
+  const dnnl::matmul::desc desc(key.a_md(), key.b_md(), key.c_md());
+  if (!post) {
+    made = dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_engine()));
+  } else {
+    try {
+      dnnl::matmul::primitive_desc pd(desc, post->attr, dnnl_engine());
+      if (!is_reference_impl(pd)) made = dnnl::matmul(pd);
+    } catch (const dnnl::error&) {
+    }
+  }
   if (cache.size() >= 512) cache.clear();
-  cache.emplace(key, p);
-  return p;
+  cache.emplace(key, made);
+  return made;
 }
 
 // bfloat16 (f32 accumulation inside oneDNN) or float32, through the matmul primitive.
@@ -351,19 +374,15 @@ void matmul_dnnl(Problem& P) {
   if (!la) P.set(contig(P.a), P.b), la = blas_layout(P.m, P.k, P.a_rs, P.a_cs);
   auto lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
   if (!lb) P.set(P.a, contig(P.b)), lb = blas_layout(P.k, P.n, P.b_rs, P.b_cs);
-  auto rs = [](const BlasLayout& l) { return l.trans ? 1 : l.ld; };
-  auto cs = [](const BlasLayout& l) { return l.trans ? l.ld : 1; };
   int64_t m = P.m, nbatch = P.nbatch;
   if (auto frs = P.folded_row_stride()) {  // the whole batch as one product, as in matmul_blas
     la = BlasLayout{false, *frs};
     m *= nbatch, nbatch = 1;
   }
   sync_library_threads();
-  PrimKey key{m, P.n, P.k, rs(*la), cs(*la), rs(*lb), cs(*lb), get_num_threads(), static_cast<int>(t)};
-  dnnl::matmul prim = matmul_primitive(key);
-  dnnl::memory::desc amd({key.m, key.k}, t, {key.a_rs, key.a_cs});
-  dnnl::memory::desc bmd({key.k, key.n}, t, {key.b_rs, key.b_cs});
-  dnnl::memory::desc cmd({key.m, key.n}, t, {key.n, 1});
+  const PrimKey key = prim_key(P, m, *la, *lb, t);
+  const dnnl::matmul prim = *matmul_primitive(key);
+  const dnnl::memory::desc amd = key.a_md(), bmd = key.b_md(), cmd = key.c_md();
   std::vector<int64_t> ao, bo;
   P.offsets(ao, bo);
   auto* A = static_cast<T*>(P.a.raw_data());
@@ -528,39 +547,14 @@ int matmul_with_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, c
   if (m * P.n * P.k <= kTinyFlops) return -1;  // eager's loop, then one fused pass: cheaper than a primitive
   const PostOps post = make_post_ops(e, in, {m, P.n}, 1, true);
   if (post.steps == 0) return -1;
-  auto rs = [](const BlasLayout& l) { return l.trans ? 1 : l.ld; };
-  auto cs = [](const BlasLayout& l) { return l.trans ? l.ld : 1; };
-  using dt = dnnl::memory::data_type;
-  dnnl::memory::desc amd({m, P.k}, dt::f32, {rs(*la), cs(*la)});
-  dnnl::memory::desc bmd({P.k, P.n}, dt::f32, {rs(*lb), cs(*lb)});
-  dnnl::memory::desc cmd({m, P.n}, dt::f32, {P.n, 1});
   sync_library_threads();
-  const std::string key = std::to_string(m) + "," + std::to_string(P.n) + "," + std::to_string(P.k) + "," +
-                          std::to_string(rs(*la)) + "," + std::to_string(cs(*la)) + "," + std::to_string(rs(*lb)) +
-                          "," + std::to_string(cs(*lb)) + "," + std::to_string(get_num_threads()) + ":" + post.key;
-  static std::mutex mu;
-  static std::map<std::string, std::optional<dnnl::matmul>> cache;
-  std::optional<dnnl::matmul> prim;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = cache.find(key);
-    if (it == cache.end()) {
-      std::optional<dnnl::matmul> made;
-      try {
-        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(amd, bmd, cmd), post.attr, dnnl_engine());
-        if (!is_reference_impl(pd)) made = dnnl::matmul(pd);
-      } catch (const dnnl::error&) {
-      }
-      if (cache.size() >= 512) cache.clear();
-      it = cache.emplace(key, made).first;
-    }
-    prim = it->second;
-  }
+  const PrimKey key = prim_key(P, m, *la, *lb, dnnl::memory::data_type::f32, post.key);
+  const std::optional<dnnl::matmul> prim = matmul_primitive(key, &post);
   if (!prim) return -1;
   const dnnl::engine& eng = dnnl_engine();
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(amd, eng, P.a.raw_data())},
-                                             {DNNL_ARG_WEIGHTS, dnnl::memory(bmd, eng, P.b.raw_data())},
-                                             {DNNL_ARG_DST, dnnl::memory(cmd, eng, out.raw_data())}};
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, dnnl::memory(key.a_md(), eng, P.a.raw_data())},
+                                             {DNNL_ARG_WEIGHTS, dnnl::memory(key.b_md(), eng, P.b.raw_data())},
+                                             {DNNL_ARG_DST, dnnl::memory(key.c_md(), eng, out.raw_data())}};
   add_post_op_args(post, eng, args);
   dnnl::stream strm(eng);
   prim->execute(strm, args);

@@ -68,9 +68,9 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
                       size_t channel, bool full_operands) {
   PostOps p;
   dnnl::post_ops ops;
-  int64_t out_numel = 1;
-  for (auto d : out_dims) out_numel *= d;
-  for (size_t i = 0; i < e.steps.size(); ++i) {
+  const int64_t out_numel = shape_numel(out_dims);
+  size_t i = 0;  // the steps appended so far: the loop stops at the first without a post-op
+  for (; i < e.steps.size(); ++i) {
     const graph::EpilogueStep& st = e.steps[i];
     if (st.operand < 0) {
       float alpha = 0.f;
@@ -78,7 +78,6 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
       if (!alg) break;
       ops.append_eltwise(1.f, *alg, alpha, 0.f);
       p.key += "u" + std::to_string(static_cast<int>(st.op));
-      p.steps = static_cast<int>(i) + 1;
       continue;
     }
     auto alg = binary_alg(st.op);
@@ -101,8 +100,8 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
     ops.append_binary(*alg, md);
     p.operands.push_back({static_cast<int>(i), md, x.raw_data()});
     p.key += std::string("b") + std::to_string(static_cast<int>(st.op)) + form;
-    p.steps = static_cast<int>(i) + 1;
   }
+  p.steps = static_cast<int>(i);
   p.attr.set_post_ops(ops);
   return p;
 }

@@ -23,25 +23,25 @@ struct GraphBuilder {
     env.push_back(std::move(t));
     return static_cast<int>(g.values.size()) - 1;
   }
-  int input(const Tensor& t) {
+  // A value of kind `kind` with t's shape, strides, dtype and device.
+  static Value value_like(const Tensor& t, Value::Kind kind) {
     Value v;
-    v.kind = Value::Kind::Input;
+    v.kind = kind;
     v.shape = t.shape();
     v.strides = t.strides();
     v.dtype = t.dtype();
     v.device = t.device();
+    return v;
+  }
+  int input(const Tensor& t) {
+    Value v = value_like(t, Value::Kind::Input);
     v.index = static_cast<int>(g.inputs.size());
     int id = add(v, t);
     g.inputs.push_back(id);
     return id;
   }
   int constant(const Tensor& t) {
-    Value v;
-    v.kind = Value::Kind::Constant;
-    v.shape = t.shape();
-    v.strides = t.strides();
-    v.dtype = t.dtype();
-    v.device = t.device();
+    Value v = value_like(t, Value::Kind::Constant);
     v.constant = t;
     return add(v, t);
   }
@@ -54,11 +54,7 @@ struct GraphBuilder {
     GraphNode node{op, attrs, ins, {}, {}, {}};
     const int n = static_cast<int>(g.nodes.size());
     for (size_t k = 0; k < out.size(); ++k) {
-      Value v;
-      v.shape = out[k].shape();
-      v.strides = out[k].strides();
-      v.dtype = out[k].dtype();
-      v.device = out[k].device();
+      Value v = value_like(out[k], Value::Kind::NodeOutput);
       v.node = n;
       v.index = static_cast<int>(k);
       node.outputs.push_back(add(v, out[k]));
@@ -69,6 +65,13 @@ struct GraphBuilder {
   int permute(int x, Axes perm) { return op(OpId::Permute, {x}, PermuteAttrs{perm}); }
   int reshape(int x, Shape s) { return op(OpId::Reshape, {x}, ShapeAttrs{s}); }
 };
+
+// Uniform random values in [lo, hi), reproducible by seed.
+inline Tensor rand(std::vector<int64_t> shape, uint64_t seed, DType dtype = DType::Float32, double lo = -1,
+                   double hi = 1) {
+  Generator gen(seed);
+  return uniform(shape, lo, hi, gen, dtype);
+}
 
 // Runs g on inputs as compile's executor does without a memory plan: fused nodes through
 // run_fused, epilogue nodes through run_epilogue, the rest through detail::execute.

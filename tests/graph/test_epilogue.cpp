@@ -31,11 +31,7 @@ struct Builder : graph::testing::GraphBuilder {
   }
 };
 
-Tensor rand(std::vector<int64_t> shape, uint64_t seed) {
-  ts::Generator gen(seed);
-  return ts::uniform(shape, -1.0, 1.0, gen);
-}
-
+using graph::testing::rand;
 using graph::testing::run_graph;
 
 const graph::GraphNode* fused_node(const graph::Graph& g) {

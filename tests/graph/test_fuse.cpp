@@ -66,11 +66,7 @@ void expect_outputs_match(const Builder& b, const std::vector<Tensor>& got) {
   for (size_t i = 0; i < got.size(); ++i) expect_bitwise(got[i], want[i], "output " + std::to_string(i));
 }
 
-Tensor rand(std::initializer_list<int64_t> shape, uint64_t seed, DType t = DType::Float32, double lo = -1,
-            double hi = 1) {
-  ts::Generator g(seed);
-  return ts::uniform(shape, lo, hi, g, t);
-}
+using graph::testing::rand;
 
 // x * w + b -> relu -> * 0.5 (b broadcast over rows by the binary op itself).
 Builder chain(const Tensor& x, const Tensor& w, const Tensor& b) {

@@ -31,10 +31,7 @@ namespace {
 // The shared recorder (graph_builder.h) plus random inputs by shape and seed.
 struct Recorder : tg::testing::GraphBuilder {
   using GraphBuilder::input;
-  int input(Shape shape, uint64_t seed) {
-    ts::Generator gen(seed);
-    return input(ts::uniform(std::span<const int64_t>(shape.data(), shape.size()), -1.0, 1.0, gen));
-  }
+  int input(Shape shape, uint64_t seed) { return input(tg::testing::rand({shape.begin(), shape.end()}, seed)); }
 };
 
 size_t sz(int v) { return static_cast<size_t>(v); }

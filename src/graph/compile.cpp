@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <list>
@@ -330,6 +331,11 @@ struct CompiledFunction::Impl {
   // Runs the passes on a freshly traced graph, dumping before/after each when asked.
   void optimize(graph::Graph& g) {
     const std::string dir = options.dump_dir.empty() ? graph::graph_dump_dir() : options.dump_dir;
+    if (!dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (ec) raise<ValueError>("compile", "cannot create the graph dump directory '" + dir + "': " + ec.message());
+    }
     int step = 0;
     auto after = [&](const char* pass) {
       g.verify();
@@ -353,6 +359,8 @@ struct CompiledFunction::Impl {
         {"swap_transposed_matmuls", graph::swap_transposed_matmuls, &CompileStats::rewrites},
         {"pads_to_concat", graph::pads_to_concat, &CompileStats::rewrites},
         {"max_pool_values_from_indices", graph::max_pool_values_from_indices, &CompileStats::rewrites},
+        {"mask_scatter_sources", graph::mask_scatter_sources, &CompileStats::rewrites},
+        {"cse", graph::eliminate_common_subexpressions, &CompileStats::nodes_removed},
         {"materialize_conv_operands", graph::materialize_conv_operands, &CompileStats::rewrites},
         {"dce", graph::eliminate_dead_code, &CompileStats::nodes_removed},
     };

@@ -8,6 +8,7 @@
 #include "../core/dispatch.h"
 #include "epilogue.h"
 #include "fuse.h"
+#include "rewrite.h"
 #include "tessera/error.h"
 
 namespace tessera::graph {
@@ -159,15 +160,15 @@ void rebuild(Graph& g, const std::vector<char>& keep, const std::vector<int>& re
   g = std::move(out);
 }
 
+}  // namespace
+
 std::vector<int> identity(size_t n) {
   std::vector<int> r(n);
   for (size_t i = 0; i < n; ++i) r[i] = static_cast<int>(i);
   return r;
 }
 
-// Appends a node output shaped like `like` (its node link is set by splice), contiguous unless
-// asked to keep like's strides, with its identity entry in replace. Returns its id.
-int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous = true) {
+int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous) {
   like.kind = Value::Kind::NodeOutput;
   like.index = 0;
   like.constant = Tensor();
@@ -178,9 +179,6 @@ int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous =
   return id;
 }
 
-// Replaces node n by the nodes instead[n] (when not empty), drops the nodes flagged in drop, and
-// rebuilds with `replace` (value id -> the id that stands for it). New values are appended to
-// g.values before the call; the rewrite passes below use it.
 void splice(Graph& g, const std::vector<char>& drop, std::vector<std::vector<GraphNode>>& instead,
             const std::vector<int>& replace) {
   std::vector<GraphNode> nodes;
@@ -196,8 +194,6 @@ void splice(Graph& g, const std::vector<char>& drop, std::vector<std::vector<Gra
     for (int o : g.nodes[n].outputs) g.values[static_cast<size_t>(o)].node = static_cast<int>(n);
   rebuild(g, std::vector<char>(g.nodes.size(), 1), replace);
 }
-
-}  // namespace
 
 int eliminate_dead_code(Graph& g) {
   std::vector<char> live(g.values.size(), 0), keep(g.nodes.size(), 0);
@@ -251,8 +247,12 @@ int fold_constants(Graph& g, int64_t max_elements) {
     // Nodes without inputs (full, arange) fold too; random draws never do: a plan redraws them at
     // every call from the generator's current position.
     if (!all_const || op_info(node.op).category == OpCategory::Random) continue;
+    // A creation node (no inputs: a fill, a range) costs one write per call, while its folded
+    // constant holds memory for the plan's lifetime and cannot be updated in place: only small
+    // ones fold (a large zero fill stays a node the memory plan can reuse).
+    const int64_t limit = node.inputs.empty() ? std::min(max_elements, kFoldCreationElements) : max_elements;
     bool small = true;
-    for (int out : node.outputs) small &= shape_numel(g.values[static_cast<size_t>(out)].shape, "fold") <= max_elements;
+    for (int out : node.outputs) small &= shape_numel(g.values[static_cast<size_t>(out)].shape, "fold") <= limit;
     if (!small) continue;
     std::vector<Tensor> in, out(node.outputs.size());
     for (int id : node.inputs) in.push_back(g.values[static_cast<size_t>(id)].constant);
@@ -539,56 +539,6 @@ int pads_to_concat(Graph& g) {
   }
   splice(g, std::vector<char>(g.nodes.size(), 0), instead, replace);
   eliminate_dead_code(g);  // the pads and adds nobody reads now
-  return rewrites;
-}
-
-}  // namespace tessera::graph
-
-namespace tessera::graph {
-
-// max_pool2d(x) next to max_pool2d_indices(x) (the forward pass and its gradient's argmax):
-// the indices are computed once, in the forward position, and the values gathered from x with
-// them, instead of a second pass over every window.
-int max_pool_values_from_indices(Graph& g) {
-  std::vector<int> replace = identity(g.values.size());
-  std::vector<char> drop(g.nodes.size(), 0);
-  std::vector<std::vector<GraphNode>> instead(g.nodes.size());
-  auto add_value = [&](Value v) { return new_value(g, std::move(v), replace); };
-  int rewrites = 0;
-  for (size_t m = 0; m < g.nodes.size(); ++m) {
-    if (g.nodes[m].fused || g.nodes[m].op != OpId::MaxPool2d) continue;
-    const int x = g.nodes[m].inputs[0];
-    size_t i = m + 1;
-    for (; i < g.nodes.size(); ++i)
-      if (!g.nodes[i].fused && g.nodes[i].op == OpId::MaxPool2dIndices && g.nodes[i].inputs[0] == x &&
-          g.nodes[i].attrs == g.nodes[m].attrs && !drop[i])
-        break;
-    const Value xv = g.values[static_cast<size_t>(x)];
-    if (i == g.nodes.size() || xv.shape.size() != 4 || xv.strides != contiguous_strides(xv.shape)) continue;
-    const GraphNode pool = g.nodes[m], indices = g.nodes[i];
-    const Value out = g.values[static_cast<size_t>(pool.outputs[0])];
-    const int64_t nc = xv.shape[0] * xv.shape[1], hw = xv.shape[2] * xv.shape[3];
-    const int64_t ohw = out.shape[2] * out.shape[3];
-    Value v = xv;
-    v.shape = {nc, hw};
-    const int xr = add_value(v);
-    v = g.values[static_cast<size_t>(indices.outputs[0])];
-    v.shape = {nc, ohw};
-    const int ir = add_value(v);
-    v = out;
-    v.shape = {nc, ohw};
-    const int gathered = add_value(v);
-    const int values = add_value(out);
-    instead[m].push_back(indices);  // moved up from the backward pass
-    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, hw}}, {x}, {xr}, {}, {}});
-    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{Shape{nc, ohw}}, {indices.outputs[0]}, {ir}, {}, {}});
-    instead[m].push_back(GraphNode{OpId::Gather, AxisAttrs{1}, {xr, ir}, {gathered}, {}, {}});
-    instead[m].push_back(GraphNode{OpId::Reshape, ShapeAttrs{out.shape}, {gathered}, {values}, {}, {}});
-    replace[static_cast<size_t>(pool.outputs[0])] = values;
-    drop[i] = 1;
-    ++rewrites;
-  }
-  if (rewrites) splice(g, drop, instead, replace);
   return rewrites;
 }
 

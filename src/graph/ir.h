@@ -66,9 +66,13 @@ int eliminate_common_subexpressions(Graph& g);
 
 namespace tessera::graph {
 
+/// Creation nodes without inputs (full, arange) fold only up to this many elements per output.
+inline constexpr int64_t kFoldCreationElements = int64_t{1} << 14;
+
 /// Evaluates, once at compile time, every node whose inputs are all constants and whose outputs
-/// hold at most max_elements elements each, and turns its outputs into constants (DCE then drops
-/// the folded nodes). Returns the number of nodes folded.
+/// hold at most max_elements elements each (kFoldCreationElements for nodes without inputs), and
+/// turns its outputs into constants (DCE then drops the folded nodes). Returns the number of
+/// nodes folded.
 int fold_constants(Graph& g, int64_t max_elements = int64_t{1} << 20);
 
 /// Graphviz text of g: inputs and constants as boxes, nodes as ellipses labelled with the op.
@@ -98,6 +102,14 @@ int pads_to_concat(Graph& g);
 /// gradient): the indices move to the forward position and the values are gathered from x with
 /// them (one pass over the windows instead of two). Returns the number of rewrites.
 int max_pool_values_from_indices(Graph& g);
+
+/// mul(scatter_add(zeros, idx, src), cast(cmp(x, c))) (through reshapes; x of the product's
+/// shape, c a scalar constant, the cast from bool: relu's derivative times a max pool's gradient)
+/// becomes scatter_add(zeros, idx, src * cast(cmp(gather(x, idx), c))): the mask is evaluated at
+/// the scattered positions only, bit for bit the same. Run CSE after it: the gather then merges
+/// with the forward pass's gather of x (max_pool_values_from_indices), and x's buffer dies in
+/// the forward pass. Returns the number of rewrites.
+int mask_scatter_sources(Graph& g);
 
 /// Float32 convolutions whose input or weight is a strided view get an explicit copy node before
 /// them (the kernel would copy it anyway, outside the memory plan). Returns the number of

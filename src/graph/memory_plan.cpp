@@ -54,6 +54,12 @@ bool elementwise_producer(const GraphNode& node) {
   return c == OpCategory::Unary || c == OpCategory::Binary || c == OpCategory::Ternary;
 }
 
+// scatter(x, index, src) and scatter_add copy x into the output, then write the sources: the
+// output may take x's own buffer (the copy is then skipped). Only input 0 qualifies.
+bool scatter_producer(const GraphNode& node) {
+  return !node.fused && (node.op == OpId::Scatter || node.op == OpId::ScatterAdd);
+}
+
 struct Buffer {
   int root;       // the value that owns it
   int birth;      // producing node
@@ -270,7 +276,8 @@ MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaSt
         continue;
       }
       int source = -1;
-      if (elementwise_producer(node)) {
+      const bool scatter = scatter_producer(node);
+      if (elementwise_producer(node) || scatter) {
         int64_t max_in_numel = 0;
         for (int u : node.inputs)
           max_in_numel = std::max(max_in_numel, shape_numel(g.values[static_cast<size_t>(u)].shape));
@@ -278,12 +285,13 @@ MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaSt
         // A fused node may end in a reduction (fuse.h): its reduced output is written while
         // inputs of the same shape may still be read, so only full-size outputs go in place.
         const bool fused_ok = !node.fused || out_numel >= max_in_numel;
-        for (int u : node.inputs) {
+        for (size_t j = 0; j < (scatter ? 1 : node.inputs.size()); ++j) {
+          const int u = node.inputs[j];
           const Value& in = g.values[static_cast<size_t>(u)];
           const size_t su = static_cast<size_t>(u);
           if (!fused_ok || alias[su] || last_use[su] != k || in.shape != out.shape) continue;
           // Element i must land on element i's bytes; run_fused's contract asks for one dtype.
-          if (node.fused ? in.dtype != out.dtype : dtype_size(in.dtype) != dtype_size(out.dtype)) continue;
+          if (node.fused || scatter ? in.dtype != out.dtype : dtype_size(in.dtype) != dtype_size(out.dtype)) continue;
           if (in.kind == Value::Kind::Constant || (in.kind == Value::Kind::Input && !is_donated[su])) continue;
           if (!is_contiguous(in)) continue;
           const int root = plan.storage_of[su];

@@ -34,7 +34,8 @@ struct MemoryPlan {
   /// Empty tensors sit at offset 0, also when arena_bytes is 0.
   std::vector<int64_t> offset;
   /// Per value id: the value whose buffer this value reuses in place (an input of its producer
-  /// that dies at that node, same shape and element size, elementwise or fused producer), or -1.
+  /// that dies at that node, same shape and element size, elementwise or fused producer, or the
+  /// base of a scatter), or -1.
   std::vector<int> inplace_of;
   /// Per value id: the value that owns the storage it lives in (itself, the base of a view
   /// chain, or the in-place source's owner).
@@ -55,7 +56,8 @@ struct MemoryPlan {
 /// inputs whose buffers the caller hands over (state the plan updates: a parameter's buffer can
 /// then take its new value in place). Sizes come from each Value's shape and dtype.
 /// In place (v reuses input u's buffer) needs: an elementwise producer (Unary, Binary, Ternary or
-/// a fused node without a reduction into v), u not a view, contiguous, of v's shape and element
+/// a fused node without a reduction into v) or a scatter / scatter_add whose base input is u
+/// (same dtype), u not a view, contiguous, of v's shape and element
 /// size (fused: dtype), dead after this node (no later reader of u or of a view of u), no other
 /// input of the node in u's storage, and u a node output or a donated input; a value that
 /// escapes may only reuse donated storage (arena memory is not the caller's).

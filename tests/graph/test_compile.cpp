@@ -168,9 +168,9 @@ TEST(Compile, FoldsConstantsOnce) {
 }
 
 TEST(Compile, DumpsEveryPass) {
-  std::string dir = ::testing::TempDir() + "/tessera-compile-dump";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const std::string top = ::testing::TempDir() + "/tessera-compile-dump";
+  const std::string dir = top + "/nested";  // created by compile
+  std::filesystem::remove_all(top);
   auto f =
       ts::compile([](const TensorList& in) { return TensorList{ts::exp(in[0]) + ts::exp(in[0])}; }, {.dump_dir = dir});
   f({ts::ones({2, 2})});
@@ -183,7 +183,21 @@ TEST(Compile, DumpsEveryPass) {
   EXPECT_EQ(count(b.str(), "= exp("), 1u) << b.str();
   EXPECT_NE(c.str().find("digraph tessera"), std::string::npos);
   EXPECT_NE(c.str().find("label=\"exp"), std::string::npos) << c.str();
-  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(top);
+}
+
+TEST(Compile, UnwritableDumpDirectoryIsAClearError) {
+  const std::string file = ::testing::TempDir() + "/tessera-dump-is-a-file";
+  std::ofstream(file) << "x";
+  auto f = ts::compile([](const TensorList& in) { return TensorList{ts::exp(in[0])}; }, {.dump_dir = file + "/sub"});
+  try {
+    f({ts::ones({2})});
+    ADD_FAILURE() << "expected a ValueError";
+  } catch (const ts::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("[compile] cannot create the graph dump directory"), std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove(file);
 }
 
 TEST(Compile, SimplifiesAlgebraicIdentities) {
@@ -254,6 +268,30 @@ TEST(Compile, MaxPoolValuesComeFromTheGradientsIndices) {
   EXPECT_EQ(count(ir, "= max_pool2d("), 0u) << ir;
   EXPECT_EQ(count(ir, "= max_pool2d_indices("), 1u) << ir;
   EXPECT_EQ(count(ir, "= gather("), 1u) << ir;
+}
+
+TEST(Compile, ReluMaskOfAMaxPoolGradientIsReadAtTheIndices) {
+  // relu before a max pool: relu's 0/1 derivative multiplies the pool's scattered gradient. The
+  // mask moves onto the scattered sources, read through the forward pass's gather, so no
+  // comparison runs over the full-size activation and the results stay bit for bit.
+  ts::Tensor x = rand({2, 4, 64, 40}, 7), w = rand({2, 4, 64, 40}, 8);
+  auto loss = [w](const ts::Tensor& x) { return ts::sum(ts::tanh(ts::max_pool2d(ts::relu(x * w), {2, 2}))); };
+  auto f = ts::compile(
+      [&](const TensorList& in) {
+        auto [v, g] = ts::value_and_grad(loss)(in[0]);
+        return TensorList{v, g};
+      },
+      {.fuse = false});
+  TensorList got = f({x});
+  auto [v, g] = ts::value_and_grad(loss)(x);
+  EXPECT_TRUE(ts::equal(got[0], v));
+  EXPECT_TRUE(ts::equal(got[1], g));
+  std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "= gather("), 1u) << ir;  // the forward gather serves the mask too
+  EXPECT_EQ(count(ir, "= gt("), 1u) << ir;
+  EXPECT_EQ(count(ir, ": bool[8,640]"), 1u) << ir;  // the comparison at the pooled positions only
+  EXPECT_EQ(count(ir, "= scatter_add("), 1u) << ir;
+  EXPECT_EQ(count(ir, "= full() {shape=[8,2560]"), 1u) << ir;  // a large zero fill is not folded
 }
 
 TEST(Compile, ConvolutionOperandViewsAreCopiedInsideThePlan) {

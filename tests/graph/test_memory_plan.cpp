@@ -183,7 +183,9 @@ void expect_plan_valid(const Recorder& r, const tg::MemoryPlan& plan, const std:
     if (const int u = plan.inplace_of[v]; u >= 0) {
       const tg::GraphNode& node = g.nodes[sz(val.node)];
       const ts::OpCategory c = ts::op_info(node.op).category;
-      EXPECT_TRUE(c == ts::OpCategory::Unary || c == ts::OpCategory::Binary || c == ts::OpCategory::Ternary)
+      const bool scatter_base = (node.op == OpId::ScatterAdd || node.op == OpId::Scatter) && node.inputs[0] == u;
+      EXPECT_TRUE(c == ts::OpCategory::Unary || c == ts::OpCategory::Binary || c == ts::OpCategory::Ternary ||
+                  scatter_base)
           << "%" << v << " in place from a " << ts::op_name(node.op);
       EXPECT_NE(std::find(node.inputs.begin(), node.inputs.end(), u), node.inputs.end());
       EXPECT_EQ(last[sz(u)], val.node) << "%" << v << " overwrites %" << u << " that is read later";
@@ -320,6 +322,37 @@ TEST(MemoryPlan, ConstantsAreNeverOverwritten) {
   tg::MemoryPlan p = tg::plan_memory(r.g);
   EXPECT_EQ(p.inplace_of[sz(y)], -1);
   EXPECT_EQ(p.storage_of[sz(y)], y);
+  expect_all(r, p);
+}
+
+TEST(MemoryPlan, ScatterAddWritesIntoItsDyingBase) {
+  // A max pool's gradient: a zero fill, then the sources added at the indices (duplicates add).
+  Recorder r;
+  int src = r.input({4, 3}, 1);
+  int idx = r.constant(ts::tensor<int64_t>({0, 5, 2, 7, 1, 1, 3, 3, 6, 0, 4, 2}, {4, 3}));
+  int zeros = r.op(OpId::Full, {}, ts::FullAttrs{{4, 8}, 0.0});
+  int s = r.op(OpId::ScatterAdd, {zeros, idx, src}, ts::AxisAttrs{1});
+  int y = r.op(OpId::Exp, {s});
+  r.g.outputs = {y};
+  tg::MemoryPlan p = tg::plan_memory(r.g);
+  EXPECT_EQ(p.inplace_of[sz(s)], zeros);
+  EXPECT_EQ(p.planned_peak_bytes, 2 * 4 * 8 * 4);  // the fill/scatter buffer and exp's output
+  expect_all(r, p);
+}
+
+TEST(MemoryPlan, ScatterKeepsABaseThatIsReadLaterOrConstant) {
+  Recorder r;
+  int src = r.input({2, 3}, 1);
+  int idx = r.constant(ts::tensor<int64_t>({0, 2, 4, 1, 1, 3}, {2, 3}));
+  int base = r.op(OpId::Exp, {r.input({2, 5}, 2)});
+  int s = r.op(OpId::Scatter, {base, idx, src}, ts::AxisAttrs{1});
+  int later = r.op(OpId::Add, {s, base});  // base is read after the scatter
+  int c = r.constant(ts::zeros({2, 5}));
+  int t = r.op(OpId::ScatterAdd, {c, idx, src}, ts::AxisAttrs{1});
+  r.g.outputs = {later, t};
+  tg::MemoryPlan p = tg::plan_memory(r.g);
+  EXPECT_EQ(p.inplace_of[sz(s)], -1);
+  EXPECT_EQ(p.inplace_of[sz(t)], -1);
   expect_all(r, p);
 }
 

@@ -214,9 +214,10 @@ void gather_kernel(const KernelCall& c) {
 }
 
 // ------------------------------------------------------- scatter, scatter_add
-/// Copies x into the (contiguous) output with the elementwise copy loop.
+/// Copies x into the (contiguous) output with the elementwise copy loop; nothing to do when the
+/// output is x's own buffer (graph mode plans scatters in place over a dying x).
 void copy_into(const Tensor& out, const Tensor& x) {
-  if (out.numel() == 0) return;
+  if (out.numel() == 0 || (x.raw_data() == out.raw_data() && x.is_contiguous())) return;
   InnerLoop loop = elementwise_table().loops[static_cast<int>(OpId::Copy)][static_cast<int>(x.dtype())];
   const Tensor ins[1] = {x};
   run_elementwise(out, ins, loop);

@@ -1,0 +1,24 @@
+// Helpers of the rewrite passes (ir.cpp, pool_rewrites.cpp): a pass collects, per node, the
+// nodes that stand in for it and a map from old value ids to their replacements, then splices.
+#pragma once
+
+#include <vector>
+
+#include "ir.h"
+
+namespace tessera::graph {
+
+/// The map {0, 1, ..., n-1}: every value stands for itself.
+std::vector<int> identity(size_t n);
+
+/// Appends a node output shaped like `like` (its node link is set by splice), contiguous unless
+/// asked to keep like's strides, with its identity entry in replace. Returns its id.
+int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous = true);
+
+/// Replaces node n by the nodes instead[n] (when not empty), drops the nodes flagged in drop,
+/// and rebuilds g with `replace` (value id -> the id that stands for it). New values are
+/// appended to g.values (new_value) before the call.
+void splice(Graph& g, const std::vector<char>& drop, std::vector<std::vector<GraphNode>>& instead,
+            const std::vector<int>& replace);
+
+}  // namespace tessera::graph

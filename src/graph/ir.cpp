@@ -168,6 +168,19 @@ std::vector<int> identity(size_t n) {
   return r;
 }
 
+std::vector<int> use_counts(const Graph& g) {
+  std::vector<int> uses(g.values.size(), 0);
+  for (const GraphNode& n : g.nodes)
+    for (int in : n.inputs) ++uses[static_cast<size_t>(in)];
+  for (int o : g.outputs) ++uses[static_cast<size_t>(o)];
+  return uses;
+}
+
+const GraphNode* producer_of(const Graph& g, int id) {
+  const Value& v = g.values[static_cast<size_t>(id)];
+  return v.kind == Value::Kind::NodeOutput ? &g.nodes[static_cast<size_t>(v.node)] : nullptr;
+}
+
 int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous) {
   like.kind = Value::Kind::NodeOutput;
   like.index = 0;
@@ -338,10 +351,6 @@ int simplify(Graph& g) {
     while (replace[static_cast<size_t>(id)] != id) id = replace[static_cast<size_t>(id)];
     return id;
   };
-  auto producer = [&](int id) -> const GraphNode* {
-    const Value& v = g.values[static_cast<size_t>(id)];
-    return v.kind == Value::Kind::NodeOutput ? &g.nodes[static_cast<size_t>(v.node)] : nullptr;
-  };
   int rewrites = 0;
   for (GraphNode& node : g.nodes) {
     for (int& in : node.inputs) in = rep(in);
@@ -368,10 +377,10 @@ int simplify(Graph& g) {
         identity_operand(node.inputs[0], node.inputs[1], 1.0);
         break;
       case OpId::Neg:
-        if (const GraphNode* p = producer(node.inputs[0]); p && p->op == OpId::Neg) forward = p->inputs[0];
+        if (const GraphNode* p = producer_of(g, node.inputs[0]); p && p->op == OpId::Neg) forward = p->inputs[0];
         break;
       case OpId::Permute:
-        if (const GraphNode* p = producer(node.inputs[0]); p && p->op == OpId::Permute) {
+        if (const GraphNode* p = producer_of(g, node.inputs[0]); p && p->op == OpId::Permute) {
           const auto& inner = std::get<PermuteAttrs>(p->attrs).perm;
           const auto& outer = std::get<PermuteAttrs>(node.attrs).perm;
           bool id = true;
@@ -381,7 +390,7 @@ int simplify(Graph& g) {
         }
         break;
       case OpId::Reshape:
-        if (const GraphNode* p = producer(node.inputs[0]); p && p->op == OpId::Reshape) {
+        if (const GraphNode* p = producer_of(g, node.inputs[0]); p && p->op == OpId::Reshape) {
           node.inputs[0] = p->inputs[0];  // reshape(reshape(x, a), b) = reshape(x, b)
           ++rewrites;
         }
@@ -409,10 +418,7 @@ namespace tessera::graph {
 // of a transposed view that every consumer reads with strides (a weight gradient read by the
 // optimizer, element by element across rows).
 int swap_transposed_matmuls(Graph& g) {
-  std::vector<int> uses(g.values.size(), 0);
-  for (const GraphNode& n : g.nodes)
-    for (int in : n.inputs) ++uses[static_cast<size_t>(in)];
-  for (int o : g.outputs) ++uses[static_cast<size_t>(o)];
+  const std::vector<int> uses = use_counts(g);
   std::vector<int> replace = identity(g.values.size());
   std::vector<char> drop(g.nodes.size(), 0);
   std::vector<std::vector<GraphNode>> instead(g.nodes.size());  // replacement nodes for a matmul
@@ -463,18 +469,11 @@ namespace tessera::graph {
 // the gradient of slicing a tensor into parts (attention's q, k, v) comes back as one copy
 // instead of a zero-filled buffer per part and the adds that sum them.
 int pads_to_concat(Graph& g) {
-  std::vector<int> uses(g.values.size(), 0);
-  for (const GraphNode& n : g.nodes)
-    for (int in : n.inputs) ++uses[static_cast<size_t>(in)];
-  for (int o : g.outputs) ++uses[static_cast<size_t>(o)];
-  auto producer = [&](int v) -> const GraphNode* {
-    const Value& val = g.values[static_cast<size_t>(v)];
-    return val.kind == Value::Kind::NodeOutput ? &g.nodes[static_cast<size_t>(val.node)] : nullptr;
-  };
+  const std::vector<int> uses = use_counts(g);
   // The zero pads an add tree rooted at v sums (each used once), as (offset, input) along `axis`.
   std::function<bool(int, int&, std::vector<std::pair<int64_t, int>>&)> leaves =
       [&](int v, int& axis, std::vector<std::pair<int64_t, int>>& out) {
-        const GraphNode* p = producer(v);
+        const GraphNode* p = producer_of(g, v);
         if (!p || p->fused) return false;
         if (p->op == OpId::Add) {
           for (int in : p->inputs)
@@ -522,7 +521,7 @@ int pads_to_concat(Graph& g) {
     concats.emplace_back(n, std::move(c));
     // Inner adds of this tree are not roots of their own rewrite.
     std::function<void(int)> mark = [&](int val) {
-      const GraphNode* p = producer(val);
+      const GraphNode* p = producer_of(g, val);
       if (!p || p->op != OpId::Add) return;
       rooted[static_cast<size_t>(g.values[static_cast<size_t>(val)].node)] = 1;
       for (int in : p->inputs) mark(in);

@@ -66,11 +66,9 @@ bool is_comparison(OpId op) {
 }
 
 // The node producing value id, when it is a plain (not fused, no epilogue) node of op `op`.
-const GraphNode* producer(const Graph& g, int id, OpId op) {
-  const Value& v = g.values[static_cast<size_t>(id)];
-  if (v.kind != Value::Kind::NodeOutput) return nullptr;
-  const GraphNode& n = g.nodes[static_cast<size_t>(v.node)];
-  return !n.fused && !n.epilogue && n.op == op ? &n : nullptr;
+const GraphNode* plain_producer(const Graph& g, int id, OpId op) {
+  const GraphNode* n = producer_of(g, id);
+  return n && !n->fused && !n->epilogue && n->op == op ? n : nullptr;
 }
 
 // A zero fill: full(0) or a constant whose elements are all zero.
@@ -82,7 +80,7 @@ bool all_zeros(const Graph& g, int id) {
       if (x != 0.0) return false;
     return true;
   }
-  const GraphNode* fill = producer(g, id, OpId::Full);
+  const GraphNode* fill = plain_producer(g, id, OpId::Full);
   return fill && std::get<FullAttrs>(fill->attrs).value.to_double() == 0.0;
 }
 
@@ -98,10 +96,7 @@ bool is_scalar_constant(const Value& v) { return v.kind == Value::Kind::Constant
 // the new gather repeats a forward gather(reshape(x), idx) when there is one (a max pool's
 // values), and the CSE pass after this one merges them: x is then last read in the forward pass.
 int mask_scatter_sources(Graph& g) {
-  std::vector<int> uses(g.values.size(), 0);
-  for (const GraphNode& n : g.nodes)
-    for (int in : n.inputs) ++uses[static_cast<size_t>(in)];
-  for (int o : g.outputs) ++uses[static_cast<size_t>(o)];
+  const std::vector<int> uses = use_counts(g);
   std::vector<int> replace = identity(g.values.size());
   std::vector<char> drop(g.nodes.size(), 0);
   std::vector<std::vector<GraphNode>> instead(g.nodes.size());
@@ -112,7 +107,7 @@ int mask_scatter_sources(Graph& g) {
     const Value& prod = g.values[static_cast<size_t>(mul.outputs[0])];
     for (int side = 0; side < 2; ++side) {
       // The mask: cast(cmp(x, c)) from bool to the product's dtype.
-      const GraphNode* cast = producer(g, mul.inputs[static_cast<size_t>(1 - side)], OpId::Cast);
+      const GraphNode* cast = plain_producer(g, mul.inputs[static_cast<size_t>(1 - side)], OpId::Cast);
       if (!cast || std::get<CastAttrs>(cast->attrs).dtype != prod.dtype) continue;
       const Value& cmp_out = g.values[static_cast<size_t>(cast->inputs[0])];
       if (cmp_out.dtype != DType::Bool || cmp_out.kind != Value::Kind::NodeOutput) continue;
@@ -129,9 +124,9 @@ int mask_scatter_sources(Graph& g) {
       int r = mul.inputs[static_cast<size_t>(side)];
       if (g.values[static_cast<size_t>(r)].dtype != prod.dtype || g.values[static_cast<size_t>(r)].shape != prod.shape)
         continue;
-      while (uses[static_cast<size_t>(r)] == 1 && producer(g, r, OpId::Reshape))
-        r = producer(g, r, OpId::Reshape)->inputs[0];
-      const GraphNode* scatter = producer(g, r, OpId::ScatterAdd);
+      while (uses[static_cast<size_t>(r)] == 1 && plain_producer(g, r, OpId::Reshape))
+        r = plain_producer(g, r, OpId::Reshape)->inputs[0];
+      const GraphNode* scatter = plain_producer(g, r, OpId::ScatterAdd);
       if (!scatter || uses[static_cast<size_t>(r)] != 1 || !all_zeros(g, scatter->inputs[0])) continue;
       const int idx = scatter->inputs[1], src = scatter->inputs[2];
       const Value zv = g.values[static_cast<size_t>(scatter->inputs[0])];

@@ -11,6 +11,12 @@ namespace tessera::graph {
 /// The map {0, 1, ..., n-1}: every value stands for itself.
 std::vector<int> identity(size_t n);
 
+/// How many times each value is read: once per node input slot naming it, once per graph output.
+std::vector<int> use_counts(const Graph& g);
+
+/// The node producing value id, or nullptr for graph inputs and constants.
+const GraphNode* producer_of(const Graph& g, int id);
+
 /// Appends a node output shaped like `like` (its node link is set by splice), contiguous unless
 /// asked to keep like's strides, with its identity entry in replace. Returns its id.
 int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous = true);

@@ -186,10 +186,10 @@ int time_steps(const TrainJob& job, Setup& s, optim::Optimizer& opt, std::ostrea
       << " max=" << fmt(sorted.back(), 3) << " step_peak_mb=" << fmt(static_cast<double>(peak) / 1048576.0, 2);
   const CompiledFunction* step = train::graph_step(*s.model, opt);
   if (step) {
-    const CompileStats* st = &step->stats();
-    out << " planned_peak_mb=" << fmt(static_cast<double>(st->planned_peak_bytes) / 1048576.0, 2)
-        << " naive_mb=" << fmt(static_cast<double>(st->naive_bytes) / 1048576.0, 2) << " traces=" << st->traces
-        << " fused_nodes=" << st->nodes_fused << " inplace=" << st->inplace_buffers;
+    const CompileStats& st = step->stats();
+    out << " planned_peak_mb=" << fmt(static_cast<double>(st.planned_peak_bytes) / 1048576.0, 2)
+        << " naive_mb=" << fmt(static_cast<double>(st.naive_bytes) / 1048576.0, 2) << " traces=" << st.traces
+        << " fused_nodes=" << st.nodes_fused << " inplace=" << st.inplace_buffers;
   }
   out << " all=";
   for (size_t k = 0; k < ms.size(); ++k) out << (k ? "," : "") << fmt(ms[k], 3);

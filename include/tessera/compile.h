@@ -1,9 +1,9 @@
 // Graph mode: compile(f) traces f symbolically into a graph IR once per input signature,
 // optimizes it (dead code, common subexpressions, constant folding, algebraic simplification,
-// matmul/convolution epilogue fusion, elementwise fusion, memory planning) and replays the cached plan on later calls with the same
-// signature. set_mode(Mode::Graph) makes the library's own entry points (a module's call,
-// train::train_step / train_epoch / evaluate) run compiled without code changes.
-// docs/graph_mode.md describes the IR, the passes and the limits.
+// matmul/convolution epilogue fusion, elementwise fusion, memory planning) and replays the cached
+// plan on later calls with the same signature. set_mode(Mode::Graph) makes the library's own entry points (a module's
+// call, train::train_step / train_epoch / evaluate) run compiled without code changes. docs/graph_mode.md describes the
+// IR, the passes and the limits.
 //
 //   auto f = ts::compile([](const ts::TensorList& in) { return ts::TensorList{ts::tanh(in[0]) * in[1]}; });
 //   ts::TensorList y = f({x, w});          // first call: trace, optimize, run
@@ -52,7 +52,8 @@ namespace tessera {
 struct CompileOptions {
   size_t cache_limit = 8;  // cached signatures; the least recently used is evicted beyond it
   /// When set, every trace writes its IR before and after each pass into this directory:
-  /// <trace>-<step>-<pass>.txt (readable dump) and .dot (Graphviz). The directory must exist.
+  /// <trace>-<step>-<pass>.txt (readable dump) and .dot (Graphviz). The directory is
+  /// created when missing; a trace throws ValueError when it cannot be.
   /// Empty: the directory set by set_graph_dump_dir() (the CLI sets it from TESSERA_GRAPH_DUMP).
   std::string dump_dir;
   bool fuse = true;         // epilogue and elementwise fusion passes

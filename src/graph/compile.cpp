@@ -529,12 +529,7 @@ struct CompiledFunction::Impl {
       const bool view = !node.fused && op_info(node.op).category == OpCategory::View;
       if (!e.planned || view) {
         out.assign(node.outputs.size(), Tensor());
-        if (node.fused)
-          graph::run_fused(node, in, out);
-        else if (node.epilogue)
-          graph::run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
-        else
-          detail::execute(node.op, in, node.attrs, out);
+        graph::run_node(g, node, in, out);
       } else {
         out.clear();
         for (int v : node.outputs) {
@@ -550,13 +545,7 @@ struct CompiledFunction::Impl {
             out.push_back(detail::alloc_tensor(val.shape, val.dtype, val.device));
           }
         }
-        if (node.fused) {
-          graph::run_fused(node, in, out);
-        } else if (node.epilogue) {
-          graph::run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
-        } else {
-          detail::run_kernel(node.op, in, node.attrs, out);
-        }
+        graph::run_node(g, node, in, out);
       }
       for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = std::move(out[k]);
       if (timed) e.node_seconds[n] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

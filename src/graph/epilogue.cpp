@@ -1,4 +1,5 @@
-// Epilogue fusion: the pass (fuse_epilogues) and the backend-neutral evaluator (run_epilogue).
+// Epilogue fusion: the pass (fuse_epilogues) and the backend-neutral evaluator (run_epilogue),
+// plus run_node, which runs any graph node (fused, epilogue or plain).
 //
 // The pass looks at every float32 Matmul with a 2-D right operand and every float32 Conv2d, and
 // follows its result forward while it has exactly one reader: a unary activation, or a binary op
@@ -146,6 +147,17 @@ std::string epilogue_str(const Epilogue& e) {
 
 void register_epilogue_evaluator(std::string_view backend_name, EpilogueEvaluator fn) {
   BackendRegistry<EpilogueEvaluator>::set(backend_name, fn);
+}
+
+void run_node(const Graph& g, const GraphNode& node, std::span<const Tensor> in, std::span<Tensor> out) {
+  if (node.fused)
+    run_fused(node, in, out);
+  else if (node.epilogue)
+    run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
+  else if (!out.empty() && out[0].defined())
+    detail::run_kernel(node.op, in, node.attrs, out);
+  else
+    detail::execute(node.op, in, node.attrs, out);
 }
 
 void run_epilogue(const GraphNode& node, const Value& like, std::span<const Tensor> in, std::span<Tensor> out) {

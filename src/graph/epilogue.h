@@ -44,6 +44,11 @@ TESSERA_API int fuse_epilogues(Graph& g);
 TESSERA_API void run_epilogue(const GraphNode& node, const Value& like, std::span<const Tensor> in,
                               std::span<Tensor> out);
 
+/// Runs any graph node on its inputs: a fused program through run_fused, an epilogue node
+/// through run_epilogue, another op through its backend kernel. Outputs may be preallocated
+/// (the memory plan's buffers: written in place) or all undefined (allocated, as eager does).
+TESSERA_API void run_node(const Graph& g, const GraphNode& node, std::span<const Tensor> in, std::span<Tensor> out);
+
 /// "+add($2)+relu": a node's epilogue for the IR dumps ($k: node input k).
 std::string epilogue_str(const Epilogue& e);
 

@@ -181,6 +181,20 @@ const GraphNode* producer_of(const Graph& g, int id) {
   return v.kind == Value::Kind::NodeOutput ? &g.nodes[static_cast<size_t>(v.node)] : nullptr;
 }
 
+const GraphNode* plain_producer(const Graph& g, int id, OpId op) {
+  const GraphNode* n = producer_of(g, id);
+  return n && !n->fused && !n->epilogue && n->op == op ? n : nullptr;
+}
+
+bool constant_all(const Graph& g, int id, double v, int64_t max_elements) {
+  const Value& c = g.values[static_cast<size_t>(id)];
+  if (c.kind != Value::Kind::Constant || c.constant.numel() == 0 || c.constant.numel() > max_elements) return false;
+  if (c.dtype == DType::Bool) return false;
+  for (double x : c.constant.to_vector<double>())
+    if (x != v) return false;
+  return true;
+}
+
 int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous) {
   like.kind = Value::Kind::NodeOutput;
   like.index = 0;
@@ -330,16 +344,6 @@ std::string to_dot(const Graph& g) {
 
 namespace {
 
-// A small constant whose every element equals v.
-bool constant_all(const Graph& g, int id, double v) {
-  const Value& c = g.values[static_cast<size_t>(id)];
-  if (c.kind != Value::Kind::Constant || c.constant.numel() == 0 || c.constant.numel() > 64) return false;
-  if (c.dtype == DType::Bool) return false;
-  for (double x : c.constant.to_vector<double>())
-    if (x != v) return false;
-  return true;
-}
-
 bool same_meta(const Value& a, const Value& b) { return a.shape == b.shape && a.dtype == b.dtype; }
 
 }  // namespace
@@ -377,10 +381,10 @@ int simplify(Graph& g) {
         identity_operand(node.inputs[0], node.inputs[1], 1.0);
         break;
       case OpId::Neg:
-        if (const GraphNode* p = producer_of(g, node.inputs[0]); p && p->op == OpId::Neg) forward = p->inputs[0];
+        if (const GraphNode* p = plain_producer(g, node.inputs[0], OpId::Neg)) forward = p->inputs[0];
         break;
       case OpId::Permute:
-        if (const GraphNode* p = producer_of(g, node.inputs[0]); p && p->op == OpId::Permute) {
+        if (const GraphNode* p = plain_producer(g, node.inputs[0], OpId::Permute)) {
           const auto& inner = std::get<PermuteAttrs>(p->attrs).perm;
           const auto& outer = std::get<PermuteAttrs>(node.attrs).perm;
           bool id = true;
@@ -390,7 +394,7 @@ int simplify(Graph& g) {
         }
         break;
       case OpId::Reshape:
-        if (const GraphNode* p = producer_of(g, node.inputs[0]); p && p->op == OpId::Reshape) {
+        if (const GraphNode* p = plain_producer(g, node.inputs[0], OpId::Reshape)) {
           node.inputs[0] = p->inputs[0];  // reshape(reshape(x, a), b) = reshape(x, b)
           ++rewrites;
         }
@@ -551,7 +555,6 @@ namespace tessera::graph {
 // a lifetime, and the kernel reads a contiguous operand.
 int materialize_conv_operands(Graph& g) {
   std::vector<int> replace = identity(g.values.size());
-  std::vector<char> drop(g.nodes.size(), 0);
   std::vector<std::vector<GraphNode>> instead(g.nodes.size());
   int rewrites = 0;
   for (size_t n = 0; n < g.nodes.size(); ++n) {
@@ -569,7 +572,7 @@ int materialize_conv_operands(Graph& g) {
     instead[n].push_back(std::move(conv));
     ++rewrites;
   }
-  if (rewrites) splice(g, drop, instead, replace);
+  if (rewrites) splice(g, std::vector<char>(g.nodes.size(), 0), instead, replace);
   return rewrites;
 }
 

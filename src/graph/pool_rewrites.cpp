@@ -7,6 +7,7 @@
 // Extending: match on GraphNode ops (skip fused and epilogue nodes), collect the stand-in nodes
 // per position in `instead`, map replaced values in `replace`, then splice() (rewrite.h).
 #include <algorithm>
+#include <limits>
 
 #include "ir.h"
 #include "rewrite.h"
@@ -65,21 +66,12 @@ bool is_comparison(OpId op) {
   return op == OpId::Eq || op == OpId::Ne || op == OpId::Lt || op == OpId::Le || op == OpId::Gt || op == OpId::Ge;
 }
 
-// The node producing value id, when it is a plain (not fused, no epilogue) node of op `op`.
-const GraphNode* plain_producer(const Graph& g, int id, OpId op) {
-  const GraphNode* n = producer_of(g, id);
-  return n && !n->fused && !n->epilogue && n->op == op ? n : nullptr;
-}
-
-// A zero fill: full(0) or a constant whose elements are all zero.
+// A zero fill: full(0) or a (non-bool) constant of any size whose elements are all zero.
 bool all_zeros(const Graph& g, int id) {
   const Value& v = g.values[static_cast<size_t>(id)];
-  if (v.kind == Value::Kind::Constant) {
-    if (v.dtype == DType::Bool) return false;
-    for (double x : v.constant.to_vector<double>())
-      if (x != 0.0) return false;
-    return true;
-  }
+  if (v.kind == Value::Kind::Constant)
+    return v.dtype != DType::Bool &&
+           (v.constant.numel() == 0 || constant_all(g, id, 0.0, std::numeric_limits<int64_t>::max()));
   const GraphNode* fill = plain_producer(g, id, OpId::Full);
   return fill && std::get<FullAttrs>(fill->attrs).value.to_double() == 0.0;
 }

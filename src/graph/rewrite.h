@@ -17,6 +17,12 @@ std::vector<int> use_counts(const Graph& g);
 /// The node producing value id, or nullptr for graph inputs and constants.
 const GraphNode* producer_of(const Graph& g, int id);
 
+/// The node producing value id when it is a plain node (not fused, no epilogue) of op `op`.
+const GraphNode* plain_producer(const Graph& g, int id, OpId op);
+
+/// Whether value id is a non-bool constant with 1..max_elements elements, every one equal to v.
+bool constant_all(const Graph& g, int id, double v, int64_t max_elements = 64);
+
 /// Appends a node output shaped like `like` (its node link is set by splice), contiguous unless
 /// asked to keep like's strides, with its identity entry in replace. Returns its id.
 int new_value(Graph& g, Value like, std::vector<int>& replace, bool contiguous = true);

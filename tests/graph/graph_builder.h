@@ -73,8 +73,7 @@ inline Tensor rand(std::vector<int64_t> shape, uint64_t seed, DType dtype = DTyp
   return uniform(shape, lo, hi, gen, dtype);
 }
 
-// Runs g on inputs as compile's executor does without a memory plan: fused nodes through
-// run_fused, epilogue nodes through run_epilogue, the rest through detail::execute.
+// Runs g on inputs as compile's executor does without a memory plan (run_node per node).
 inline std::vector<Tensor> run_graph(const Graph& g, const std::vector<Tensor>& inputs) {
   std::vector<Tensor> env(g.values.size());
   for (size_t i = 0; i < g.inputs.size(); ++i) env[static_cast<size_t>(g.inputs[i])] = inputs[i];
@@ -83,12 +82,7 @@ inline std::vector<Tensor> run_graph(const Graph& g, const std::vector<Tensor>& 
   for (const GraphNode& node : g.nodes) {
     std::vector<Tensor> in, out(node.outputs.size());
     for (int id : node.inputs) in.push_back(env[static_cast<size_t>(id)]);
-    if (node.fused)
-      run_fused(node, in, out);
-    else if (node.epilogue)
-      run_epilogue(node, g.values[static_cast<size_t>(node.outputs[0])], in, out);
-    else
-      detail::execute(node.op, in, node.attrs, out);
+    run_node(g, node, in, out);
     for (size_t k = 0; k < out.size(); ++k) env[static_cast<size_t>(node.outputs[k])] = out[k];
   }
   std::vector<Tensor> r;

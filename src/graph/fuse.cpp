@@ -11,7 +11,12 @@
 // - operands from outside are node inputs, broadcast to the group's shape (Expand views are
 //   looked through, so bias[N] over [B,N] is read with stride 0, never materialized); 0-d
 //   constants and 0-d full nodes become immediates;
-// - values read outside the group, or returned, become the fused node's outputs.
+// - values read outside the group, or returned, become the fused node's outputs;
+// - a floating-point sum whose operand the group computes (or reads at full shape) joins as a
+//   terminal step when its axes form a trailing or leading run (ReduceLayout): the group's pass
+//   over memory also produces the sum, and the summed value is never written when nothing else
+//   reads it. A node reading the sum closes the group (the sum is complete only after the whole
+//   pass), so reductions never feed steps of their own group.
 // Extending: a new elementwise primitive fuses as soon as its ops.def category is Unary, Binary
 // or Ternary; a backend runs it fused once its evaluator knows the primitive's inner loop.
 //
@@ -44,11 +49,26 @@ bool elementwise(const GraphNode& n) {
   return c == OpCategory::Unary || c == OpCategory::Binary || c == OpCategory::Ternary;
 }
 
+// A sum the group evaluator can compute in the group's pass: float32/float64, dtype kept, axes
+// with a ReduceLayout over a run of at most kMaxFusedReduceRun elements, and an output smaller
+// than the operand (a sum over size-1 axes only is a reshape, left to simplify).
+bool fusible_reduction(const Graph& g, const GraphNode& n, ReduceLayout& layout) {
+  if (n.fused || n.epilogue || n.op != OpId::Sum || n.inputs.size() != 1 || n.outputs.size() != 1) return false;
+  const Value& in = g.values[static_cast<size_t>(n.inputs[0])];
+  const Value& out = g.values[static_cast<size_t>(n.outputs[0])];
+  if ((in.dtype != DType::Float32 && in.dtype != DType::Float64) || in.dtype != out.dtype ||
+      shape_numel(out.shape) >= shape_numel(in.shape))
+    return false;
+  if (!reduce_layout(in.shape, std::get<ReduceAttrs>(n.attrs).axes, layout)) return false;
+  return layout.unit() <= kMaxFusedReduceRun;
+}
+
 struct Group {
   std::vector<int> members;  // node indices
   Shape shape;
   Device device;
   bool closed = false;  // a non-member has read one of its values: it can grow no further
+  int64_t unit = 1;     // least common multiple of its reductions' runs (ReduceLayout::unit)
 };
 
 // Follows Expand views back to the value they broadcast (reading that value broadcast to the
@@ -90,7 +110,9 @@ int assign_slots(FusedProgram& p) {
   int slots = 0;
   for (int s = 0; s < n; ++s) {
     FusedStep& st = p.steps[static_cast<size_t>(s)];
-    if (free_slots.empty()) {
+    if (st.reduction()) {
+      st.slot = -1;  // writes its node output directly
+    } else if (free_slots.empty()) {
       st.slot = slots++;
     } else {
       st.slot = free_slots.back();
@@ -103,12 +125,47 @@ int assign_slots(FusedProgram& p) {
       for (size_t j = 0; j < k; ++j) seen |= st.args[j] == r;
       if (!seen) free_slots.push_back(p.steps[static_cast<size_t>(r.index)].slot);
     }
-    if (last_read[static_cast<size_t>(s)] < 0) free_slots.push_back(st.slot);  // never read (not an output either)
+    if (last_read[static_cast<size_t>(s)] < 0 && st.slot >= 0) free_slots.push_back(st.slot);  // never read
   }
   return slots;
 }
 
 }  // namespace
+
+bool reduce_layout(const Shape& shape, const Axes& axes, ReduceLayout& layout) {
+  // Flags of the non-unit axes, in order; the reduced ones must be a trailing or leading run.
+  std::vector<std::pair<bool, int64_t>> dims;  // (reduced, size)
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    const bool red = std::find(axes.begin(), axes.end(), static_cast<int64_t>(d)) != axes.end();
+    dims.emplace_back(red, shape[d]);
+  }
+  size_t lead = 0, trail = 0;
+  while (lead < dims.size() && dims[lead].first) ++lead;
+  while (trail < dims.size() && dims[dims.size() - 1 - trail].first) ++trail;
+  size_t reduced = 0;
+  for (const auto& d : dims) reduced += d.first;
+  int64_t kept = 1, summed = 1;
+  for (const auto& d : dims) (d.first ? summed : kept) *= d.second;
+  if (reduced == dims.size() && reduced > 0) {  // everything: one column
+    layout = ReduceLayout{ReduceLayout::Kind::Columns, 1, 1};
+    return true;
+  }
+  if (reduced == trail) {  // kept... reduced... (or nothing reduced: rows of one)
+    layout = ReduceLayout{ReduceLayout::Kind::Rows, summed, 1};
+    return true;
+  }
+  if (reduced == lead) {  // reduced... kept...
+    layout = ReduceLayout{ReduceLayout::Kind::Columns, 1, kept};
+    return true;
+  }
+  return false;
+}
+
+const Shape& fused_output_shape(const FusedProgram& p, size_t k) {
+  const FusedStep& st = p.steps[static_cast<size_t>(p.outputs[k])];
+  return st.reduction() ? st.reduced_shape : p.shape;
+}
 
 void register_fused_evaluator(std::string_view backend_name, FusedEvaluator fn) {
   BackendRegistry<FusedEvaluator>::set(backend_name, fn);
@@ -133,40 +190,75 @@ int fuse_elementwise(Graph& g) {
     return v.kind == Value::Kind::NodeOutput ? v.node : -1;
   };
 
+  std::vector<char> is_reduction(n, 0);
+  // Open groups reading each value at their full shape (where a sum of that value may join).
+  std::map<int, std::vector<int>> full_readers;
   for (size_t i = 0; i < n; ++i) {
     const GraphNode& node = g.nodes[i];
-    std::vector<int> read;  // groups whose values this node reads
+    std::vector<int> read;     // groups whose values this node reads
+    std::vector<int> blocked;  // ... of which it reads a sum: it cannot join them
     for (int in : node.inputs) {
       int p = producer(in);
       if (p < 0 || group_of[static_cast<size_t>(p)] < 0) continue;
       int r = root(group_of[static_cast<size_t>(p)]);
       if (std::find(read.begin(), read.end(), r) == read.end()) read.push_back(r);
+      if (is_reduction[static_cast<size_t>(p)]) blocked.push_back(r);
     }
     int joined = -1;
-    if (elementwise(node)) {
+    ReduceLayout layout;
+    if (fusible_reduction(g, node, layout)) {
+      // Joins the open group computing its operand, or else one reading it at full shape.
+      const int in = node.inputs[0];
+      const Value& v = g.values[static_cast<size_t>(in)];
+      std::vector<int> candidates;
+      if (int p = producer(in);
+          p >= 0 && group_of[static_cast<size_t>(p)] >= 0 && !is_reduction[static_cast<size_t>(p)])
+        candidates.push_back(root(group_of[static_cast<size_t>(p)]));
+      if (auto it = full_readers.find(in); it != full_readers.end())
+        for (int r : it->second) candidates.push_back(root(r));
+      for (int r : candidates) {
+        Group& gr = groups[static_cast<size_t>(r)];
+        const int64_t unit = std::lcm(gr.unit, layout.unit());
+        if (gr.closed || gr.shape != v.shape || !(gr.device == v.device) || unit > kMaxFusedReduceRun) continue;
+        gr.unit = unit;
+        gr.members.push_back(static_cast<int>(i));
+        group_of[i] = joined = r;
+        is_reduction[i] = 1;
+        break;
+      }
+    } else if (elementwise(node)) {
       const Value& out = g.values[static_cast<size_t>(node.outputs[0])];
       for (int r : read) {
         Group& gr = groups[static_cast<size_t>(r)];
         if (gr.closed || gr.shape != out.shape || !(gr.device == out.device)) continue;
+        if (std::find(blocked.begin(), blocked.end(), r) != blocked.end()) continue;
         if (joined < 0) {
           joined = r;
           continue;
         }
         Group& into = groups[static_cast<size_t>(joined)];  // merge r into joined
+        const int64_t unit = std::lcm(into.unit, gr.unit);
+        if (unit > kMaxFusedReduceRun) continue;  // r stays a group of its own (closed below)
+        into.unit = unit;
         into.members.insert(into.members.end(), gr.members.begin(), gr.members.end());
         gr.members.clear();
         parent[static_cast<size_t>(r)] = joined;
       }
       if (joined < 0) {
         joined = static_cast<int>(groups.size());
-        groups.push_back(Group{{}, out.shape, out.device, false});
+        groups.push_back(Group{{}, out.shape, out.device, false, 1});
         parent.push_back(joined);
       }
       groups[static_cast<size_t>(joined)].members.push_back(static_cast<int>(i));
       group_of[i] = joined;
+      for (int in : node.inputs)  // operands read at full shape (a later sum of them may join)
+        if (g.values[static_cast<size_t>(in)].shape == out.shape) {
+          auto& rs = full_readers[in];
+          if (std::find(rs.begin(), rs.end(), joined) == rs.end()) rs.push_back(joined);
+        }
     }
     for (int r : read)
-      if (root(r) != joined) groups[static_cast<size_t>(r)].closed = true;
+      if (root(r) != joined) groups[static_cast<size_t>(root(r))].closed = true;
   }
 
   // Who reads each value (for the outputs of each group).
@@ -194,7 +286,9 @@ int fuse_elementwise(Graph& g) {
     std::map<int, int> step_of, input_of, imm_of;            // value id -> step / node input / immediate
     for (int m : gr.members) {
       const GraphNode& node = g.nodes[static_cast<size_t>(m)];
-      FusedStep st{node.op, node.attrs, {}, g.values[static_cast<size_t>(node.outputs[0])].dtype, 0};
+      const Value& produced = g.values[static_cast<size_t>(node.outputs[0])];
+      FusedStep st{node.op, node.attrs, {}, produced.dtype, 0, {}};
+      if (is_reduction[static_cast<size_t>(m)]) st.reduced_shape = produced.shape;
       for (int in : node.inputs) {
         if (auto it = step_of.find(in); it != step_of.end()) {
           st.args.push_back({FusedRef::Kind::Step, it->second});
@@ -356,16 +450,18 @@ void run_fused(const GraphNode& node, std::span<const Tensor> in, std::span<Tens
     const Tensor& t = out[k];
     if (!t.defined()) continue;
     DType want = p.steps[static_cast<size_t>(p.outputs[k])].dtype;
-    if (t.dtype() != want || t.shape() != p.shape || !t.is_contiguous() || !(t.device() == p.device))
+    const Shape& shape = fused_output_shape(p, k);
+    if (t.dtype() != want || t.shape() != shape || !t.is_contiguous() || !(t.device() == p.device))
       raise<ValueError>("run_fused", "output " + std::to_string(k) + " is " + std::string(dtype_name(t.dtype())) +
                                          shape_str(t.shape()) + (t.is_contiguous() ? "" : " (strided)") +
                                          ", program writes contiguous " + std::string(dtype_name(want)) +
-                                         shape_str(p.shape) + " on " + p.device.str());
+                                         shape_str(shape) + " on " + p.device.str());
   }
   if (FusedEvaluator fn = fused_evaluator(backend_for(p.device).name())) {
     for (size_t k = 0; k < out.size(); ++k)
       if (!out[k].defined())
-        out[k] = detail::alloc_tensor(p.shape, p.steps[static_cast<size_t>(p.outputs[k])].dtype, p.device);
+        out[k] =
+            detail::alloc_tensor(fused_output_shape(p, k), p.steps[static_cast<size_t>(p.outputs[k])].dtype, p.device);
     if (fn(p, in, out)) return;
   }
   run_steps(p, in, out);
@@ -381,6 +477,12 @@ std::string fused_str(const FusedProgram& p) {
     os << "(";
     for (size_t k = 0; k < st.args.size(); ++k) os << (k ? "," : "") << ref_str(p, st.args[k]);
     os << ")";
+    if (st.reduction()) {
+      os << "{axes=[";
+      const Axes& axes = std::get<ReduceAttrs>(st.attrs).axes;
+      for (size_t k = 0; k < axes.size(); ++k) os << (k ? "," : "") << axes[k];
+      os << "]}";
+    }
   }
   os << " ->";
   for (size_t k = 0; k < p.outputs.size(); ++k) os << (k ? ", s" : " s") << p.outputs[k];

@@ -29,12 +29,37 @@ struct FusedStep {
   std::vector<FusedRef> args;    // op's inputs, in order
   DType dtype = DType::Float32;  // output dtype
   /// Scratch slot of the block evaluator holding this step's block (slots are reused once a
-  /// step's last reader has run; steps that are node outputs keep theirs to the end).
+  /// step's last reader has run; steps that are node outputs keep theirs to the end). -1 for a
+  /// reduction step, which writes its node output directly.
   int slot = 0;
+  /// A reduction step's output shape (its node output's); empty for elementwise steps, whose
+  /// output has the program's shape.
+  Shape reduced_shape;
+  bool reduction() const { return op_info(op).category == OpCategory::Reduce; }
 };
 
-/// What a fused node evaluates: every step's output has `shape`; inputs are broadcast to it
-/// (NumPy rules: right-aligned, size-1 axes repeat), which is how Expand views are absorbed.
+/// Where a reduction step's reduced axes lie in the program shape once size-1 axes are dropped:
+/// - Rows: a trailing run; output r sums the contiguous elements [r * len, (r + 1) * len).
+/// - Columns: a leading run (or every axis); output j sums elements j, j + inner, j + 2 inner, ...
+/// Other patterns (reduced axes between kept ones) are not fused.
+struct ReduceLayout {
+  enum class Kind : uint8_t { Rows, Columns } kind = Kind::Rows;
+  int64_t len = 1;    // Rows: elements per output
+  int64_t inner = 1;  // Columns: number of outputs (elements per input row)
+  /// Element count a block of the evaluator must be a multiple of (len or inner).
+  int64_t unit() const { return kind == Kind::Rows ? len : inner; }
+};
+
+/// The layout of a reduction over `axes` (normalized) of `shape`, or false when the reduced axes
+/// form neither a trailing nor a leading run.
+TESSERA_API bool reduce_layout(const Shape& shape, const Axes& axes, ReduceLayout& layout);
+
+/// What a fused node evaluates: every elementwise step's output has `shape`; inputs are broadcast
+/// to it (NumPy rules: right-aligned, size-1 axes repeat), which is how Expand views are absorbed.
+/// Reduction steps (sum) come last in the data flow: each reads a full-shape operand, and no step
+/// reads them; they are node outputs of their own shape, so one pass over memory computes an
+/// elementwise chain and the sums of its values (softmax's and layer norm's row sums, a bias
+/// gradient's column sum).
 struct FusedProgram {
   Shape shape;
   Device device;
@@ -49,11 +74,21 @@ struct FusedProgram {
 /// device into single nodes carrying a FusedProgram (GraphNode::fused); operands may be scalars
 /// (0-d constants and 0-d full nodes become immediates) or smaller values broadcast to the
 /// shape, directly or through an Expand view (absorbed: read with stride 0, never materialized).
-/// Values used outside a group, or returned, become its outputs. Only groups of two or more
-/// nodes are formed. Ends with dead-code elimination (drops absorbed Expand/full nodes), so
-/// value ids are renumbered; leaves verify() passing. Returns the number of primitive nodes
-/// absorbed into fused nodes. Reductions are not fused (yet).
+/// A floating-point sum joins a group when it reduces a value the group computes or reads at
+/// the group's shape, its axes have a ReduceLayout and its run (len or inner) is at most
+/// kMaxFusedReduceRun elements; what reads the sum then stays outside the group. Values used
+/// outside a group, or returned, become its outputs. Only groups of two or more nodes are
+/// formed. Ends with dead-code elimination (drops absorbed Expand/full nodes), so value ids are
+/// renumbered; leaves verify() passing. Returns the number of primitive nodes absorbed into
+/// fused nodes.
 TESSERA_API int fuse_elementwise(Graph& g);
+
+/// The longest row (Rows) or column count (Columns) of a fused reduction: a block of the
+/// evaluator holds whole rows.
+inline constexpr int64_t kMaxFusedReduceRun = 16384;
+
+/// The shape of a fused node's output k (the program's shape, or a reduction's).
+TESSERA_API const Shape& fused_output_shape(const FusedProgram& p, size_t k);
 
 /// Evaluates node.fused on in (the node's input values, in node.inputs order). out has one
 /// entry per node output: an undefined entry is allocated here (contiguous); a defined entry

@@ -41,8 +41,16 @@ void Graph::verify() const {
       const Value& v = values[static_cast<size_t>(node.outputs[k])];
       int s = p.outputs[k];
       if (s < 0 || static_cast<size_t>(s) >= p.steps.size()) fail("output " + std::to_string(k) + " names no step");
-      if (v.shape != p.shape || v.dtype != p.steps[static_cast<size_t>(s)].dtype)
+      if (v.shape != fused_output_shape(p, k) || v.dtype != p.steps[static_cast<size_t>(s)].dtype)
         fail("output " + std::to_string(k) + " is " + meta_of(v) + ", not what its step produces");
+    }
+    std::vector<char> reduced(p.steps.size(), 0);
+    for (size_t s = 0; s < p.steps.size(); ++s) {
+      reduced[s] = p.steps[s].reduction();
+      for (const FusedRef& r : p.steps[s].args)
+        if (r.kind == FusedRef::Kind::Step && r.index >= 0 && static_cast<size_t>(r.index) < s &&
+            reduced[static_cast<size_t>(r.index)])
+          fail("step " + std::to_string(s) + " reads a reduction step");
     }
     for (size_t s = 0; s < p.steps.size(); ++s)
       for (const FusedRef& r : p.steps[s].args) {

@@ -251,7 +251,7 @@ TEST(Fuse, SingleElementwiseNodesAndOtherShapesStayUnfused) {
   Tensor x = rand({4, 6}, 22);
   Builder b;
   int xi = b.input(x);
-  int s = b.op(OpId::Sum, {b.op(OpId::Exp, {xi})}, ts::ReduceAttrs{{1}, false});  // exp alone, then a reduction
+  int s = b.op(OpId::Max, {b.op(OpId::Exp, {xi})}, ts::ReduceAttrs{{1}, false});  // exp alone; max is not fused
   b.ret(b.op(OpId::Log, {s}));                                                    // [4]: another shape, alone
   EXPECT_EQ(graph::fuse_elementwise(b.g), 0);
   EXPECT_EQ(count_fused(b.g), 0);
@@ -368,6 +368,169 @@ TEST(Fuse, VerifyRejectsAProgramThatDisagreesWithItsNode) {
   b.g.verify();
   b.g.nodes[0].inputs.pop_back();
   ts::testing::expect_error<ts::ValueError>([&] { b.g.verify(); }, {"[graph.verify]", "fused node 0"});
+}
+
+// ----------------------------------------------------------------------------- reductions
+namespace {
+
+// Row sums run the reduction kernels' loops on whole rows, as eager mode does: bit for bit.
+// Column and full sums cut the pairwise tree elsewhere: compared to float64 sums of the eager
+// values (relative to the sum of magnitudes).
+void expect_close_sum(const Tensor& got, const Tensor& summed, const ts::Axes& axes, bool keepdims,
+                      const std::string& what) {
+  Tensor ref = ts::sum(summed.to(DType::Float64), axes, keepdims);
+  Tensor mag = ts::sum(ts::abs(summed).to(DType::Float64), axes, keepdims);
+  ASSERT_EQ(got.shape(), ref.shape()) << what;
+  ASSERT_EQ(got.dtype(), summed.dtype()) << what;
+  Tensor err = ts::abs(got.to(DType::Float64) - ref) / (mag + 1e-300);
+  const double eps = summed.dtype() == DType::Float32 ? 1.2e-7 : 2.3e-16;
+  EXPECT_LT(ts::max(err).item<double>(), 16 * eps) << what;
+}
+
+int count_op(const graph::Graph& g, OpId op) {
+  return static_cast<int>(
+      std::count_if(g.nodes.begin(), g.nodes.end(), [&](const auto& n) { return !n.fused && n.op == op; }));
+}
+
+}  // namespace
+
+TEST(FuseReduce, ReduceLayoutsOfTrailingLeadingAndMiddleAxes) {
+  graph::ReduceLayout l;
+  ASSERT_TRUE(graph::reduce_layout({16, 4, 128, 128}, {3}, l));  // softmax's row sum
+  EXPECT_EQ(l.kind, graph::ReduceLayout::Kind::Rows);
+  EXPECT_EQ(l.len, 128);
+  ASSERT_TRUE(graph::reduce_layout({16, 128, 256}, {0, 1}, l));  // a bias gradient
+  EXPECT_EQ(l.kind, graph::ReduceLayout::Kind::Columns);
+  EXPECT_EQ(l.inner, 256);
+  ASSERT_TRUE(graph::reduce_layout({8, 1, 5}, {0, 1, 2}, l));  // everything: one column
+  EXPECT_EQ(l.kind, graph::ReduceLayout::Kind::Columns);
+  EXPECT_EQ(l.inner, 1);
+  ASSERT_TRUE(graph::reduce_layout({8, 5, 1}, {1, 2}, l));  // size-1 axes do not count
+  EXPECT_EQ(l.kind, graph::ReduceLayout::Kind::Rows);
+  EXPECT_EQ(l.len, 5);
+  EXPECT_FALSE(graph::reduce_layout({4, 5, 6}, {1}, l));     // a middle axis
+  EXPECT_FALSE(graph::reduce_layout({4, 5, 6}, {0, 2}, l));  // both ends
+}
+
+TEST(FuseReduce, RowSumsJoinTheirProducerAndTheirReaderStaysOutside) {
+  // softmax's backward: y * (g - sum(g * y)). The product and its row sum make one pass; the
+  // subtraction needs the finished sum, so it starts another group.
+  Tensor y = rand({6, 7, 50}, 60), gr = rand({6, 7, 50}, 61);
+  Builder b;
+  int yi = b.input(y), gi = b.input(gr);
+  int gy = b.op(OpId::Mul, {gi, yi});
+  int s = b.op(OpId::Sum, {gy}, ts::ReduceAttrs{{2}, true});
+  int d = b.op(OpId::Sub, {gi, b.op(OpId::Expand, {s}, ts::ShapeAttrs{{6, 7, 50}})});
+  b.ret(b.op(OpId::Mul, {yi, d}));
+  b.ret(s);
+  EXPECT_EQ(graph::fuse_elementwise(b.g), 4);  // {mul, sum} and {sub, mul}
+  b.g.verify();
+  ASSERT_EQ(count_fused(b.g), 2) << b.g.str();
+  const graph::FusedProgram& first = *b.g.nodes[0].fused;
+  ASSERT_EQ(first.steps.size(), 2u) << b.g.str();
+  EXPECT_TRUE(first.steps[1].reduction());
+  EXPECT_EQ(first.outputs.size(), 1u) << "g * y is read by its sum only: never written";
+  EXPECT_NE(b.g.str().find("sum(s0){axes=[2]}"), std::string::npos) << b.g.str();
+  expect_outputs_match(b, run_graph(b.g, b.inputs()));  // row sums: bit for bit
+}
+
+TEST(FuseReduce, ColumnAndFullSumsOverManyChunksAreIndependentOfThreads) {
+  // A bias gradient's column sum of a fused chain (2400 rows of 40: many blocks and chunks), a
+  // sum of a group input, and a full sum, in float32 and float64.
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Tensor x = rand({8, 300, 40}, 62, dt), w = rand({8, 300, 40}, 63, dt);
+    Builder b;
+    int xi = b.input(x), wi = b.input(w);
+    int prod = b.op(OpId::Mul, {b.op(OpId::Tanh, {xi}), wi});
+    int col = b.op(OpId::Sum, {prod}, ts::ReduceAttrs{{0, 1}, false});
+    int xcol = b.op(OpId::Sum, {xi}, ts::ReduceAttrs{{0, 1}, true});  // joins: the group reads x
+    int all = b.op(OpId::Sum, {prod}, ts::ReduceAttrs{{0, 1, 2}, false});
+    b.ret(col);
+    b.ret(xcol);
+    b.ret(all);
+    EXPECT_EQ(graph::fuse_elementwise(b.g), 5);
+    b.g.verify();
+    ASSERT_EQ(b.g.nodes.size(), 1u) << b.g.str();
+    EXPECT_EQ(b.g.nodes[0].outputs.size(), 3u);
+    const int saved = ts::get_num_threads();
+    std::vector<Tensor> one, two;
+    ts::set_num_threads(1);
+    one = run_graph(b.g, b.inputs());
+    ts::set_num_threads(2);
+    two = run_graph(b.g, b.inputs());
+    ts::set_num_threads(saved);
+    Tensor prod_eager = ts::tanh(x) * w;
+    expect_close_sum(two[0], prod_eager, {0, 1}, false, "column sum");
+    expect_close_sum(two[1], x, {0, 1}, true, "column sum of an input");
+    expect_close_sum(two[2], prod_eager, {0, 1, 2}, false, "full sum");
+    for (size_t k = 0; k < 3; ++k) expect_bitwise(one[k], two[k], "1 vs 2 threads, output " + std::to_string(k));
+  }
+}
+
+TEST(FuseReduce, SumsThatCannotFuseStayNodes) {
+  Tensor x = rand({4, 5, 6}, 64), big = rand({2, graph::kMaxFusedReduceRun + 1}, 65);
+  Builder b;
+  int xi = b.input(x), bi = b.input(big);
+  int e = b.op(OpId::Exp, {xi});
+  b.ret(b.op(OpId::Sum, {e}, ts::ReduceAttrs{{1}, false}));  // a middle axis
+  int i = b.op(OpId::Cast, {e}, ts::CastAttrs{DType::Int32});
+  b.ret(b.op(OpId::Sum, {i}, ts::ReduceAttrs{{2}, false}));  // integers
+  int eb = b.op(OpId::Exp, {bi});
+  b.ret(b.op(OpId::Sum, {b.op(OpId::Neg, {eb})}, ts::ReduceAttrs{{1}, false}));  // a row too long
+  graph::fuse_elementwise(b.g);
+  b.g.verify();
+  EXPECT_EQ(count_op(b.g, OpId::Sum), 3) << b.g.str();
+  expect_outputs_match(b, run_graph(b.g, b.inputs()));
+}
+
+TEST(FuseReduce, AReaderOfASumStartsAnotherGroup) {
+  // softmax-like: e2 / sum(e2) + exp(x). The division reads the finished sum, so it cannot join
+  // the sum's group; it starts a new one, which the addition joins. No step reads a reduction.
+  Tensor x = rand({30, 20}, 66);
+  Builder b;
+  int xi = b.input(x);
+  int e = b.op(OpId::Exp, {xi});
+  int e2 = b.op(OpId::Mul, {e, b.scalar(2.0)});
+  int s = b.op(OpId::Sum, {e2}, ts::ReduceAttrs{{1}, true});
+  int norm = b.op(OpId::Div, {e2, b.op(OpId::Expand, {s}, ts::ShapeAttrs{{30, 20}})});
+  b.ret(b.op(OpId::Add, {norm, e}));
+  graph::fuse_elementwise(b.g);
+  b.g.verify();
+  expect_outputs_match(b, run_graph(b.g, b.inputs()));
+  for (const auto& n : b.g.nodes)
+    if (n.fused)
+      for (const auto& st : n.fused->steps)
+        for (const auto& r : st.args)
+          if (r.kind == graph::FusedRef::Kind::Step)
+            EXPECT_FALSE(n.fused->steps[static_cast<size_t>(r.index)].reduction());
+}
+
+TEST(FuseReduce, StepByStepFallbackAndPreallocatedOutputs) {
+  Tensor x = rand({64, 33}, 67), w = rand({64, 33}, 68);
+  Builder b;
+  int xi = b.input(x), wi = b.input(w);
+  int prod = b.op(OpId::Mul, {xi, wi});
+  b.ret(prod);
+  b.ret(b.op(OpId::Sum, {prod}, ts::ReduceAttrs{{1}, false}));
+  ASSERT_EQ(graph::fuse_elementwise(b.g), 2);
+  ASSERT_EQ(b.g.nodes.size(), 1u);
+  std::vector<Tensor> pre = {ts::empty({64, 33}), ts::empty({64})};
+  graph::run_fused(b.g.nodes[0], b.inputs(), pre);
+  expect_outputs_match(b, pre);
+  std::vector<Tensor> wrong = {ts::empty({64, 33}), ts::empty({64, 33})};
+  ts::testing::expect_error<ts::ValueError>([&] { graph::run_fused(b.g.nodes[0], b.inputs(), wrong); },
+                                            {"[run_fused]", "output 1", "[64]"});
+  graph::FusedEvaluator cpu = graph::fused_evaluator("cpu");
+  graph::register_fused_evaluator("cpu", nullptr);
+  std::vector<Tensor> got;
+  try {
+    got = run_graph(b.g, b.inputs());
+  } catch (...) {
+    graph::register_fused_evaluator("cpu", cpu);
+    throw;
+  }
+  graph::register_fused_evaluator("cpu", cpu);
+  expect_outputs_match(b, got);
 }
 
 // Not a check: the timing for the report. Run with

@@ -48,6 +48,11 @@ decltype(auto) visit_elem_size(size_t es, Fn&& fn) {
   }
 }
 
+/// Reduces the contiguous block [A, R, B] of dtype dt over R into out [A, B] with the reduction
+/// kernels' loops (pairwise for floats; op: Sum, Prod, Max, Min, Any, All). Inside a parallel
+/// region it runs on the calling thread. Used by the fused evaluator for the sums it fuses.
+void reduce_contiguous(OpId op, DType dt, const void* data, int64_t A, int64_t R, int64_t B, void* out);
+
 /// Names of the BLAS/oneDNN libraries in use, for runtime_info().
 std::string linalg_info();
 /// The elementwise ISA in use ("avx512", "avx2", "baseline").

@@ -10,14 +10,23 @@
 // Outputs are written directly by their step, except an output whose buffer overlaps an input
 // (in-place execution): its block is computed in scratch and copied after the block's steps,
 // so every read of a block happens before its writes.
+//
+// Reduction steps (sums, fuse.h) make blocks hold whole rows: a block is a multiple of every
+// reduction's run. A row sum reduces the block's rows straight into its output; a column sum
+// reduces each block to a row, each chunk of blocks (fixed by the shape) to a partial row, and
+// the partial rows after the pass. All of it uses the reduction kernels' pairwise loops
+// (reduce_contiguous): a row sum is bit for bit eager mode's, a column sum differs only in how
+// its pairwise tree is cut, and neither depends on the thread count.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <new>
+#include <numeric>
 #include <string>
 #include <vector>
 
 #include "../../graph/fuse.h"
+#include "cpu_backend.h"
 #include "elementwise_table.h"
 #include "parallel.h"
 #include "tessera/error.h"
@@ -29,7 +38,6 @@ namespace {
 // 2048 elements: a float32 slot is 8 KiB, so a dozen-step program's live slots and input rows
 // stay within L2 (and mostly L1) per thread.
 constexpr int64_t kBlock = 2048;
-constexpr int64_t kSlotBytes = kBlock * 8;  // widest dtype
 
 using graph::FusedProgram;
 using graph::FusedRef;
@@ -136,6 +144,27 @@ struct AlignedFree {
   void operator()(char* p) const { ::operator delete[](p, std::align_val_t{64}, std::nothrow); }
 };
 
+// Adds `rows` contiguous rows of `row_bytes` at src, in order, into a column sum's running row.
+// The row alternates between the two buffers at pair (each pitch bytes): add(dst, cur, row)
+// writes the one `running` does not point at. A null `running` starts a new sum with src's
+// first row.
+void accumulate_rows(InnerLoop add, const char* src, int64_t rows, int64_t row_bytes, int64_t itemsize, char* pair,
+                     int64_t pitch, char*& running) {
+  const int64_t n = row_bytes / itemsize;
+  for (int64_t r = 0; r < rows; ++r) {
+    const char* row = src + r * row_bytes;
+    char* dst = running == pair ? pair + pitch : pair;
+    if (!running) {
+      std::memcpy(dst, row, static_cast<size_t>(row_bytes));
+    } else {
+      char* ptrs[3] = {dst, running, const_cast<char*>(row)};
+      const int64_t strides[3] = {itemsize, itemsize, itemsize};
+      add(ptrs, strides, n, nullptr);
+    }
+    running = dst;
+  }
+}
+
 bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const Tensor> out) {
   const ElementwiseTable& table = elementwise_table();
   const size_t nsteps = p.steps.size();
@@ -151,8 +180,18 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   };
   // Every step's loop, or decline (the step-by-step fallback then raises eager mode's error).
   std::vector<InnerLoop> loops(nsteps);
+  std::vector<graph::ReduceLayout> layouts(nsteps);
+  int64_t unit = 1;  // blocks are a multiple of every reduction's run
   for (size_t s = 0; s < nsteps; ++s) {
     const graph::FusedStep& st = p.steps[s];
+    if (st.reduction()) {
+      if (st.op != OpId::Sum || st.args.size() != 1 || (st.dtype != DType::Float32 && st.dtype != DType::Float64) ||
+          dtype_of(st.args[0]) != st.dtype || st.args[0].kind == FusedRef::Kind::Immediate ||
+          !graph::reduce_layout(p.shape, std::get<ReduceAttrs>(st.attrs).axes, layouts[s]))
+        return false;
+      unit = std::lcm(unit, layouts[s].unit());
+      continue;
+    }
     if (st.args.empty() || st.args.size() + 1 > static_cast<size_t>(kMaxOperands)) return false;
     if (st.op == OpId::Cast)
       loops[s] = table.cast[static_cast<int>(dtype_of(st.args[0]))][static_cast<int>(st.dtype)];
@@ -170,6 +209,10 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
 
   const int64_t numel = shape_numel(p.shape);
   if (numel == 0) return true;
+
+  if (unit > graph::kMaxFusedReduceRun) return false;
+  const int64_t block = unit >= kBlock ? unit : kBlock / unit * unit;
+  const int64_t slot_bytes = block * 8;  // widest dtype
 
   std::vector<InputPlan> plans;
   int gathers = 0;
@@ -190,9 +233,21 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   for (size_t s = 0; s < nsteps; ++s)
     for (const FusedRef& r : p.steps[s].args)
       if (r.kind == FusedRef::Kind::Input) last_read[static_cast<size_t>(r.index)] = static_cast<int>(s);
+  std::vector<int> reduced_outputs;
   for (size_t k = 0; k < out.size(); ++k) {
     auto [olo, ohi] = byte_range(out[k]);
     const int s = p.outputs[k];
+    if (p.steps[static_cast<size_t>(s)].reduction()) {
+      const FusedRef& src = p.steps[static_cast<size_t>(s)].args[0];
+      if (src.kind == FusedRef::Kind::Input && plans[static_cast<size_t>(src.index)].mode == InputPlan::Mode::Scalar)
+        return false;
+      for (const Tensor& t : in) {  // a sum is written while its block's inputs are still read
+        auto [ilo, ihi] = byte_range(t);
+        if (olo < ihi && ilo < ohi) return false;
+      }
+      reduced_outputs.push_back(static_cast<int>(k));
+      continue;
+    }
     bool overlaps = false;
     for (size_t i = 0; i < in.size(); ++i) {
       auto [ilo, ihi] = byte_range(in[i]);
@@ -210,37 +265,59 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   }
 
   const int nslots = p.num_slots + gathers;
-  const int64_t nblocks = (numel + kBlock - 1) / kBlock;
+  const int64_t nblocks = (numel + block - 1) / block;
+  InnerLoop add_loops[kNumDTypes];
+  for (int d = 0; d < kNumDTypes; ++d) add_loops[d] = table.loops[static_cast<int>(OpId::Add)][d];
+  // Column sums: blocks are taken in chunks of `span` (fixed by the shape, so results do not depend
+  // on the thread count). A chunk's rows are added in order into a running row (two buffers in
+  // turn: the add loop's operands may not alias its output), that row becomes the chunk's partial
+  // row, and the partial rows are summed pairwise into the output after the pass. A chunk covers
+  // about 64 rows of the widest column sum.
+  int64_t widest = 0;
+  for (int k : reduced_outputs) {
+    const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
+    if (l.kind == graph::ReduceLayout::Kind::Columns) widest = std::max(widest, l.inner);
+  }
+  const int64_t span = widest == 0 ? 1 : std::max<int64_t>(1, (64 * widest + block - 1) / block);
+  const int64_t nchunks = (nblocks + span - 1) / span;
+  std::vector<std::unique_ptr<char[], AlignedFree>> partials(out.size());
+  std::vector<int64_t> chunk_rows_at(out.size(), 0);  // offset of each column sum in a thread's chunk buffer
+  int64_t chunk_bytes = 0;
+  for (int k : reduced_outputs) {
+    const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
+    if (l.kind != graph::ReduceLayout::Kind::Columns) continue;
+    const int64_t osize = static_cast<int64_t>(out[static_cast<size_t>(k)].itemsize());
+    chunk_rows_at[static_cast<size_t>(k)] = chunk_bytes;
+    chunk_bytes += 2 * ((l.inner * osize + 63) / 64 * 64);
+    partials[static_cast<size_t>(k)].reset(static_cast<char*>(
+        ::operator new[](static_cast<size_t>(nchunks * l.inner * osize), std::align_val_t{64}, std::nothrow)));
+    if (!partials[static_cast<size_t>(k)])
+      raise<OutOfMemoryError>("run_fused", "no memory for the partial sums of " + std::to_string(nchunks) + " chunks");
+  }
   // More work per element than one elementwise op: threads pay off on smaller tensors.
-  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / static_cast<int64_t>(nsteps) / kBlock);
+  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / static_cast<int64_t>(nsteps) / block / span);
   ElementwiseFlags flags;
   std::atomic<bool> out_of_memory{false};
-  parallel_for(0, nblocks, grain, [&](int64_t b0, int64_t b1) {
+  parallel_for(0, nchunks, grain, [&](int64_t c0, int64_t c1) {
     // Nothing may throw inside the parallel region: an allocation failure is recorded and raised after.
-    std::unique_ptr<char[], AlignedFree> scratch(static_cast<char*>(
-        ::operator new[](static_cast<size_t>(nslots * kSlotBytes), std::align_val_t{64}, std::nothrow)));
+    std::unique_ptr<char[], AlignedFree> scratch(static_cast<char*>(::operator new[](
+        static_cast<size_t>(std::max(nslots, 1) * slot_bytes + chunk_bytes), std::align_val_t{64}, std::nothrow)));
     if (!scratch) {
       out_of_memory.store(true);
       return;
     }
-    auto slot = [&](int i) { return scratch.get() + i * kSlotBytes; };
-    std::vector<char*> result(nsteps);  // where each step's block is, this block
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t b = blk * kBlock, n = std::min(kBlock, numel - b);
-      for (const InputPlan& pl : plans)
-        if (pl.mode == InputPlan::Mode::Gather) gather(pl, b, n, slot(pl.scratch));
-      for (size_t s = 0; s < nsteps; ++s) {
-        const graph::FusedStep& st = p.steps[s];
-        char* ptrs[kMaxOperands];
-        int64_t strides[kMaxOperands];
-        const int64_t osize = static_cast<int64_t>(dtype_size(st.dtype));
-        int k = direct[s];
-        ptrs[0] = k >= 0 ? static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b * osize : slot(st.slot);
-        strides[0] = osize;
-        for (size_t a = 0; a < st.args.size(); ++a) {
-          const FusedRef& r = st.args[a];
-          char*& ptr = ptrs[a + 1];
-          int64_t& stride = strides[a + 1];
+    auto slot = [&](int i) { return scratch.get() + i * slot_bytes; };
+    char* chunk_rows = scratch.get() + std::max(nslots, 1) * slot_bytes;
+    std::vector<char*> result(nsteps);                // where each step's block is, this block
+    std::vector<char*> running(out.size(), nullptr);  // a column sum's running row in this chunk
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t first = c * span, last = std::min(nblocks, first + span);
+      std::fill(running.begin(), running.end(), nullptr);
+      for (int64_t blk = first; blk < last; ++blk) {
+        const int64_t b = blk * block, n = std::min(block, numel - b);
+        for (const InputPlan& pl : plans)
+          if (pl.mode == InputPlan::Mode::Gather) gather(pl, b, n, slot(pl.scratch));
+        auto operand = [&](const FusedRef& r, char*& ptr, int64_t& stride) {
           if (r.kind == FusedRef::Kind::Step) {
             ptr = result[static_cast<size_t>(r.index)];
             stride = static_cast<int64_t>(dtype_size(p.steps[static_cast<size_t>(r.index)].dtype));
@@ -254,20 +331,60 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
                   : pl.mode == InputPlan::Mode::Scalar ? pl.base
                                                        : slot(pl.scratch);
           }
+        };
+        for (size_t s = 0; s < nsteps; ++s) {
+          const graph::FusedStep& st = p.steps[s];
+          if (st.reduction()) continue;  // after the block's elementwise steps
+          char* ptrs[kMaxOperands];
+          int64_t strides[kMaxOperands];
+          const int64_t osize = static_cast<int64_t>(dtype_size(st.dtype));
+          int k = direct[s];
+          ptrs[0] = k >= 0 ? static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b * osize : slot(st.slot);
+          strides[0] = osize;
+          for (size_t a = 0; a < st.args.size(); ++a) operand(st.args[a], ptrs[a + 1], strides[a + 1]);
+          loops[s](ptrs, strides, n, &flags);
+          result[s] = ptrs[0];
         }
-        loops[s](ptrs, strides, n, &flags);
-        result[s] = ptrs[0];
+        for (int k : reduced_outputs) {
+          const graph::FusedStep& st = p.steps[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
+          const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
+          char* src = nullptr;
+          int64_t stride = 0;
+          operand(st.args[0], src, stride);
+          const int64_t osize = static_cast<int64_t>(dtype_size(st.dtype));
+          if (l.kind == graph::ReduceLayout::Kind::Rows)
+            reduce_contiguous(OpId::Sum, st.dtype, src, n / l.len, l.len, 1,
+                              static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b / l.len * osize);
+          else
+            accumulate_rows(add_loops[static_cast<int>(st.dtype)], src, n / l.inner, l.inner * osize, osize,
+                            chunk_rows + chunk_rows_at[static_cast<size_t>(k)], (l.inner * osize + 63) / 64 * 64,
+                            running[static_cast<size_t>(k)]);
+        }
+        for (int k : copied_outputs) {
+          const int s = p.outputs[static_cast<size_t>(k)];
+          const int64_t osize = static_cast<int64_t>(dtype_size(p.steps[static_cast<size_t>(s)].dtype));
+          std::memcpy(static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b * osize,
+                      result[static_cast<size_t>(s)], static_cast<size_t>(n * osize));
+        }
       }
-      for (int k : copied_outputs) {
-        const int s = p.outputs[static_cast<size_t>(k)];
-        const int64_t osize = static_cast<int64_t>(dtype_size(p.steps[static_cast<size_t>(s)].dtype));
-        std::memcpy(static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b * osize,
-                    result[static_cast<size_t>(s)], static_cast<size_t>(n * osize));
+      for (int k : reduced_outputs) {  // the chunk's running row -> its partial row
+        if (!running[static_cast<size_t>(k)]) continue;
+        const int64_t bytes = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])].inner *
+                              static_cast<int64_t>(out[static_cast<size_t>(k)].itemsize());
+        std::memcpy(partials[static_cast<size_t>(k)].get() + c * bytes, running[static_cast<size_t>(k)],
+                    static_cast<size_t>(bytes));
       }
     }
   });
   if (out_of_memory.load())
     raise<OutOfMemoryError>("run_fused", "no memory for " + std::to_string(nslots) + " scratch blocks per thread");
+  for (int k : reduced_outputs)
+    if (partials[static_cast<size_t>(k)]) {
+      const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
+      const Tensor& o = out[static_cast<size_t>(k)];
+      reduce_contiguous(OpId::Sum, o.dtype(), partials[static_cast<size_t>(k)].get(), 1, nchunks, l.inner,
+                        o.impl().data());
+    }
   if (flags.int_div_by_zero.load()) raise<ValueError>("remainder", "integer division by zero");
   return true;
 }

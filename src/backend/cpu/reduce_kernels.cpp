@@ -208,6 +208,15 @@ void cumsum_kernel(const KernelCall& c) {
 
 }  // namespace
 
+void reduce_contiguous(OpId op, DType dt, const void* data, int64_t A, int64_t R, int64_t B, void* out) {
+  Block blk;
+  blk.data = data;
+  blk.A = A;
+  blk.R = R;
+  blk.B = B;
+  if (!isa().first.reduce(op, dt, blk, out)) isa().second.reduce(op, dt, blk, out);
+}
+
 void register_reduce_kernels(Backend& b) {
   for (OpId op : {OpId::Sum, OpId::Prod, OpId::Max, OpId::Min, OpId::Any, OpId::All})
     b.set_kernel(op, &reduce_kernel, kAllDTypes);

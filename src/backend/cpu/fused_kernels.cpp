@@ -144,13 +144,22 @@ struct AlignedFree {
   void operator()(char* p) const { ::operator delete[](p, std::align_val_t{64}, std::nothrow); }
 };
 
+// Rows narrower than this are first summed per block (reduce_contiguous) into one row, which is
+// then added: one add call per short row would cost more than the sum.
+constexpr int64_t kNarrowRow = 256;
+
 // Adds `rows` contiguous rows of `row_bytes` at src, in order, into a column sum's running row.
 // The row alternates between the two buffers at pair (each pitch bytes): add(dst, cur, row)
 // writes the one `running` does not point at. A null `running` starts a new sum with src's
-// first row.
-void accumulate_rows(InnerLoop add, const char* src, int64_t rows, int64_t row_bytes, int64_t itemsize, char* pair,
-                     int64_t pitch, char*& running) {
+// first row. Narrow rows are summed into `tmp` (one row) first.
+void accumulate_rows(InnerLoop add, DType dt, const char* src, int64_t rows, int64_t row_bytes, int64_t itemsize,
+                     char* pair, int64_t pitch, char* tmp, char*& running) {
   const int64_t n = row_bytes / itemsize;
+  if (n < kNarrowRow && rows > 1) {
+    reduce_contiguous(OpId::Sum, dt, src, 1, rows, n, tmp);
+    src = tmp;
+    rows = 1;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     const char* row = src + r * row_bytes;
     char* dst = running == pair ? pair + pitch : pair;
@@ -288,7 +297,7 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
     if (l.kind != graph::ReduceLayout::Kind::Columns) continue;
     const int64_t osize = static_cast<int64_t>(out[static_cast<size_t>(k)].itemsize());
     chunk_rows_at[static_cast<size_t>(k)] = chunk_bytes;
-    chunk_bytes += 2 * ((l.inner * osize + 63) / 64 * 64);
+    chunk_bytes += 3 * ((l.inner * osize + 63) / 64 * 64);  // the running pair and a block's row
     partials[static_cast<size_t>(k)].reset(static_cast<char*>(
         ::operator new[](static_cast<size_t>(nchunks * l.inner * osize), std::align_val_t{64}, std::nothrow)));
     if (!partials[static_cast<size_t>(k)])
@@ -355,10 +364,12 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
           if (l.kind == graph::ReduceLayout::Kind::Rows)
             reduce_contiguous(OpId::Sum, st.dtype, src, n / l.len, l.len, 1,
                               static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b / l.len * osize);
-          else
-            accumulate_rows(add_loops[static_cast<int>(st.dtype)], src, n / l.inner, l.inner * osize, osize,
-                            chunk_rows + chunk_rows_at[static_cast<size_t>(k)], (l.inner * osize + 63) / 64 * 64,
-                            running[static_cast<size_t>(k)]);
+          else {
+            const int64_t pitch = (l.inner * osize + 63) / 64 * 64;
+            char* pair = chunk_rows + chunk_rows_at[static_cast<size_t>(k)];
+            accumulate_rows(add_loops[static_cast<int>(st.dtype)], st.dtype, src, n / l.inner, l.inner * osize, osize,
+                            pair, pitch, pair + 2 * pitch, running[static_cast<size_t>(k)]);
+          }
         }
         for (int k : copied_outputs) {
           const int s = p.outputs[static_cast<size_t>(k)];

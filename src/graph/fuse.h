@@ -74,9 +74,11 @@ struct FusedProgram {
 /// device into single nodes carrying a FusedProgram (GraphNode::fused); operands may be scalars
 /// (0-d constants and 0-d full nodes become immediates) or smaller values broadcast to the
 /// shape, directly or through an Expand view (absorbed: read with stride 0, never materialized).
-/// A floating-point sum joins a group when it reduces a value the group computes or reads at
-/// the group's shape, its axes have a ReduceLayout and its run (len or inner) is at most
-/// kMaxFusedReduceRun elements; what reads the sum then stays outside the group. Values used
+/// A float32/float64 sum joins a group when it reduces a value the group computes or reads at
+/// the group's shape, its axes have a ReduceLayout, its run (len or inner) is at most
+/// kMaxFusedReduceRun elements and a column sum has at least kMinFusedColumns columns; what
+/// reads the sum then stays outside the group. Fused sums add in the order of eager mode's
+/// reduction kernels, so their results are eager's bit for bit. Values used
 /// outside a group, or returned, become its outputs. Only groups of two or more nodes are
 /// formed. Ends with dead-code elimination (drops absorbed Expand/full nodes), so value ids are
 /// renumbered; leaves verify() passing. Returns the number of primitive nodes absorbed into
@@ -86,6 +88,10 @@ TESSERA_API int fuse_elementwise(Graph& g);
 /// The longest row (Rows) or column count (Columns) of a fused reduction: a block of the
 /// evaluator holds whole rows.
 inline constexpr int64_t kMaxFusedReduceRun = 16384;
+/// The fewest columns of a fused column sum. Narrower ones (a norm's full sum, a few columns)
+/// stay reduction nodes: the reduction kernels sum them in vector lanes, faster than row by row,
+/// in an order a row-by-row pass would not reproduce.
+inline constexpr int64_t kMinFusedColumns = 64;
 
 /// The shape of a fused node's output k (the program's shape, or a reduction's).
 TESSERA_API const Shape& fused_output_shape(const FusedProgram& p, size_t k);

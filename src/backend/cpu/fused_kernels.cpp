@@ -12,11 +12,10 @@
 // so every read of a block happens before its writes.
 //
 // Reduction steps (sums, fuse.h) make blocks hold whole rows: a block is a multiple of every
-// reduction's run. A row sum reduces the block's rows straight into its output; a column sum
-// reduces each block to a row, each chunk of blocks (fixed by the shape) to a partial row, and
-// the partial rows after the pass. All of it uses the reduction kernels' pairwise loops
-// (reduce_contiguous): a row sum is bit for bit eager mode's, a column sum differs only in how
-// its pairwise tree is cut, and neither depends on the thread count.
+// reduction's run. A row sum reduces the block's rows straight into its output with the
+// reduction kernels' loops (reduce_contiguous); a column sum adds rows into leaves of 16 and
+// combines the leaves pairwise after the pass, in the order of the reduction kernels' column
+// path. Either way the result is eager mode's bit for bit, whatever the thread count.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -144,33 +143,47 @@ struct AlignedFree {
   void operator()(char* p) const { ::operator delete[](p, std::align_val_t{64}, std::nothrow); }
 };
 
-// Rows narrower than this are first summed per block (reduce_contiguous) into one row, which is
-// then added: one add call per short row would cost more than the sum.
-constexpr int64_t kNarrowRow = 256;
+// Column sums add in eager mode's order (reduce_impl.inc, its path for 64 or more columns): rows
+// in leaves of kLeafRows, each leaf from zero and in row order, then the leaves pairwise by a
+// binary counter that is finished from its lowest level up. The result is eager's bit for bit.
+constexpr int64_t kLeafRows = 16;
 
-// Adds `rows` contiguous rows of `row_bytes` at src, in order, into a column sum's running row.
-// The row alternates between the two buffers at pair (each pitch bytes): add(dst, cur, row)
-// writes the one `running` does not point at. A null `running` starts a new sum with src's
-// first row. Narrow rows are summed into `tmp` (one row) first.
-void accumulate_rows(InnerLoop add, DType dt, const char* src, int64_t rows, int64_t row_bytes, int64_t itemsize,
-                     char* pair, int64_t pitch, char* tmp, char*& running) {
-  const int64_t n = row_bytes / itemsize;
-  if (n < kNarrowRow && rows > 1) {
-    reduce_contiguous(OpId::Sum, dt, src, 1, rows, n, tmp);
-    src = tmp;
-    rows = 1;
-  }
-  for (int64_t r = 0; r < rows; ++r) {
-    const char* row = src + r * row_bytes;
-    char* dst = running == pair ? pair + pitch : pair;
-    if (!running) {
-      std::memcpy(dst, row, static_cast<size_t>(row_bytes));
-    } else {
-      char* ptrs[3] = {dst, running, const_cast<char*>(row)};
-      const int64_t strides[3] = {itemsize, itemsize, itemsize};
-      add(ptrs, strides, n, nullptr);
+// dst = a + b over n elements with the elementwise table's add loop (dst may not alias a or b).
+void add_row(InnerLoop add, char* dst, const char* a, const char* b, int64_t n, int64_t itemsize) {
+  char* ptrs[3] = {dst, const_cast<char*>(a), const_cast<char*>(b)};
+  const int64_t strides[3] = {itemsize, itemsize, itemsize};
+  add(ptrs, strides, n, nullptr);
+}
+
+// out = the pairwise combination of `count` leaf rows of n values (eager's Cascade: each leaf is
+// pushed into a binary counter whose carry computes earlier + later; the counter is finished from
+// its lowest level up, each higher level's value on the left). Runs after the pass, on one thread.
+template <class T>
+void cascade_leaves(const T* leaves, int64_t count, int64_t n, T* out) {
+  const size_t w = static_cast<size_t>(n);
+  std::vector<std::vector<T>> level;  // level l holds a sum of 2^l leaves while occupied[l]
+  std::vector<char> occupied;
+  std::vector<T> v(w);
+  for (int64_t i = 0; i < count; ++i) {
+    std::copy(leaves + i * n, leaves + (i + 1) * n, v.begin());
+    size_t l = 0;
+    for (; l < occupied.size() && occupied[l]; ++l) {
+      for (size_t j = 0; j < w; ++j) v[j] = level[l][j] + v[j];
+      occupied[l] = 0;
     }
-    running = dst;
+    if (l == occupied.size()) {
+      occupied.push_back(0);
+      level.emplace_back(w);
+    }
+    level[l].swap(v);
+    v.resize(w);
+    occupied[l] = 1;
+  }
+  bool have = false;
+  for (size_t l = 0; l < occupied.size(); ++l) {
+    if (!occupied[l]) continue;
+    for (size_t j = 0; j < w; ++j) out[j] = have ? level[l][j] + out[j] : level[l][j];
+    have = true;
   }
 }
 
@@ -277,32 +290,35 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   const int64_t nblocks = (numel + block - 1) / block;
   InnerLoop add_loops[kNumDTypes];
   for (int d = 0; d < kNumDTypes; ++d) add_loops[d] = table.loops[static_cast<int>(OpId::Add)][d];
-  // Column sums: blocks are taken in chunks of `span` (fixed by the shape, so results do not depend
-  // on the thread count). A chunk's rows are added in order into a running row (two buffers in
-  // turn: the add loop's operands may not alias its output), that row becomes the chunk's partial
-  // row, and the partial rows are summed pairwise into the output after the pass. A chunk covers
-  // about 64 rows of the widest column sum.
-  int64_t widest = 0;
-  for (int k : reduced_outputs) {
-    const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
-    if (l.kind == graph::ReduceLayout::Kind::Columns) widest = std::max(widest, l.inner);
-  }
-  const int64_t span = widest == 0 ? 1 : std::max<int64_t>(1, (64 * widest + block - 1) / block);
-  const int64_t nchunks = (nblocks + span - 1) / span;
-  std::vector<std::unique_ptr<char[], AlignedFree>> partials(out.size());
-  std::vector<int64_t> chunk_rows_at(out.size(), 0);  // offset of each column sum in a thread's chunk buffer
-  int64_t chunk_bytes = 0;
+  // Column sums: blocks are taken in chunks of `span` whose rows are a multiple of kLeafRows for
+  // every column sum, so no leaf straddles two threads. A thread adds a leaf's rows into a running
+  // row (two buffers in turn, starting from a row of zeros) and stores the finished leaf; the
+  // leaves are combined after the pass.
+  struct ColumnSum {
+    int64_t inner = 0, leaves = 0, at = 0;  // at: its running rows' offset in a thread's scratch
+    std::unique_ptr<char[], AlignedFree> leaf_sums;
+  };
+  std::vector<ColumnSum> columns(out.size());
+  int64_t span = 1, column_bytes = 0, widest = 0;
   for (int k : reduced_outputs) {
     const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
     if (l.kind != graph::ReduceLayout::Kind::Columns) continue;
+    ColumnSum& c = columns[static_cast<size_t>(k)];
     const int64_t osize = static_cast<int64_t>(out[static_cast<size_t>(k)].itemsize());
-    chunk_rows_at[static_cast<size_t>(k)] = chunk_bytes;
-    chunk_bytes += 3 * ((l.inner * osize + 63) / 64 * 64);  // the running pair and a block's row
-    partials[static_cast<size_t>(k)].reset(static_cast<char*>(
-        ::operator new[](static_cast<size_t>(nchunks * l.inner * osize), std::align_val_t{64}, std::nothrow)));
-    if (!partials[static_cast<size_t>(k)])
-      raise<OutOfMemoryError>("run_fused", "no memory for the partial sums of " + std::to_string(nchunks) + " chunks");
+    c.inner = l.inner;
+    c.leaves = (numel / l.inner + kLeafRows - 1) / kLeafRows;
+    c.at = column_bytes;
+    column_bytes += 2 * ((l.inner * osize + 63) / 64 * 64);
+    widest = std::max(widest, l.inner * osize);
+    span = std::max(span, kLeafRows / std::gcd(kLeafRows, block / l.inner));
+    c.leaf_sums.reset(static_cast<char*>(
+        ::operator new[](static_cast<size_t>(c.leaves * l.inner * osize), std::align_val_t{64}, std::nothrow)));
+    if (!c.leaf_sums)
+      raise<OutOfMemoryError>("run_fused", "no memory for the partial sums of " + std::to_string(c.leaves) + " leaves");
   }
+  const int64_t zeros_at = column_bytes;
+  column_bytes += (widest + 63) / 64 * 64;
+  const int64_t nchunks = (nblocks + span - 1) / span;
   // More work per element than one elementwise op: threads pay off on smaller tensors.
   const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / static_cast<int64_t>(nsteps) / block / span);
   ElementwiseFlags flags;
@@ -310,18 +326,33 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   parallel_for(0, nchunks, grain, [&](int64_t c0, int64_t c1) {
     // Nothing may throw inside the parallel region: an allocation failure is recorded and raised after.
     std::unique_ptr<char[], AlignedFree> scratch(static_cast<char*>(::operator new[](
-        static_cast<size_t>(std::max(nslots, 1) * slot_bytes + chunk_bytes), std::align_val_t{64}, std::nothrow)));
+        static_cast<size_t>(std::max(nslots, 1) * slot_bytes + column_bytes), std::align_val_t{64}, std::nothrow)));
     if (!scratch) {
       out_of_memory.store(true);
       return;
     }
     auto slot = [&](int i) { return scratch.get() + i * slot_bytes; };
-    char* chunk_rows = scratch.get() + std::max(nslots, 1) * slot_bytes;
-    std::vector<char*> result(nsteps);                // where each step's block is, this block
-    std::vector<char*> running(out.size(), nullptr);  // a column sum's running row in this chunk
+    char* column_scratch = scratch.get() + std::max(nslots, 1) * slot_bytes;
+    std::memset(column_scratch + zeros_at, 0, static_cast<size_t>(widest));
+    std::vector<char*> running(out.size(), nullptr);  // a column sum's running leaf row
+    // Adds rows [g, g + rows) of a column sum (k) at src into its leaves.
+    auto add_leaf_rows = [&](int k, const char* src, int64_t g, int64_t rows, int64_t osize, DType dt) {
+      ColumnSum& c = columns[static_cast<size_t>(k)];
+      const int64_t pitch = (c.inner * osize + 63) / 64 * 64, bytes = c.inner * osize;
+      char* pair = column_scratch + c.at;
+      char*& run = running[static_cast<size_t>(k)];
+      for (int64_t r = 0; r < rows; ++r, ++g) {
+        const char* prev = g % kLeafRows == 0 ? column_scratch + zeros_at : run;
+        char* dst = run == pair ? pair + pitch : pair;
+        add_row(add_loops[static_cast<int>(dt)], dst, prev, src + r * bytes, c.inner, osize);
+        run = dst;
+        if (g % kLeafRows == kLeafRows - 1 || g == numel / c.inner - 1)
+          std::memcpy(c.leaf_sums.get() + g / kLeafRows * bytes, run, static_cast<size_t>(bytes));
+      }
+    };
+    std::vector<char*> result(nsteps);  // where each step's block is, this block
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t first = c * span, last = std::min(nblocks, first + span);
-      std::fill(running.begin(), running.end(), nullptr);
       for (int64_t blk = first; blk < last; ++blk) {
         const int64_t b = blk * block, n = std::min(block, numel - b);
         for (const InputPlan& pl : plans)
@@ -364,12 +395,8 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
           if (l.kind == graph::ReduceLayout::Kind::Rows)
             reduce_contiguous(OpId::Sum, st.dtype, src, n / l.len, l.len, 1,
                               static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b / l.len * osize);
-          else {
-            const int64_t pitch = (l.inner * osize + 63) / 64 * 64;
-            char* pair = chunk_rows + chunk_rows_at[static_cast<size_t>(k)];
-            accumulate_rows(add_loops[static_cast<int>(st.dtype)], st.dtype, src, n / l.inner, l.inner * osize, osize,
-                            pair, pitch, pair + 2 * pitch, running[static_cast<size_t>(k)]);
-          }
+          else
+            add_leaf_rows(k, src, b / l.inner, n / l.inner, osize, st.dtype);
         }
         for (int k : copied_outputs) {
           const int s = p.outputs[static_cast<size_t>(k)];
@@ -378,24 +405,21 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
                       result[static_cast<size_t>(s)], static_cast<size_t>(n * osize));
         }
       }
-      for (int k : reduced_outputs) {  // the chunk's running row -> its partial row
-        if (!running[static_cast<size_t>(k)]) continue;
-        const int64_t bytes = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])].inner *
-                              static_cast<int64_t>(out[static_cast<size_t>(k)].itemsize());
-        std::memcpy(partials[static_cast<size_t>(k)].get() + c * bytes, running[static_cast<size_t>(k)],
-                    static_cast<size_t>(bytes));
-      }
     }
   });
   if (out_of_memory.load())
     raise<OutOfMemoryError>("run_fused", "no memory for " + std::to_string(nslots) + " scratch blocks per thread");
-  for (int k : reduced_outputs)
-    if (partials[static_cast<size_t>(k)]) {
-      const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
-      const Tensor& o = out[static_cast<size_t>(k)];
-      reduce_contiguous(OpId::Sum, o.dtype(), partials[static_cast<size_t>(k)].get(), 1, nchunks, l.inner,
-                        o.impl().data());
-    }
+  for (int k : reduced_outputs) {
+    const ColumnSum& c = columns[static_cast<size_t>(k)];
+    if (!c.leaf_sums) continue;
+    const Tensor& o = out[static_cast<size_t>(k)];
+    if (o.dtype() == DType::Float32)
+      cascade_leaves(reinterpret_cast<const float*>(c.leaf_sums.get()), c.leaves, c.inner,
+                     static_cast<float*>(o.impl().data()));
+    else
+      cascade_leaves(reinterpret_cast<const double*>(c.leaf_sums.get()), c.leaves, c.inner,
+                     static_cast<double*>(o.impl().data()));
+  }
   if (flags.int_div_by_zero.load()) raise<ValueError>("remainder", "integer division by zero");
   return true;
 }

@@ -294,6 +294,29 @@ TEST(Compile, ReluMaskOfAMaxPoolGradientIsReadAtTheIndices) {
   EXPECT_EQ(count(ir, "= full() {shape=[8,2560]"), 1u) << ir;  // a large zero fill is not folded
 }
 
+TEST(Compile, SoftmaxAndBiasGradientSumsFuseAndStayBitForBit) {
+  // The gradient of sum(softmax(x W + b) * t) through the planned executor: softmax's backward
+  // row sum and the bias gradient's column sum (over 96 rows of 80) join the fused passes that
+  // compute what they sum, and the results equal eager mode's bit for bit.
+  ts::Tensor x = rand({96, 48}, 11), w = rand({48, 80}, 12), b = rand({80}, 13), t = rand({96, 80}, 14);
+  auto loss = [&](const ts::Tensor& w, const ts::Tensor& b) {
+    return ts::sum(ts::softmax(ts::matmul(x, w) + b, -1) * t);
+  };
+  auto f = ts::compile([&](const TensorList& in) {
+    auto [v, g] = ts::value_and_grad<0, 1>(loss)(in[0], in[1]);
+    return TensorList{v, std::get<0>(g), std::get<1>(g)};
+  });
+  TensorList got = f({w, b});
+  auto [v, g] = ts::value_and_grad<0, 1>(loss)(w, b);
+  EXPECT_TRUE(ts::equal(got[0], v));
+  EXPECT_TRUE(ts::equal(got[1], std::get<0>(g)));
+  EXPECT_TRUE(ts::equal(got[2], std::get<1>(g)));
+  std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "= sum("), 1u) << ir;  // the loss's full sum; the other two are fused steps
+  EXPECT_EQ(count(ir, "{axes=[1]}"), 1u) << ir;
+  EXPECT_EQ(count(ir, "{axes=[0]}"), 1u) << ir;
+}
+
 TEST(Compile, ConvolutionOperandViewsAreCopiedInsideThePlan) {
   // A transposed (strided) input: an explicit copy node, planned like any buffer, then the conv.
   auto body = [](const TensorList& in) { return TensorList{ts::conv2d(in[0].transpose(2, 3), in[1])}; };

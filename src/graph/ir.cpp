@@ -44,14 +44,6 @@ void Graph::verify() const {
       if (v.shape != fused_output_shape(p, k) || v.dtype != p.steps[static_cast<size_t>(s)].dtype)
         fail("output " + std::to_string(k) + " is " + meta_of(v) + ", not what its step produces");
     }
-    std::vector<char> reduced(p.steps.size(), 0);
-    for (size_t s = 0; s < p.steps.size(); ++s) {
-      reduced[s] = p.steps[s].reduction();
-      for (const FusedRef& r : p.steps[s].args)
-        if (r.kind == FusedRef::Kind::Step && r.index >= 0 && static_cast<size_t>(r.index) < s &&
-            reduced[static_cast<size_t>(r.index)])
-          fail("step " + std::to_string(s) + " reads a reduction step");
-    }
     for (size_t s = 0; s < p.steps.size(); ++s)
       for (const FusedRef& r : p.steps[s].args) {
         size_t limit = r.kind == FusedRef::Kind::Input  ? p.input_dtypes.size()
@@ -59,6 +51,8 @@ void Graph::verify() const {
                                                         : p.immediates.size();
         if (r.index < 0 || static_cast<size_t>(r.index) >= limit)
           fail("step " + std::to_string(s) + " reads an undefined operand");
+        if (r.kind == FusedRef::Kind::Step && p.steps[static_cast<size_t>(r.index)].reduction())
+          fail("step " + std::to_string(s) + " reads a reduction step");
       }
   };
   std::vector<char> defined(values.size(), 0);

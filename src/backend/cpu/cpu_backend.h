@@ -53,6 +53,11 @@ decltype(auto) visit_elem_size(size_t es, Fn&& fn) {
 /// region it runs on the calling thread. Used by the fused evaluator for the sums it fuses.
 void reduce_contiguous(OpId op, DType dt, const void* data, int64_t A, int64_t R, int64_t B, void* out);
 
+/// out[0, n) = the sum of `count` rows of n partial sums at `leaves` (float32/float64), combined
+/// pairwise exactly as the reduction kernels combine the 16-row leaves of a column sum. With
+/// leaves summed in that kernel's way, the result is its column sum bit for bit.
+void sum_leaf_rows(DType dt, const void* leaves, int64_t count, int64_t n, void* out);
+
 /// Names of the BLAS/oneDNN libraries in use, for runtime_info().
 std::string linalg_info();
 /// The elementwise ISA in use ("avx512", "avx2", "baseline").

@@ -144,8 +144,8 @@ struct AlignedFree {
 };
 
 // Column sums add in eager mode's order (reduce_impl.inc, its path for 64 or more columns): rows
-// in leaves of kLeafRows, each leaf from zero and in row order, then the leaves pairwise by a
-// binary counter that is finished from its lowest level up. The result is eager's bit for bit.
+// in leaves of kLeafRows, each leaf from zero and in row order, then the leaves pairwise by the
+// reduction kernels' own cascade (sum_leaf_rows). The result is eager's bit for bit.
 constexpr int64_t kLeafRows = 16;
 
 // dst = a + b over n elements with the elementwise table's add loop (dst may not alias a or b).
@@ -153,38 +153,6 @@ void add_row(InnerLoop add, char* dst, const char* a, const char* b, int64_t n, 
   char* ptrs[3] = {dst, const_cast<char*>(a), const_cast<char*>(b)};
   const int64_t strides[3] = {itemsize, itemsize, itemsize};
   add(ptrs, strides, n, nullptr);
-}
-
-// out = the pairwise combination of `count` leaf rows of n values (eager's Cascade: each leaf is
-// pushed into a binary counter whose carry computes earlier + later; the counter is finished from
-// its lowest level up, each higher level's value on the left). Runs after the pass, on one thread.
-template <class T>
-void cascade_leaves(const T* leaves, int64_t count, int64_t n, T* out) {
-  const size_t w = static_cast<size_t>(n);
-  std::vector<std::vector<T>> level;  // level l holds a sum of 2^l leaves while occupied[l]
-  std::vector<char> occupied;
-  std::vector<T> v(w);
-  for (int64_t i = 0; i < count; ++i) {
-    std::copy(leaves + i * n, leaves + (i + 1) * n, v.begin());
-    size_t l = 0;
-    for (; l < occupied.size() && occupied[l]; ++l) {
-      for (size_t j = 0; j < w; ++j) v[j] = level[l][j] + v[j];
-      occupied[l] = 0;
-    }
-    if (l == occupied.size()) {
-      occupied.push_back(0);
-      level.emplace_back(w);
-    }
-    level[l].swap(v);
-    v.resize(w);
-    occupied[l] = 1;
-  }
-  bool have = false;
-  for (size_t l = 0; l < occupied.size(); ++l) {
-    if (!occupied[l]) continue;
-    for (size_t j = 0; j < w; ++j) out[j] = have ? level[l][j] + out[j] : level[l][j];
-    have = true;
-  }
 }
 
 bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const Tensor> out) {
@@ -288,8 +256,6 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
 
   const int nslots = p.num_slots + gathers;
   const int64_t nblocks = (numel + block - 1) / block;
-  InnerLoop add_loops[kNumDTypes];
-  for (int d = 0; d < kNumDTypes; ++d) add_loops[d] = table.loops[static_cast<int>(OpId::Add)][d];
   // Column sums: blocks are taken in chunks of `span` whose rows are a multiple of kLeafRows for
   // every column sum, so no leaf straddles two threads. A thread adds a leaf's rows into a running
   // row (two buffers in turn, starting from a row of zeros) and stores the finished leaf; the
@@ -344,7 +310,8 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
       for (int64_t r = 0; r < rows; ++r, ++g) {
         const char* prev = g % kLeafRows == 0 ? column_scratch + zeros_at : run;
         char* dst = run == pair ? pair + pitch : pair;
-        add_row(add_loops[static_cast<int>(dt)], dst, prev, src + r * bytes, c.inner, osize);
+        add_row(table.loops[static_cast<int>(OpId::Add)][static_cast<int>(dt)], dst, prev, src + r * bytes, c.inner,
+                osize);
         run = dst;
         if (g % kLeafRows == kLeafRows - 1 || g == numel / c.inner - 1)
           std::memcpy(c.leaf_sums.get() + g / kLeafRows * bytes, run, static_cast<size_t>(bytes));
@@ -413,12 +380,7 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
     const ColumnSum& c = columns[static_cast<size_t>(k)];
     if (!c.leaf_sums) continue;
     const Tensor& o = out[static_cast<size_t>(k)];
-    if (o.dtype() == DType::Float32)
-      cascade_leaves(reinterpret_cast<const float*>(c.leaf_sums.get()), c.leaves, c.inner,
-                     static_cast<float*>(o.impl().data()));
-    else
-      cascade_leaves(reinterpret_cast<const double*>(c.leaf_sums.get()), c.leaves, c.inner,
-                     static_cast<double*>(o.impl().data()));
+    sum_leaf_rows(o.dtype(), c.leaf_sums.get(), c.leaves, c.inner, o.impl().data());
   }
   if (flags.int_div_by_zero.load()) raise<ValueError>("remainder", "integer division by zero");
   return true;

@@ -46,11 +46,12 @@ std::unique_ptr<T[]> scratch(int64_t n) {
 
 namespace tessera::cpu {
 // The entry points of each body; they return false for a dtype that copy was not built for.
-#define TS_REDUCE_DECLARE(ns)                                                         \
-  namespace ns {                                                                      \
-  bool reduce_run(OpId op, DType dt, const reduce_common::Block& blk, void* out);     \
-  bool arg_run(bool is_max, DType dt, const reduce_common::Block& blk, int64_t* out); \
-  bool cumsum_run(DType dt, const reduce_common::Block& blk, void* out);              \
+#define TS_REDUCE_DECLARE(ns)                                                             \
+  namespace ns {                                                                          \
+  bool reduce_run(OpId op, DType dt, const reduce_common::Block& blk, void* out);         \
+  bool arg_run(bool is_max, DType dt, const reduce_common::Block& blk, int64_t* out);     \
+  bool cumsum_run(DType dt, const reduce_common::Block& blk, void* out);                  \
+  bool sum_leaves_run(DType dt, const void* leaves, int64_t count, int64_t n, void* out); \
   }
 TS_REDUCE_DECLARE(reduce_baseline)
 TS_REDUCE_DECLARE(reduce_avx2)

@@ -40,9 +40,10 @@ struct ReduceIsa {
   bool (*reduce)(OpId, DType, const Block&, void*);
   bool (*arg)(bool, DType, const Block&, int64_t*);
   bool (*cumsum)(DType, const Block&, void*);
+  bool (*sum_leaves)(DType, const void*, int64_t, int64_t, void*);
 };
 #define TS_REDUCE_ISA(ns) \
-  ReduceIsa { &ns::reduce_run, &ns::arg_run, &ns::cumsum_run }
+  ReduceIsa { &ns::reduce_run, &ns::arg_run, &ns::cumsum_run, &ns::sum_leaves_run }
 
 /// The bodies to try, best first; the last one handles every dtype.
 struct IsaChain {
@@ -215,6 +216,11 @@ void reduce_contiguous(OpId op, DType dt, const void* data, int64_t A, int64_t R
   blk.R = R;
   blk.B = B;
   if (!isa().first.reduce(op, dt, blk, out)) isa().second.reduce(op, dt, blk, out);
+}
+
+void sum_leaf_rows(DType dt, const void* leaves, int64_t count, int64_t n, void* out) {
+  if (!isa().first.sum_leaves(dt, leaves, count, n, out) && !isa().second.sum_leaves(dt, leaves, count, n, out))
+    raise<DTypeError>("sum", "no pairwise leaf combination for " + std::string(dtype_name(dt)));
 }
 
 void register_reduce_kernels(Backend& b) {

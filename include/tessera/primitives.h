@@ -155,6 +155,17 @@ struct PoolAttrs {
   bool count_include_pad = true;
   friend bool operator==(const PoolAttrs&, const PoolAttrs&) = default;
 };
+/// Where a matmul may skip work because of triangular structure over its last two axes (set by
+/// graph mode's mark_triangular_matmuls, src/graph/causal.cpp; eager products are Dense). A kernel
+/// may always compute the dense product instead: every structure only permits skipping.
+///   LowerA       A[..., i, p] == 0 for p > i (m == k): row i sums over p <= i only.
+///   UpperA       A[..., i, p] == 0 for p < i (m == k): row i sums over p >= i only.
+///   LowerResult  only C[..., i, j] with j <= i is read (m == n); the rest may be written as 0.
+enum class MatmulStructure : uint8_t { Dense, LowerA, UpperA, LowerResult };
+struct MatmulAttrs {
+  MatmulStructure structure = MatmulStructure::Dense;
+  friend bool operator==(const MatmulAttrs&, const MatmulAttrs&) = default;
+};
 struct AdaptivePoolAttrs {
   std::array<int64_t, 2> output_size{1, 1};
   friend bool operator==(const AdaptivePoolAttrs&, const AdaptivePoolAttrs&) = default;
@@ -162,7 +173,7 @@ struct AdaptivePoolAttrs {
 
 using Attrs = std::variant<NoAttrs, FullAttrs, ArangeAttrs, RandomAttrs, CastAttrs, ReduceAttrs, ArgReduceAttrs,
                            AxisAttrs, AxesAttrs, ShapeAttrs, PermuteAttrs, SliceAttrs, AsStridedAttrs, PadAttrs,
-                           SortAttrs, TopKAttrs, NormAttrs, ConvAttrs, PoolAttrs, AdaptivePoolAttrs>;
+                           SortAttrs, TopKAttrs, NormAttrs, ConvAttrs, PoolAttrs, AdaptivePoolAttrs, MatmulAttrs>;
 
 /// Readable form of attributes for IR dumps, e.g. "axes=[1], keepdims=true".
 TESSERA_API std::string attrs_str(const Attrs& a);

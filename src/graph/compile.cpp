@@ -361,6 +361,7 @@ struct CompiledFunction::Impl {
         {"max_pool_values_from_indices", graph::max_pool_values_from_indices, &CompileStats::rewrites},
         {"mask_scatter_sources", graph::mask_scatter_sources, &CompileStats::rewrites},
         {"cse", graph::eliminate_common_subexpressions, &CompileStats::nodes_removed},
+        {"mark_triangular_matmuls", graph::mark_triangular_matmuls, &CompileStats::rewrites},
         {"materialize_conv_operands", graph::materialize_conv_operands, &CompileStats::rewrites},
         {"dce", graph::eliminate_dead_code, &CompileStats::nodes_removed},
     };

@@ -111,6 +111,12 @@ int max_pool_values_from_indices(Graph& g);
 /// the forward pass. Returns the number of rewrites.
 int mask_scatter_sources(Graph& g);
 
+/// Causal attention: float matmuls that read a value known to be zero above (below) the diagonal
+/// of a causal mask's [T, T] axes as their left operand, or whose square result is read only on
+/// and below the diagonal, get MatmulAttrs{LowerA, UpperA or LowerResult}, so the kernel skips the
+/// masked triangle (causal.cpp explains the analysis). Returns the number of matmuls marked.
+TESSERA_API int mark_triangular_matmuls(Graph& g);
+
 /// Float32 convolutions whose input or weight is a strided view get an explicit copy node before
 /// them (the kernel would copy it anyway, outside the memory plan). Returns the number of
 /// convolutions changed.

@@ -185,7 +185,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     if (da != db && da != 1 && db != 1) matmul_fail(a, b, " (batch dimensions do not broadcast)");
   }
   DType t = promote_types(a.dtype(), b.dtype());
-  Tensor y = dispatch1(OpId::Matmul, {as_dtype(a2, t), as_dtype(b2, t)});
+  Tensor y = dispatch1(OpId::Matmul, {as_dtype(a2, t), as_dtype(b2, t)}, MatmulAttrs{});
   if (b.ndim() == 1) y = squeeze(y, {-1});
   if (a.ndim() == 1) y = squeeze(y, {-1 - (b.ndim() == 1 ? 0 : 1)});
   return y;

@@ -67,6 +67,9 @@ std::string attrs_str(const Attrs& attrs) {
              << ", ceil_mode=" << tf(a.ceil_mode) << ", count_include_pad=" << tf(a.count_include_pad);
         } else if constexpr (std::is_same_v<A, AdaptivePoolAttrs>) {
           os << "output_size=" << arr(a.output_size);
+        } else if constexpr (std::is_same_v<A, MatmulAttrs>) {  // dense products print no attributes
+          static constexpr const char* kNames[] = {"", "lower_a", "upper_a", "lower_result"};
+          if (a.structure != MatmulStructure::Dense) os << "structure=" << kNames[static_cast<int>(a.structure)];
         }
       },
       attrs);

@@ -15,8 +15,12 @@
 // - a floating-point sum whose operand the group computes (or reads at full shape) joins as a
 //   terminal step when its axes form a trailing or leading run (ReduceLayout): the group's pass
 //   over memory also produces the sum, and the summed value is never written when nothing else
-//   reads it. A node reading the sum closes the group (the sum is complete only after the whole
-//   pass), so reductions never feed steps of their own group.
+//   reads it. A row sum kept as [..., 1] is complete once its rows are (the evaluator's blocks
+//   hold whole rows), so it may also start a group, and what reads it joins: elementwise nodes of
+//   its [..., 1] shape whose operands are the group's row values or scalars (row steps: layer
+//   norm's mean, variance and rstd), and nodes of the group's shape reading it broadcast along
+//   the row. Other sums (column sums, sums over middle axes) are complete only after the whole
+//   pass: a node reading one closes the group.
 // Extending: a new elementwise primitive fuses as soon as its ops.def category is Unary, Binary
 // or Ternary; a backend runs it fused once its evaluator knows the primitive's inner loop.
 //
@@ -65,12 +69,27 @@ bool fusible_reduction(const Graph& g, const GraphNode& n, ReduceLayout& layout)
   return layout.unit() <= kMaxFusedReduceRun;
 }
 
+// Whether `rows` is `shape` with a trailing run of axes set to 1 (a keepdims row sum's shape) over
+// rows of at least kMinRowReadLen elements.
+bool row_shape_of(const Shape& shape, const Shape& rows) {
+  if (rows.size() != shape.size()) return false;
+  size_t t = shape.size();
+  while (t > 0 && rows[t - 1] == 1) --t;
+  int64_t len = 1;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (d < t && rows[d] != shape[d]) return false;
+    if (d >= t) len *= shape[d];
+  }
+  return len >= kMinRowReadLen;
+}
+
 struct Group {
   std::vector<int> members;  // node indices
   Shape shape;
   Device device;
   bool closed = false;  // a non-member has read one of its values: it can grow no further
   int64_t unit = 1;     // least common multiple of its reductions' runs (ReduceLayout::unit)
+  Shape row_shape;      // of its row sums that later members may read (row_value), once it has one
 };
 
 // Follows Expand views back to the value they broadcast (reading that value broadcast to the
@@ -107,13 +126,15 @@ int assign_slots(FusedProgram& p) {
   for (int s = 0; s < n; ++s)
     for (const FusedRef& r : p.steps[static_cast<size_t>(s)].args)
       if (r.kind == FusedRef::Kind::Step) last_read[static_cast<size_t>(r.index)] = s;
+  std::vector<char> read_by_step(static_cast<size_t>(n), 0);
+  for (int s = 0; s < n; ++s) read_by_step[static_cast<size_t>(s)] = last_read[static_cast<size_t>(s)] >= 0;
   for (int o : p.outputs) last_read[static_cast<size_t>(o)] = n;
   std::vector<int> free_slots;
   int slots = 0;
   for (int s = 0; s < n; ++s) {
     FusedStep& st = p.steps[static_cast<size_t>(s)];
-    if (st.reduction()) {
-      st.slot = -1;  // writes its node output directly
+    if (st.reduction() && !read_by_step[static_cast<size_t>(s)]) {
+      st.slot = -1;  // writes its node output directly (a row sum other steps read has a slot)
     } else if (free_slots.empty()) {
       st.slot = slots++;
     } else {
@@ -166,7 +187,13 @@ bool reduce_layout(const Shape& shape, const Axes& axes, ReduceLayout& layout) {
 
 const Shape& fused_output_shape(const FusedProgram& p, size_t k) {
   const FusedStep& st = p.steps[static_cast<size_t>(p.outputs[k])];
-  return st.reduction() ? st.reduced_shape : p.shape;
+  return st.reduction() || st.row ? st.reduced_shape : p.shape;
+}
+
+bool row_value(const FusedProgram& p, size_t s) {
+  const FusedStep& st = p.steps[s];
+  if (!st.row && !(st.reduction() && st.op == OpId::Sum)) return false;
+  return row_shape_of(p.shape, st.reduced_shape);
 }
 
 void register_fused_evaluator(std::string_view backend_name, FusedEvaluator fn) {
@@ -193,25 +220,33 @@ int fuse_elementwise(Graph& g) {
   };
 
   std::vector<char> is_reduction(n, 0);
+  std::vector<char> is_row(n, 0);  // a row sum later members may read, or a row step
   // Open groups reading each value at their full shape (where a sum of that value may join).
   std::map<int, std::vector<int>> full_readers;
+  auto member_of = [&](int id, int r) {
+    const int p = producer(id);
+    return p >= 0 && group_of[static_cast<size_t>(p)] >= 0 && root(group_of[static_cast<size_t>(p)]) == r;
+  };
   for (size_t i = 0; i < n; ++i) {
     const GraphNode& node = g.nodes[i];
     std::vector<int> read;     // groups whose values this node reads
-    std::vector<int> blocked;  // ... of which it reads a sum: it cannot join them
+    std::vector<int> blocked;  // ... of which it reads a sum no member may read: it cannot join them
     for (int in : node.inputs) {
       int p = producer(in);
       if (p < 0 || group_of[static_cast<size_t>(p)] < 0) continue;
       int r = root(group_of[static_cast<size_t>(p)]);
       if (std::find(read.begin(), read.end(), r) == read.end()) read.push_back(r);
-      if (is_reduction[static_cast<size_t>(p)]) blocked.push_back(r);
+      if (is_reduction[static_cast<size_t>(p)] && !is_row[static_cast<size_t>(p)]) blocked.push_back(r);
     }
     int joined = -1;
     ReduceLayout layout;
     if (fusible_reduction(g, node, layout)) {
-      // Joins the open group computing its operand, or else one reading it at full shape.
+      // Joins the open group computing its operand, or else one reading it at full shape; a row
+      // sum kept as [..., 1] with no such group starts one (what reads it may then join).
       const int in = node.inputs[0];
       const Value& v = g.values[static_cast<size_t>(in)];
+      const Shape& rows = g.values[static_cast<size_t>(node.outputs[0])].shape;
+      const bool readable = layout.kind == ReduceLayout::Kind::Rows && row_shape_of(v.shape, rows);
       std::vector<int> candidates;
       if (int p = producer(in);
           p >= 0 && group_of[static_cast<size_t>(p)] >= 0 && !is_reduction[static_cast<size_t>(p)])
@@ -226,11 +261,39 @@ int fuse_elementwise(Graph& g) {
         gr.members.push_back(static_cast<int>(i));
         group_of[i] = joined = r;
         is_reduction[i] = 1;
+        if (readable && (gr.row_shape.empty() || gr.row_shape == rows)) {
+          gr.row_shape = rows;
+          is_row[i] = 1;
+        }
         break;
+      }
+      if (joined < 0 && readable) {
+        joined = static_cast<int>(groups.size());
+        groups.push_back(Group{{static_cast<int>(i)}, v.shape, v.device, false, layout.unit(), rows});
+        parent.push_back(joined);
+        group_of[i] = joined;
+        is_reduction[i] = is_row[i] = 1;
+        full_readers[in].push_back(joined);
       }
     } else if (elementwise(node)) {
       const Value& out = g.values[static_cast<size_t>(node.outputs[0])];
+      // A row step: one value per row of a group it reads, from that group's row values and
+      // immediates only.
       for (int r : read) {
+        const Group& gr = groups[static_cast<size_t>(r)];
+        if (gr.closed || gr.row_shape.empty() || gr.row_shape != out.shape || !(gr.device == out.device)) continue;
+        bool ok = std::find(blocked.begin(), blocked.end(), r) == blocked.end();
+        for (int in : node.inputs) {
+          const int p = producer(in);
+          ok = ok && ((member_of(in, r) && is_row[static_cast<size_t>(p)]) || immediate_of(g, in).defined());
+        }
+        if (!ok) continue;
+        groups[static_cast<size_t>(r)].members.push_back(static_cast<int>(i));
+        group_of[i] = joined = r;
+        is_row[i] = 1;
+        break;
+      }
+      for (int r : joined >= 0 ? std::vector<int>{} : read) {
         Group& gr = groups[static_cast<size_t>(r)];
         if (gr.closed || gr.shape != out.shape || !(gr.device == out.device)) continue;
         if (std::find(blocked.begin(), blocked.end(), r) != blocked.end()) continue;
@@ -241,6 +304,8 @@ int fuse_elementwise(Graph& g) {
         Group& into = groups[static_cast<size_t>(joined)];  // merge r into joined
         const int64_t unit = std::lcm(into.unit, gr.unit);
         if (unit > kMaxFusedReduceRun) continue;  // r stays a group of its own (closed below)
+        if (!into.row_shape.empty() && !gr.row_shape.empty() && into.row_shape != gr.row_shape) continue;
+        if (into.row_shape.empty()) into.row_shape = gr.row_shape;
         into.unit = unit;
         into.members.insert(into.members.end(), gr.members.begin(), gr.members.end());
         gr.members.clear();
@@ -248,16 +313,18 @@ int fuse_elementwise(Graph& g) {
       }
       if (joined < 0) {
         joined = static_cast<int>(groups.size());
-        groups.push_back(Group{{}, out.shape, out.device, false, 1});
+        groups.push_back(Group{{}, out.shape, out.device, false, 1, {}});
         parent.push_back(joined);
       }
-      groups[static_cast<size_t>(joined)].members.push_back(static_cast<int>(i));
-      group_of[i] = joined;
-      for (int in : node.inputs)  // operands read at full shape (a later sum of them may join)
-        if (g.values[static_cast<size_t>(in)].shape == out.shape) {
-          auto& rs = full_readers[in];
-          if (std::find(rs.begin(), rs.end(), joined) == rs.end()) rs.push_back(joined);
-        }
+      if (!is_row[i]) {
+        groups[static_cast<size_t>(joined)].members.push_back(static_cast<int>(i));
+        group_of[i] = joined;
+        for (int in : node.inputs)  // operands read at full shape (a later sum of them may join)
+          if (g.values[static_cast<size_t>(in)].shape == out.shape) {
+            auto& rs = full_readers[in];
+            if (std::find(rs.begin(), rs.end(), joined) == rs.end()) rs.push_back(joined);
+          }
+      }
     }
     for (int r : read)
       if (root(r) != joined) groups[static_cast<size_t>(root(r))].closed = true;
@@ -289,8 +356,12 @@ int fuse_elementwise(Graph& g) {
     for (int m : gr.members) {
       const GraphNode& node = g.nodes[static_cast<size_t>(m)];
       const Value& produced = g.values[static_cast<size_t>(node.outputs[0])];
-      FusedStep st{node.op, node.attrs, {}, produced.dtype, 0, {}};
+      FusedStep st{node.op, node.attrs, {}, produced.dtype, 0, {}, false};
       if (is_reduction[static_cast<size_t>(m)]) st.reduced_shape = produced.shape;
+      if (is_row[static_cast<size_t>(m)] && !is_reduction[static_cast<size_t>(m)]) {
+        st.row = true;
+        st.reduced_shape = produced.shape;
+      }
       for (int in : node.inputs) {
         if (auto it = step_of.find(in); it != step_of.end()) {
           st.args.push_back({FusedRef::Kind::Step, it->second});

@@ -32,9 +32,13 @@ struct FusedStep {
   /// step's last reader has run; steps that are node outputs keep theirs to the end). -1 for a
   /// reduction step, which writes its node output directly.
   int slot = 0;
-  /// A reduction step's output shape (its node output's); empty for elementwise steps, whose
-  /// output has the program's shape.
+  /// The output shape of a reduction step (its node output's) or of a row step; empty for the
+  /// other elementwise steps, whose output has the program's shape.
   Shape reduced_shape;
+  /// An elementwise step on one value per row: its operands are row sums and row steps of the
+  /// program (and immediates), and its shape is theirs (reduced_shape). Layer norm's mean and
+  /// rstd from its row sums; see FusedProgram.
+  bool row = false;
   bool reduction() const { return op_info(op).category == OpCategory::Reduce; }
 };
 
@@ -54,12 +58,16 @@ struct ReduceLayout {
 /// form neither a trailing nor a leading run.
 TESSERA_API bool reduce_layout(const Shape& shape, const Axes& axes, ReduceLayout& layout);
 
-/// What a fused node evaluates: every elementwise step's output has `shape`; inputs are broadcast
-/// to it (NumPy rules: right-aligned, size-1 axes repeat), which is how Expand views are absorbed.
-/// Reduction steps (sum) come last in the data flow: each reads a full-shape operand, and no step
-/// reads them; they are node outputs of their own shape, so one pass over memory computes an
-/// elementwise chain and the sums of its values (softmax's and layer norm's row sums, a bias
-/// gradient's column sum).
+/// What a fused node evaluates: every elementwise step's output has `shape` (row steps aside);
+/// inputs are broadcast to it (NumPy rules: right-aligned, size-1 axes repeat), which is how Expand
+/// views are absorbed. Reduction steps (sum) read a full-shape operand, so one pass over memory
+/// computes an elementwise chain and the sums of its values (softmax's and layer norm's row sums,
+/// a bias gradient's column sum). A row sum kept as [..., 1] (row_value) is complete once the
+/// rows it sums are, so later steps may read it: row steps compute on one value per row, and
+/// full-shape steps read row values broadcast along the row. The evaluator's blocks hold whole
+/// rows, so a block sums its rows and goes on using the sums while the rows are in cache (layer
+/// norm's backward, softmax's backward: the two-phase row kernels). Column sums are complete only
+/// after the whole pass: no step reads them.
 struct FusedProgram {
   Shape shape;
   Device device;
@@ -93,8 +101,17 @@ inline constexpr int64_t kMaxFusedReduceRun = 16384;
 /// in an order a row-by-row pass would not reproduce.
 inline constexpr int64_t kMinFusedColumns = 64;
 
-/// The shape of a fused node's output k (the program's shape, or a reduction's).
+/// The shortest row whose sum steps of the same group may read: full-shape steps reading a row
+/// value run their inner loop once per row.
+inline constexpr int64_t kMinRowReadLen = 16;
+
+/// The shape of a fused node's output k (the program's shape, or a reduction's or row step's).
 TESSERA_API const Shape& fused_output_shape(const FusedProgram& p, size_t k);
+
+/// Whether step s of p produces one value per row that later steps may read: a row step, or a sum
+/// whose reduced_shape is the program's shape with a trailing run of axes (not all of size 1) set
+/// to 1, over rows of at least kMinRowReadLen elements.
+TESSERA_API bool row_value(const FusedProgram& p, size_t s);
 
 /// Evaluates node.fused on in (the node's input values, in node.inputs order). out has one
 /// entry per node output: an undefined entry is allocated here (contiguous); a defined entry

@@ -51,8 +51,11 @@ void Graph::verify() const {
                                                         : p.immediates.size();
         if (r.index < 0 || static_cast<size_t>(r.index) >= limit)
           fail("step " + std::to_string(s) + " reads an undefined operand");
-        if (r.kind == FusedRef::Kind::Step && p.steps[static_cast<size_t>(r.index)].reduction())
-          fail("step " + std::to_string(s) + " reads a reduction step");
+        const bool reads_row = r.kind == FusedRef::Kind::Step && row_value(p, static_cast<size_t>(r.index));
+        if (r.kind == FusedRef::Kind::Step && p.steps[static_cast<size_t>(r.index)].reduction() && !reads_row)
+          fail("step " + std::to_string(s) + " reads a reduction step that is not a row sum");
+        if (p.steps[s].row && !reads_row && r.kind != FusedRef::Kind::Immediate)
+          fail("row step " + std::to_string(s) + " reads a value that is not one per row");
       }
   };
   std::vector<char> defined(values.size(), 0);

@@ -514,6 +514,114 @@ TEST(FuseReduce, StepByStepFallbackAndPreallocatedOutputs) {
   expect_outputs_match(b, got);
 }
 
+// Layer norm's statistics and normalization without Expand views (binary ops broadcast [R, 1]
+// natively, as the ops API records them): sum, mean, centred values, variance, rstd, the scaled
+// result, with rstd returned and a column sum of the result.
+Builder layer_norm_rows(const Tensor& x, const Tensor& w) {
+  Builder b;
+  const int xi = b.input(x), wi = b.input(w);
+  const double len = static_cast<double>(x.shape().back());
+  const ts::ReduceAttrs rows{{1}, true};
+  const int mean = b.op(OpId::Div, {b.op(OpId::Sum, {xi}, rows), b.scalar(len, x.dtype())});
+  const int xc = b.op(OpId::Sub, {xi, mean});
+  const int var = b.op(OpId::Div, {b.op(OpId::Sum, {b.op(OpId::Mul, {xc, xc})}, rows), b.scalar(len, x.dtype())});
+  const int rstd = b.op(OpId::Rsqrt, {b.op(OpId::Add, {var, b.scalar(1e-5, x.dtype())})});
+  const int y = b.op(OpId::Mul, {b.op(OpId::Mul, {xc, rstd}), wi});
+  b.ret(y);
+  b.ret(rstd);
+  b.ret(b.op(OpId::Sum, {y}, ts::ReduceAttrs{{0}, false}));
+  return b;
+}
+
+TEST(FuseRows, RowSumsFeedRowStepsAndBroadcastReadersInOnePass) {
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    Builder b = layer_norm_rows(rand({300, 96}, 70, dt), rand({96}, 71, dt));
+    EXPECT_EQ(graph::fuse_elementwise(b.g), 11) << b.g.str();
+    b.g.verify();
+    ASSERT_EQ(b.g.nodes.size(), 1u) << b.g.str();
+    const graph::FusedProgram& p = *b.g.nodes[0].fused;
+    int row_steps = 0;
+    for (const auto& st : p.steps) row_steps += st.row;
+    EXPECT_EQ(row_steps, 4) << graph::fused_str(p);  // two means' divisions, + eps, rsqrt
+    int row_outputs = 0;
+    for (size_t k = 0; k < p.outputs.size(); ++k) row_outputs += graph::fused_output_shape(p, k) == ts::Shape({300, 1});
+    EXPECT_EQ(row_outputs, 1);
+    const int saved = ts::get_num_threads();
+    for (int threads : {1, 2, 3}) {  // blocks of whole rows; any thread count, bit for bit eager
+      ts::set_num_threads(threads);
+      std::vector<Tensor> got = run_graph(b.g, b.inputs());
+      ts::set_num_threads(saved);
+      expect_outputs_match(b, got);
+    }
+    graph::FusedEvaluator cpu = graph::fused_evaluator("cpu");  // the step-by-step fallback
+    graph::register_fused_evaluator("cpu", nullptr);
+    std::vector<Tensor> got;
+    try {
+      got = run_graph(b.g, b.inputs());
+    } catch (...) {
+      graph::register_fused_evaluator("cpu", cpu);
+      throw;
+    }
+    graph::register_fused_evaluator("cpu", cpu);
+    expect_outputs_match(b, got);
+  }
+}
+
+TEST(FuseRows, SumsAndRowValuesTheGroupCannotReadCloseIt) {
+  Tensor x = rand({40, 32}, 72), other = rand({40, 1}, 73), narrow = rand({40, 8}, 74);
+  Builder b;
+  const int xi = b.input(x), oi = b.input(other), ni = b.input(narrow);
+  const int e = b.op(OpId::Exp, {xi});
+  // A row sum without keepdims ([40]): its reader must wait for the whole pass.
+  const int flat = b.op(OpId::Sum, {e}, ts::ReduceAttrs{{1}, false});
+  b.ret(b.op(OpId::Neg, {flat}));
+  // A [40, 1] node with an operand from outside the group is no row step, so the product
+  // reading it starts another group.
+  const int s = b.op(OpId::Sum, {b.op(OpId::Mul, {e, e})}, ts::ReduceAttrs{{1}, true});
+  b.ret(b.op(OpId::Mul, {e, b.op(OpId::Div, {s, oi})}));
+  // Rows of 8 are too short to be read inside a group (kMinRowReadLen).
+  const int sn = b.op(OpId::Sum, {b.op(OpId::Exp, {ni})}, ts::ReduceAttrs{{1}, true});
+  b.ret(b.op(OpId::Sub, {b.op(OpId::Exp, {ni}), sn}));
+  graph::fuse_elementwise(b.g);
+  b.g.verify();
+  for (const auto& n : b.g.nodes) {
+    if (!n.fused) continue;
+    for (size_t st = 0; st < n.fused->steps.size(); ++st)
+      for (const auto& r : n.fused->steps[st].args)
+        if (r.kind == graph::FusedRef::Kind::Step && n.fused->steps[static_cast<size_t>(r.index)].reduction())
+          ADD_FAILURE() << "a step reads a sum: " << graph::fused_str(*n.fused);
+  }
+  expect_outputs_match(b, run_graph(b.g, b.inputs()));
+}
+
+TEST(FuseRows, VerifyRejectsRowStepsReadingFullValuesAndReadsOfColumnSums) {
+  Builder b = layer_norm_rows(rand({20, 64}, 75), rand({64}, 76));
+  graph::fuse_elementwise(b.g);
+  ASSERT_EQ(b.g.nodes.size(), 1u);
+  auto program = std::make_shared<graph::FusedProgram>(*b.g.nodes[0].fused);
+  b.g.nodes[0].fused = program;
+  b.g.verify();
+  for (auto& st : program->steps)  // a row step reading the program input (full shape)
+    if (st.row) {
+      const auto saved = st.args[0];
+      st.args[0] = {graph::FusedRef::Kind::Input, 0};
+      ts::testing::expect_error<ts::ValueError>([&] { b.g.verify(); }, {"row step", "not one per row"});
+      st.args[0] = saved;
+      break;
+    }
+  b.g.verify();
+  const int column = static_cast<int>(program->steps.size()) - 1;  // the column sum, last
+  ASSERT_TRUE(program->steps.back().reduction());
+  graph::FusedStep reader = program->steps[0];
+  reader.op = OpId::Neg;
+  reader.attrs = ts::NoAttrs{};
+  reader.reduced_shape = {};
+  reader.row = false;
+  reader.args = {{graph::FusedRef::Kind::Step, column}};
+  program->steps.push_back(reader);
+  ts::testing::expect_error<ts::ValueError>([&] { b.g.verify(); }, {"reads a reduction step that is not a row sum"});
+}
+
 // Not a check: the timing for the report. Run with
 //   tessera_tests --gtest_also_run_disabled_tests --gtest_filter='*AdamTiming*'
 TEST(Fuse, DISABLED_AdamTiming) {

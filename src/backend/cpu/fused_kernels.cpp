@@ -12,10 +12,13 @@
 // so every read of a block happens before its writes.
 //
 // Reduction steps (sums, fuse.h) make blocks hold whole rows: a block is a multiple of every
-// reduction's run. A row sum reduces the block's rows straight into its output with the
-// reduction kernels' loops (reduce_contiguous); a column sum adds rows into leaves of 16 and
-// combines the leaves pairwise after the pass, in the order of the reduction kernels' column
-// path. Either way the result is eager mode's bit for bit, whatever the thread count.
+// reduction's run. Steps run in program order. A row sum reduces the block's rows with the
+// reduction kernels' loops (reduce_contiguous), into its output or, when later steps read it,
+// into a slot: row steps then run their inner loop over one value per row, and full-shape steps
+// read the row values at stride 0 with one call per row (row outputs are copied out after the
+// block). A column sum adds rows into leaves of 16 and combines the leaves pairwise after the
+// pass, in the order of the reduction kernels' column path. Either way the result is eager
+// mode's bit for bit, whatever the thread count.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -194,6 +197,24 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   }
   for (const Tensor& t : p.immediates)
     if (!t.has_storage() || !(t.device() == p.device)) return false;
+  // Row values (fuse.h row_value): rlen[s] elements per row of a row step or a row sum other
+  // steps read; reads_rows[s] the row length of the row values a full-shape step reads (0: none).
+  std::vector<int64_t> rlen(nsteps, 0), reads_rows(nsteps, 0);
+  for (size_t s = 0; s < nsteps; ++s) {
+    const graph::FusedStep& st = p.steps[s];
+    if (st.row || (st.reduction() && st.slot >= 0)) {
+      if (!graph::row_value(p, s)) return false;
+      rlen[s] = shape_numel(p.shape) / std::max<int64_t>(1, shape_numel(st.reduced_shape));
+      unit = std::lcm(unit, rlen[s]);
+    }
+    for (const FusedRef& r : st.args) {
+      if (r.kind == FusedRef::Kind::Input && st.row) return false;  // row steps read row values only
+      if (r.kind != FusedRef::Kind::Step || !rlen[static_cast<size_t>(r.index)] || st.row) continue;
+      const int64_t len = rlen[static_cast<size_t>(r.index)];
+      if (reads_rows[s] && reads_rows[s] != len) return false;
+      reads_rows[s] = len;
+    }
+  }
   InnerLoop copy_loops[kNumDTypes];
   for (int d = 0; d < kNumDTypes; ++d) copy_loops[d] = table.loops[static_cast<int>(OpId::Copy)][d];
 
@@ -223,19 +244,26 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   for (size_t s = 0; s < nsteps; ++s)
     for (const FusedRef& r : p.steps[s].args)
       if (r.kind == FusedRef::Kind::Input) last_read[static_cast<size_t>(r.index)] = static_cast<int>(s);
-  std::vector<int> reduced_outputs;
+  std::vector<int> reduced_outputs;  // sums written directly
+  std::vector<int> row_outputs;      // row values: copied from their slot after each block
+  std::vector<int> output_of(nsteps, -1);
   for (size_t k = 0; k < out.size(); ++k) {
     auto [olo, ohi] = byte_range(out[k]);
     const int s = p.outputs[k];
-    if (p.steps[static_cast<size_t>(s)].reduction()) {
-      const FusedRef& src = p.steps[static_cast<size_t>(s)].args[0];
-      if (src.kind == FusedRef::Kind::Input && plans[static_cast<size_t>(src.index)].mode == InputPlan::Mode::Scalar)
-        return false;
-      for (const Tensor& t : in) {  // a sum is written while its block's inputs are still read
+    const graph::FusedStep& st = p.steps[static_cast<size_t>(s)];
+    if (st.reduction() || st.row) {
+      if (st.reduction()) {
+        const FusedRef& src = st.args[0];
+        if (src.kind == FusedRef::Kind::Input && plans[static_cast<size_t>(src.index)].mode == InputPlan::Mode::Scalar)
+          return false;
+      }
+      for (const Tensor& t : in) {  // written while its block's inputs are still read
         auto [ilo, ihi] = byte_range(t);
         if (olo < ihi && ilo < ohi) return false;
       }
-      reduced_outputs.push_back(static_cast<int>(k));
+      if (output_of[static_cast<size_t>(s)] >= 0) return false;  // one output per step
+      output_of[static_cast<size_t>(s)] = static_cast<int>(k);
+      (st.slot >= 0 ? row_outputs : reduced_outputs).push_back(static_cast<int>(k));
       continue;
     }
     bool overlaps = false;
@@ -341,29 +369,63 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
         };
         for (size_t s = 0; s < nsteps; ++s) {
           const graph::FusedStep& st = p.steps[s];
-          if (st.reduction()) continue;  // after the block's elementwise steps
           char* ptrs[kMaxOperands];
           int64_t strides[kMaxOperands];
           const int64_t osize = static_cast<int64_t>(dtype_size(st.dtype));
-          int k = direct[s];
-          ptrs[0] = k >= 0 ? static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b * osize : slot(st.slot);
+          if (st.reduction()) {  // in step order: a row sum's readers come after it
+            const graph::ReduceLayout& l = layouts[s];
+            char* src = nullptr;
+            int64_t stride = 0;
+            operand(st.args[0], src, stride);
+            const int k = output_of[s];
+            if (l.kind == graph::ReduceLayout::Kind::Rows) {
+              char* dst = st.slot >= 0
+                              ? slot(st.slot)
+                              : static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b / l.len * osize;
+              reduce_contiguous(OpId::Sum, st.dtype, src, n / l.len, l.len, 1, dst);
+              result[s] = dst;
+            } else {
+              add_leaf_rows(k, src, b / l.inner, n / l.inner, osize, st.dtype);
+            }
+            continue;
+          }
+          ptrs[0] = st.row || direct[s] < 0
+                        ? slot(st.slot)
+                        : static_cast<char*>(out[static_cast<size_t>(direct[s])].impl().data()) + b * osize;
           strides[0] = osize;
           for (size_t a = 0; a < st.args.size(); ++a) operand(st.args[a], ptrs[a + 1], strides[a + 1]);
-          loops[s](ptrs, strides, n, &flags);
           result[s] = ptrs[0];
+          if (st.row) {  // one value per row of the block
+            loops[s](ptrs, strides, n / rlen[s], &flags);
+            continue;
+          }
+          const int64_t len = reads_rows[s];
+          if (!len) {
+            loops[s](ptrs, strides, n, &flags);
+            continue;
+          }
+          // Row values are read at stride 0, advancing one element per row: one call per row.
+          int64_t advance[kMaxOperands];
+          for (size_t a = 0; a <= st.args.size(); ++a) {
+            advance[a] = len * strides[a];
+            if (a == 0) continue;
+            const FusedRef& r = st.args[a - 1];
+            if (r.kind != FusedRef::Kind::Step || !rlen[static_cast<size_t>(r.index)]) continue;
+            advance[a] = strides[a];
+            strides[a] = 0;
+          }
+          char* row_ptrs[kMaxOperands];
+          for (int64_t r = 0; r < n / len; ++r) {
+            for (size_t a = 0; a <= st.args.size(); ++a) row_ptrs[a] = ptrs[a] + r * advance[a];
+            loops[s](row_ptrs, strides, len, &flags);
+          }
         }
-        for (int k : reduced_outputs) {
-          const graph::FusedStep& st = p.steps[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
-          const graph::ReduceLayout& l = layouts[static_cast<size_t>(p.outputs[static_cast<size_t>(k)])];
-          char* src = nullptr;
-          int64_t stride = 0;
-          operand(st.args[0], src, stride);
-          const int64_t osize = static_cast<int64_t>(dtype_size(st.dtype));
-          if (l.kind == graph::ReduceLayout::Kind::Rows)
-            reduce_contiguous(OpId::Sum, st.dtype, src, n / l.len, l.len, 1,
-                              static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b / l.len * osize);
-          else
-            add_leaf_rows(k, src, b / l.inner, n / l.inner, osize, st.dtype);
+        for (int k : row_outputs) {
+          const int s = p.outputs[static_cast<size_t>(k)];
+          const int64_t osize = static_cast<int64_t>(dtype_size(p.steps[static_cast<size_t>(s)].dtype));
+          const int64_t len = rlen[static_cast<size_t>(s)];
+          std::memcpy(static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b / len * osize,
+                      result[static_cast<size_t>(s)], static_cast<size_t>(n / len * osize));
         }
         for (int k : copied_outputs) {
           const int s = p.outputs[static_cast<size_t>(k)];

@@ -375,6 +375,10 @@ struct CompiledFunction::Impl {
       stats.nodes_fused += graph::fuse_elementwise(g);
       after("fuse");
     }
+    if (options.plan_memory) {  // layouts the planned executor allocates (Value::strided_output)
+      stats.rewrites += graph::permute_matmul_outputs(g);
+      after("permute_matmul_outputs");
+    }
   }
 
   // Traces fn on inputs; the traced call's results (computed by running the new plan) go to out.
@@ -542,6 +546,9 @@ struct CompiledFunction::Impl {
           } else if (pos >= 0 && own[static_cast<size_t>(pos)] && static_cast<int>(n) >= e.after_checks) {
             const Tensor& donor = env[static_cast<size_t>(root)];
             out.push_back(at_bytes(val, donor.impl().storage, donor.offset() * static_cast<int64_t>(donor.itemsize())));
+          } else if (val.strided_output) {
+            Tensor buf = detail::alloc_tensor(std::vector<int64_t>{shape_numel(val.shape)}, val.dtype, val.device);
+            out.push_back(at_bytes(val, buf.impl().storage, buf.offset() * static_cast<int64_t>(buf.itemsize())));
           } else {
             out.push_back(detail::alloc_tensor(val.shape, val.dtype, val.device));
           }
@@ -562,11 +569,12 @@ struct CompiledFunction::Impl {
     return result;
   }
 
-  // A contiguous tensor of v's shape and dtype at byte offset `bytes` of storage.
+  // A tensor of v's shape and dtype at byte offset `bytes` of storage: contiguous, or with the
+  // strides a layout pass chose (Value::strided_output, a permutation of a dense layout).
   static Tensor at_bytes(const graph::Value& v, const std::shared_ptr<Storage>& storage, int64_t bytes) {
     auto impl = std::make_shared<TensorImpl>();
     impl->shape = v.shape;
-    impl->strides = contiguous_strides(v.shape);
+    impl->strides = v.strided_output ? v.strides : contiguous_strides(v.shape);
     impl->dtype = v.dtype;
     impl->device = v.device;
     impl->offset = bytes / static_cast<int64_t>(dtype_size(v.dtype));

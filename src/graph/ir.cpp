@@ -470,6 +470,54 @@ int swap_transposed_matmuls(Graph& g) {
   return rewrites;
 }
 
+
+// The matmul writes C[b, h, t, :] where the permute puts it, so the permute's output is dense.
+int permute_matmul_outputs(Graph& g) {
+  const std::vector<int> uses = use_counts(g);
+  std::vector<std::vector<int>> readers(g.values.size());
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    for (int in : g.nodes[n].inputs) readers[static_cast<size_t>(in)].push_back(static_cast<int>(n));
+  int changed = 0;
+  for (GraphNode& p : g.nodes) {
+    if (p.fused || p.op != OpId::Permute) continue;
+    const int mv = p.inputs[0], pv = p.outputs[0];
+    Value& out = g.values[static_cast<size_t>(mv)];
+    if (out.kind != Value::Kind::NodeOutput || uses[static_cast<size_t>(mv)] != 1 || out.strided_output) continue;
+    const GraphNode& mm = g.nodes[static_cast<size_t>(out.node)];
+    if (mm.fused || mm.epilogue || mm.op != OpId::Matmul || uses[static_cast<size_t>(pv)] == 0) continue;
+    if (out.dtype != DType::Float32 && out.dtype != DType::Float64) continue;
+    const auto& perm = std::get<PermuteAttrs>(p.attrs).perm;
+    const size_t r = perm.size();
+    bool identity_perm = true;
+    for (size_t i = 0; i < r; ++i) identity_perm &= perm[i] == static_cast<int64_t>(i);
+    if (r < 3 || identity_perm || perm[r - 1] != static_cast<int64_t>(r - 1) ||
+        out.strides != contiguous_strides(out.shape))
+      continue;
+    Value& pval = g.values[static_cast<size_t>(pv)];
+    const Strides dense = contiguous_strides(pval.shape);
+    // Readers of the permute: reshapes only (their strides follow from the new layout).
+    bool ok = true;
+    std::vector<std::pair<int, Strides>> reshaped;
+    for (int u : readers[static_cast<size_t>(pv)]) {
+      const GraphNode& rn = g.nodes[static_cast<size_t>(u)];
+      Strides st;
+      if (rn.fused || rn.op != OpId::Reshape ||
+          !detail::viewable_reshape(pval.shape, dense, g.values[static_cast<size_t>(rn.outputs[0])].shape, st)) {
+        ok = false;
+        break;
+      }
+      reshaped.emplace_back(rn.outputs[0], st);
+    }
+    if (!ok) continue;
+    for (size_t i = 0; i < r; ++i) out.strides[static_cast<size_t>(perm[i])] = dense[i];
+    out.strided_output = true;
+    pval.strides = dense;
+    for (auto& [v, st] : reshaped) g.values[static_cast<size_t>(v)].strides = st;
+    ++changed;
+  }
+  return changed;
+}
+
 }  // namespace tessera::graph
 
 namespace tessera::graph {

@@ -24,6 +24,9 @@ struct Value {
   int node = -1;    // NodeOutput: the producing node
   int index = 0;    // NodeOutput: which output; Input: position in the argument list
   Tensor constant;  // Constant: the captured tensor
+  /// Set by a layout pass (permute_matmul_outputs) on a node output: the kernel writes it with
+  /// `strides` (a permutation of a dense layout), and the executor allocates it that way.
+  bool strided_output = false;
 };
 
 struct FusedProgram;  // fuse.h
@@ -92,6 +95,13 @@ int simplify(Graph& g);
 /// matmul(permute(b), permute(a)), which writes the transposed result contiguously. Returns the
 /// number of rewrites.
 int swap_transposed_matmuls(Graph& g);
+
+/// permute(matmul(a, b)) that keeps the last axis last (attention's head merge [B,H,T,D] ->
+/// [B,T,H,D]): the matmul writes its result in the permuted order (Value::strided_output), so
+/// the permute is a contiguous view and a reshape after it needs no copy. Float matmuls without
+/// an epilogue whose only reader is the permute, whose other readers are reshapes. Run last, on
+/// the final graph. Returns the number of matmuls changed.
+TESSERA_API int permute_matmul_outputs(Graph& g);
 
 /// add(pad(a), pad(b), ...) whose zero pads along one axis tile it exactly (each pad and inner
 /// add used once) becomes concat(a, b, ...) along that axis: the gradient of splitting a tensor

@@ -7,9 +7,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/dispatch.h"
+#include "graph_builder.h"
+#include "harness/harness.h"
 #include "tessera/tessera.h"
 
 namespace ts = tessera;
+namespace graph = tessera::graph;
+using ts::OpId;
 using ts::TensorList;
 
 namespace {
@@ -234,6 +239,59 @@ TEST(Compile, TransposedMatmulResultIsComputedContiguously) {
   // The matmul produces [3,5] itself (its result is no longer a transposed view).
   EXPECT_NE(ir.find("matmul("), std::string::npos) << ir;
   EXPECT_NE(ir.find(": float32[3,5]\n%"), std::string::npos) << ir;
+}
+
+TEST(Compile, HeadMergeMatmulWritesThePermutedLayout) {
+  // reshape(permute(matmul)) merging attention heads: the matmul writes [B, T, H, D] order
+  // itself, so the reshape is a view, and the values are eager's bit for bit.
+  auto body = [](const TensorList& in) {
+    ts::Tensor o = ts::matmul(in[0], in[1]).permute({0, 2, 1, 3}).reshape({2, 40, 72});
+    return TensorList{o * 2.0, ts::sum(o)};
+  };
+  auto f = ts::compile(body);
+  TensorList in = {rand({2, 3, 40, 16}, 4), rand({2, 3, 16, 24}, 5)};
+  for (int call = 0; call < 2; ++call) {
+    TensorList got = f(in), want = body(in);
+    EXPECT_TRUE(ts::equal(got[0], want[0]));
+    EXPECT_TRUE(ts::equal(got[1], want[1]));
+  }
+  EXPECT_GE(f.stats().rewrites, 1);
+  // Without a memory plan the pass does not run (the executor allocates outputs contiguously).
+  auto unplanned = ts::compile(body, {.plan_memory = false});
+  EXPECT_TRUE(ts::equal(unplanned(in)[0], body(in)[0]));
+}
+
+TEST(Compile, PermutedMatmulOutputLayoutIsSetOnlyWhereAReshapeReadsIt) {
+  graph::testing::GraphBuilder b;
+  const int a = b.input(rand({2, 3, 40, 16}, 6)), w = b.input(rand({2, 3, 16, 24}, 7));
+  const int mm = b.op(OpId::Matmul, {a, w});
+  const int p = b.permute(mm, {0, 2, 1, 3});
+  const int r = b.reshape(p, {2, 40, 72});
+  const int mm2 = b.op(OpId::Matmul, {a, w});
+  const int p2 = b.permute(mm2, {0, 2, 1, 3});  // read by a sum: left as it is
+  b.g.outputs = {r, b.op(OpId::Sum, {p2}, ts::ReduceAttrs{{1}, false})};
+  EXPECT_EQ(graph::permute_matmul_outputs(b.g), 1);
+  b.g.verify();
+  const auto& v = b.g.values;
+  EXPECT_TRUE(v[static_cast<size_t>(mm)].strided_output);
+  EXPECT_EQ(v[static_cast<size_t>(mm)].strides, (ts::Strides{2880, 24, 72, 1}));
+  EXPECT_EQ(v[static_cast<size_t>(p)].strides, ts::contiguous_strides(v[static_cast<size_t>(p)].shape));
+  EXPECT_EQ(v[static_cast<size_t>(r)].strides, (ts::Strides{2880, 72, 1}));
+  EXPECT_FALSE(v[static_cast<size_t>(mm2)].strided_output);
+  EXPECT_EQ(graph::permute_matmul_outputs(b.g), 0);  // already placed
+}
+
+TEST(Compile, MatmulKernelWritesPermutedOutputsAndRejectsOtherLayouts) {
+  ts::Tensor a = rand({2, 3, 40, 16}, 8), w = rand({2, 3, 16, 24}, 9);
+  ts::Tensor out = ts::empty({2, 40, 3, 24}).permute({0, 2, 1, 3});
+  ts::Tensor in[2] = {a, w};
+  ts::detail::run_kernel(OpId::Matmul, in, ts::MatmulAttrs{}, std::span<ts::Tensor>(&out, 1));
+  EXPECT_TRUE(ts::equal(out, ts::matmul(a, w)));
+  ts::Tensor ints[2] = {ts::ones({2, 4, 4}, ts::DType::Int32), ts::ones({2, 4, 4}, ts::DType::Int32)};
+  ts::Tensor bad = ts::empty({4, 2, 4}, ts::DType::Int32).permute({1, 0, 2});
+  ts::testing::expect_error<ts::Error>(
+      [&] { ts::detail::run_kernel(OpId::Matmul, ints, ts::MatmulAttrs{}, std::span<ts::Tensor>(&bad, 1)); },
+      {"[matmul]", "strided"});
 }
 
 TEST(Compile, GradientOfSplitIsOneConcat) {

@@ -237,6 +237,25 @@ struct Problem {
     a_rs = a.strides()[na - 2], a_cs = a.strides()[na - 1];
     b_rs = b.strides()[nb - 2], b_cs = b.strides()[nb - 1];
   }
+  // C's row stride, and the element offset of batch entry g in C (graph mode may hand the kernel
+  // an output whose batch axes are permuted: Value::strided_output; columns are contiguous).
+  int64_t ldc() const { return c->strides()[c->strides().size() - 2]; }
+  bool c_dense() const { return c->is_contiguous(); }
+  void c_offsets(std::vector<int64_t>& co) const {
+    co.resize(static_cast<size_t>(nbatch));
+    const Strides& cs = c->strides();
+    Shape idx(batch.size(), 0);
+    int64_t o = 0;
+    for (int64_t g = 0; g < nbatch; ++g) {
+      co[static_cast<size_t>(g)] = o;
+      for (size_t d = batch.size(); d-- > 0;) {
+        o += cs[d];
+        if (++idx[d] < batch[d]) break;
+        o -= cs[d] * batch[d];
+        idx[d] = 0;
+      }
+    }
+  }
   // Element offsets of every batch entry (odometer over the batch shape).
   void offsets(std::vector<int64_t>& ao, std::vector<int64_t>& bo) const {
     ao.resize(static_cast<size_t>(nbatch));
@@ -300,20 +319,20 @@ bool structure_applies(const Problem& P) {
 // One product C = A B with triangular structure s, C row-major with n columns, as row blocks.
 template <typename T>
 void gemm_triangular(MatmulStructure s, int64_t m, int64_t n, int64_t k, const T* A, const BlasLayout& la, const T* B,
-                     const BlasLayout& lb, T* C) {
+                     const BlasLayout& lb, T* C, int64_t ldc) {
   auto a_at = [&](int64_t i, int64_t p) { return A + (la.trans ? p * la.ld + i : i * la.ld + p); };
   auto b_at = [&](int64_t p, int64_t j) { return B + (lb.trans ? j * lb.ld + p : p * lb.ld + j); };
   const int64_t rb = s == MatmulStructure::LowerResult ? kTriangleBlockResult : kTriangleBlockA;
   for (int64_t i0 = 0; i0 < m; i0 += rb) {
     const int64_t i1 = std::min(m, i0 + rb), rows = i1 - i0;
-    T* c = C + i0 * n;
+    T* c = C + i0 * ldc;
     if (s == MatmulStructure::LowerA) {  // rows i < i1 read A[i, p] for p < i1 only
-      gemm(la.trans, lb.trans, rows, n, i1, a_at(i0, 0), la.ld, b_at(0, 0), lb.ld, T(0), c, n);
+      gemm(la.trans, lb.trans, rows, n, i1, a_at(i0, 0), la.ld, b_at(0, 0), lb.ld, T(0), c, ldc);
     } else if (s == MatmulStructure::UpperA) {  // rows i >= i0 read A[i, p] for p >= i0 only
-      gemm(la.trans, lb.trans, rows, n, k - i0, a_at(i0, i0), la.ld, b_at(i0, 0), lb.ld, T(0), c, n);
+      gemm(la.trans, lb.trans, rows, n, k - i0, a_at(i0, i0), la.ld, b_at(i0, 0), lb.ld, T(0), c, ldc);
     } else {  // LowerResult: columns j < i1; the columns right of the block are written as zeros
-      gemm(la.trans, lb.trans, rows, i1, k, a_at(i0, 0), la.ld, b_at(0, 0), lb.ld, T(0), c, n);
-      for (int64_t r = 0; r < rows; ++r) std::fill(c + r * n + i1, c + (r + 1) * n, T(0));
+      gemm(la.trans, lb.trans, rows, i1, k, a_at(i0, 0), la.ld, b_at(0, 0), lb.ld, T(0), c, ldc);
+      for (int64_t r = 0; r < rows; ++r) std::fill(c + r * ldc + i1, c + r * ldc + n, T(0));
     }
   }
 }
@@ -335,20 +354,22 @@ void matmul_blas(Problem& P) {
   T* C = static_cast<T*>(P.c->raw_data());
   const bool triangular = structure_applies(P);
   // [B, M, K] x [K, N]: one GEMM of [B*M, K] x [K, N] (the output is contiguous).
-  if (auto rs = triangular ? std::nullopt : P.folded_row_stride()) {
+  if (auto rs = triangular || !P.c_dense() ? std::nullopt : P.folded_row_stride()) {
     gemm(false, lb->trans, P.m * P.nbatch, P.n, P.k, A, *rs, B, lb->ld, T(0), C, P.n);
     return;
   }
-  std::vector<int64_t> ao, bo;
+  std::vector<int64_t> ao, bo, co;
   P.offsets(ao, bo);
-  int64_t mn = P.m * P.n;
+  P.c_offsets(co);
+  const int64_t ldc = P.ldc();
   auto one = [&](int64_t g) {
     const T* a = A + ao[static_cast<size_t>(g)];
     const T* b = B + bo[static_cast<size_t>(g)];
+    T* c = C + co[static_cast<size_t>(g)];
     if (triangular)
-      gemm_triangular(P.structure, P.m, P.n, P.k, a, *la, b, *lb, C + g * mn);
+      gemm_triangular(P.structure, P.m, P.n, P.k, a, *la, b, *lb, c, ldc);
     else
-      gemm(la->trans, lb->trans, P.m, P.n, P.k, a, la->ld, b, lb->ld, T(0), C + g * mn, P.n);
+      gemm(la->trans, lb->trans, P.m, P.n, P.k, a, la->ld, b, lb->ld, T(0), c, ldc);
   };
   // Large products parallelize inside the library; many small ones across the batch.
   if (P.m * P.n * P.k >= (int64_t{1} << 21)) {
@@ -498,7 +519,7 @@ bool prefer_primitive_f32(const Problem& P) {
 void run_problem(Problem& P) {
   switch (P.c->dtype()) {
     case DType::Float32:
-      if (prefer_primitive_f32(P) && !structure_applies(P))
+      if (prefer_primitive_f32(P) && !structure_applies(P) && P.c_dense())
         matmul_dnnl<float>(P);
       else
         matmul_blas<float>(P);
@@ -573,6 +594,11 @@ void matmul_kernel(const KernelCall& call) {
   }
   Problem P = make_problem(a, b, c);
   if (const auto* ma = std::get_if<MatmulAttrs>(&call.attrs)) P.structure = ma->structure;
+  const bool float_blas = c.dtype() == DType::Float32 || c.dtype() == DType::Float64;
+  if (!c.is_contiguous() && (!float_blas || c.strides().back() != 1 || P.m == 0))
+    raise<Error>("matmul", "a preallocated output with strides " + shape_str(c.strides()) + " for " +
+                               std::string(dtype_name(c.dtype())) + shape_str(c.shape()) +
+                               ": only float32/float64 outputs with contiguous rows may be strided");
   run_problem(P);
 }
 

@@ -131,6 +131,16 @@ struct Attention {
   MatmulStructure structure(int value) const {
     return structure_of(b.g.nodes[static_cast<size_t>(b.g.values[static_cast<size_t>(value)].node)]);
   }
+  // The structures of q k^T, P v, dO v^T, dS k, dS^T q and P^T dO, in that order.
+  void expect_structures(std::initializer_list<MatmulStructure> want) const {
+    const int products[] = {scores, o, dp, dq, dk, dv};
+    const char* names[] = {"q k^T", "P v", "dO v^T", "dS k", "dS^T q", "P^T dO"};
+    size_t i = 0;
+    for (MatmulStructure s : want) {
+      EXPECT_EQ(structure(products[i]), s) << names[i];
+      ++i;
+    }
+  }
 };
 
 }  // namespace
@@ -140,12 +150,8 @@ TEST(TriangularMatmul, CausalAttentionMarksAllSixProductsAndKeepsItsValues) {
     Attention a(t, mask(t));
     EXPECT_EQ(graph::mark_triangular_matmuls(a.b.g), 6);
     a.b.g.verify();
-    EXPECT_EQ(a.structure(a.scores), MatmulStructure::LowerResult);
-    EXPECT_EQ(a.structure(a.o), MatmulStructure::LowerA);
-    EXPECT_EQ(a.structure(a.dp), MatmulStructure::LowerResult);
-    EXPECT_EQ(a.structure(a.dq), MatmulStructure::LowerA);
-    EXPECT_EQ(a.structure(a.dk), MatmulStructure::UpperA);
-    EXPECT_EQ(a.structure(a.dv), MatmulStructure::UpperA);
+    a.expect_structures({MatmulStructure::LowerResult, MatmulStructure::LowerA, MatmulStructure::LowerResult,
+                         MatmulStructure::LowerA, MatmulStructure::UpperA, MatmulStructure::UpperA});
     EXPECT_NE(a.b.g.str().find("structure=upper_a"), std::string::npos);
     const auto got = graph::testing::run_graph(a.b.g, a.in);
     const int outs[] = {a.o, a.dq, a.dk, a.dv};
@@ -164,12 +170,8 @@ TEST(TriangularMatmul, OtherMasksAndReadersKeepProductsDense) {
      // where(M, 0, .) still makes dS lower, so dq and dk skip its zeros
     Attention a(t, mask(t), /*mask_in_false_slot=*/true);
     EXPECT_EQ(graph::mark_triangular_matmuls(a.b.g), 2);
-    EXPECT_EQ(a.structure(a.scores), MatmulStructure::Dense);
-    EXPECT_EQ(a.structure(a.o), MatmulStructure::Dense);
-    EXPECT_EQ(a.structure(a.dp), MatmulStructure::Dense);
-    EXPECT_EQ(a.structure(a.dv), MatmulStructure::Dense);
-    EXPECT_EQ(a.structure(a.dq), MatmulStructure::LowerA);
-    EXPECT_EQ(a.structure(a.dk), MatmulStructure::UpperA);
+    a.expect_structures({MatmulStructure::Dense, MatmulStructure::Dense, MatmulStructure::Dense,
+                         MatmulStructure::LowerA, MatmulStructure::UpperA, MatmulStructure::Dense});
     const auto got = graph::testing::run_graph(a.b.g, a.in);
     expect_close(got[1], a.b.env[static_cast<size_t>(a.dq)], 1e-5);
     expect_close(got[2], a.b.env[static_cast<size_t>(a.dk)], 1e-5);

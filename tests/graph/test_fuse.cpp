@@ -68,6 +68,22 @@ void expect_outputs_match(const Builder& b, const std::vector<Tensor>& got) {
 
 using graph::testing::rand;
 
+// Runs f as on a backend without a fused evaluator (every fused node step by step), restoring
+// the CPU evaluator afterwards.
+template <typename F>
+void without_evaluator(const F& f) {
+  graph::FusedEvaluator cpu = graph::fused_evaluator("cpu");
+  ASSERT_NE(cpu, nullptr);
+  graph::register_fused_evaluator("cpu", nullptr);
+  try {
+    f();
+  } catch (...) {
+    graph::register_fused_evaluator("cpu", cpu);
+    throw;
+  }
+  graph::register_fused_evaluator("cpu", cpu);
+}
+
 // x * w + b -> relu -> * 0.5 (b broadcast over rows by the binary op itself).
 Builder chain(const Tensor& x, const Tensor& w, const Tensor& b) {
   Builder bl;
@@ -315,22 +331,15 @@ TEST(Fuse, MillionElementsRunInParallelBlocks) {
 }
 
 TEST(Fuse, BackendWithoutEvaluatorRunsStepByStep) {
-  graph::FusedEvaluator cpu = graph::fused_evaluator("cpu");
-  ASSERT_NE(cpu, nullptr);
   Tensor x = rand({20, 30}, 37), bias = rand({30}, 38);
   Builder b = chain(x, rand({20, 30}, 39), bias);
   graph::fuse_elementwise(b.g);
-  graph::register_fused_evaluator("cpu", nullptr);  // as a backend that has none
   std::vector<Tensor> got, pre;
-  try {
+  without_evaluator([&] {
     got = run_graph(b.g, b.inputs());
     pre = {ts::empty({20, 30})};
     graph::run_fused(b.g.nodes[0], b.inputs(), pre);  // preallocated output: copied into
-  } catch (...) {
-    graph::register_fused_evaluator("cpu", cpu);
-    throw;
-  }
-  graph::register_fused_evaluator("cpu", cpu);
+  });
   expect_outputs_match(b, got);
   expect_outputs_match(b, pre);
 }
@@ -501,16 +510,8 @@ TEST(FuseReduce, StepByStepFallbackAndPreallocatedOutputs) {
   std::vector<Tensor> wrong = {ts::empty({64, 33}), ts::empty({64, 33})};
   ts::testing::expect_error<ts::ValueError>([&] { graph::run_fused(b.g.nodes[0], b.inputs(), wrong); },
                                             {"[run_fused]", "output 1", "[64]"});
-  graph::FusedEvaluator cpu = graph::fused_evaluator("cpu");
-  graph::register_fused_evaluator("cpu", nullptr);
   std::vector<Tensor> got;
-  try {
-    got = run_graph(b.g, b.inputs());
-  } catch (...) {
-    graph::register_fused_evaluator("cpu", cpu);
-    throw;
-  }
-  graph::register_fused_evaluator("cpu", cpu);
+  without_evaluator([&] { got = run_graph(b.g, b.inputs()); });
   expect_outputs_match(b, got);
 }
 
@@ -553,16 +554,8 @@ TEST(FuseRows, RowSumsFeedRowStepsAndBroadcastReadersInOnePass) {
       ts::set_num_threads(saved);
       expect_outputs_match(b, got);
     }
-    graph::FusedEvaluator cpu = graph::fused_evaluator("cpu");  // the step-by-step fallback
-    graph::register_fused_evaluator("cpu", nullptr);
-    std::vector<Tensor> got;
-    try {
-      got = run_graph(b.g, b.inputs());
-    } catch (...) {
-      graph::register_fused_evaluator("cpu", cpu);
-      throw;
-    }
-    graph::register_fused_evaluator("cpu", cpu);
+    std::vector<Tensor> got;  // the step-by-step fallback
+    without_evaluator([&] { got = run_graph(b.g, b.inputs()); });
     expect_outputs_match(b, got);
   }
 }

@@ -256,6 +256,16 @@ TEST(Compile, HeadMergeMatmulWritesThePermutedLayout) {
     EXPECT_TRUE(ts::equal(got[1], want[1]));
   }
   EXPECT_GE(f.stats().rewrites, 1);
+  // The merged heads returned as they are: the result is a view of the matmul's buffer, which
+  // must not be arena memory the next call overwrites.
+  auto merged = ts::compile([](const TensorList& x) {
+    return TensorList{ts::matmul(x[0], x[1]).permute({0, 2, 1, 3}).reshape({2, 40, 72})};
+  });
+  TensorList other = {rand({2, 3, 40, 16}, 10), rand({2, 3, 16, 24}, 11)};
+  ts::Tensor first = merged(in)[0];
+  ts::Tensor second = merged(other)[0];
+  EXPECT_TRUE(ts::equal(first, body(in)[0] / 2.0));
+  EXPECT_TRUE(ts::equal(second, ts::matmul(other[0], other[1]).permute({0, 2, 1, 3}).reshape({2, 40, 72})));
   // Without a memory plan the pass does not run (the executor allocates outputs contiguously).
   auto unplanned = ts::compile(body, {.plan_memory = false});
   EXPECT_TRUE(ts::equal(unplanned(in)[0], body(in)[0]));

@@ -23,6 +23,7 @@
 //
 // Extending it: a new op that keeps a property gets a line in forward() (lower/upper) or in
 // ignores_upper() (free); the kernel side is MatmulStructure (primitives.h).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -56,36 +57,25 @@ bool is_causal_mask(const Graph& g, int id) {
   return true;
 }
 
-bool swaps_last_axes(const Attrs& attrs) {
-  const auto* p = std::get_if<PermuteAttrs>(&attrs);
-  if (!p || p->perm.size() < 2) return false;
-  const size_t n = p->perm.size();
-  for (size_t d = 0; d + 2 < n; ++d)
-    if (p->perm[d] != static_cast<int64_t>(d)) return false;
-  return p->perm[n - 2] == static_cast<int64_t>(n - 1) && p->perm[n - 1] == static_cast<int64_t>(n - 2);
-}
-
 bool is_float(DType t) { return t == DType::Float32 || t == DType::Float64; }
 
 struct Analysis {
   const Graph& g;
   std::vector<char> mask, lower, upper, neg_inf_upper, free;
+  std::vector<int64_t> extents;  // T of each causal mask found
 
   explicit Analysis(const Graph& graph) : g(graph) {
     const size_t n = g.values.size();
     mask.assign(n, 0), lower.assign(n, 0), upper.assign(n, 0), neg_inf_upper.assign(n, 0), free.assign(n, 0);
-    for (size_t v = 0; v < n; ++v) mask[v] = is_causal_mask(g, static_cast<int>(v));
+    for (size_t v = 0; v < n; ++v)
+      if ((mask[v] = is_causal_mask(g, static_cast<int>(v)))) extents.push_back(g.values[v].shape.back());
   }
 
   // Whether value v is [..., T, T] for the extent of some mask (the analysis tracks only those).
   bool tracked(int v) const {
     const Value& x = g.values[static_cast<size_t>(v)];
-    if (!is_float(x.dtype)) return false;
     const int64_t t = square_extent(x);
-    if (t < 2) return false;
-    for (size_t m = 0; m < mask.size(); ++m)
-      if (mask[m] && g.values[m].shape.back() == t) return true;
-    return false;
+    return is_float(x.dtype) && t >= 2 && std::find(extents.begin(), extents.end(), t) != extents.end();
   }
 
   // lower / upper / -inf above the diagonal, in execution order.
@@ -120,7 +110,8 @@ struct Analysis {
           L = lower[static_cast<size_t>(in(0))], U = upper[static_cast<size_t>(in(0))];
           break;
         case OpId::Permute:
-          if (swaps_last_axes(n.attrs)) L = upper[static_cast<size_t>(in(0))], U = lower[static_cast<size_t>(in(0))];
+          if (swaps_last_two_axes(std::get<PermuteAttrs>(n.attrs).perm))
+            L = upper[static_cast<size_t>(in(0))], U = lower[static_cast<size_t>(in(0))];
           break;
         default:
           break;
@@ -152,9 +143,7 @@ struct Analysis {
 
   // free, from the last node back (every use of a value comes after its definition).
   void backward() {
-    std::vector<std::vector<int>> users(g.values.size());
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      for (int v : g.nodes[i].inputs) users[static_cast<size_t>(v)].push_back(static_cast<int>(i));
+    const std::vector<std::vector<int>> users = readers_of(g);
     std::vector<char> is_output(g.values.size(), 0);
     for (int v : g.outputs) is_output[static_cast<size_t>(v)] = 1;
     for (size_t i = g.nodes.size(); i-- > 0;) {
@@ -181,8 +170,8 @@ int mark_triangular_matmuls(Graph& g) {
   int marked = 0;
   for (GraphNode& n : g.nodes) {
     if (n.op != OpId::Matmul || n.fused || n.epilogue) continue;
-    const auto* attrs = std::get_if<MatmulAttrs>(&n.attrs);
-    if (!std::holds_alternative<NoAttrs>(n.attrs) && (!attrs || attrs->structure != MatmulStructure::Dense)) continue;
+    const auto* attrs = std::get_if<MatmulAttrs>(&n.attrs);  // else NoAttrs: a dense product
+    if (attrs && attrs->structure != MatmulStructure::Dense) continue;
     const int lhs = n.inputs[0], out = n.outputs[0];
     const Shape& as = g.values[static_cast<size_t>(lhs)].shape;
     if (!is_float(g.values[static_cast<size_t>(out)].dtype) || as.size() < 2) continue;

@@ -41,6 +41,7 @@
 
 #include "../core/dispatch.h"
 #include "backend_registry.h"
+#include "rewrite.h"
 #include "tessera/error.h"
 
 namespace tessera::graph {
@@ -223,10 +224,6 @@ int fuse_elementwise(Graph& g) {
   std::vector<char> is_row(n, 0);  // a row sum later members may read, or a row step
   // Open groups reading each value at their full shape (where a sum of that value may join).
   std::map<int, std::vector<int>> full_readers;
-  auto member_of = [&](int id, int r) {
-    const int p = producer(id);
-    return p >= 0 && group_of[static_cast<size_t>(p)] >= 0 && root(group_of[static_cast<size_t>(p)]) == r;
-  };
   for (size_t i = 0; i < n; ++i) {
     const GraphNode& node = g.nodes[i];
     std::vector<int> read;     // groups whose values this node reads
@@ -283,9 +280,11 @@ int fuse_elementwise(Graph& g) {
         const Group& gr = groups[static_cast<size_t>(r)];
         if (gr.closed || gr.row_shape.empty() || gr.row_shape != out.shape || !(gr.device == out.device)) continue;
         bool ok = std::find(blocked.begin(), blocked.end(), r) == blocked.end();
-        for (int in : node.inputs) {
+        for (int in : node.inputs) {  // a row value of group r, or a scalar
           const int p = producer(in);
-          ok = ok && ((member_of(in, r) && is_row[static_cast<size_t>(p)]) || immediate_of(g, in).defined());
+          const bool row_member = p >= 0 && group_of[static_cast<size_t>(p)] >= 0 &&
+                                  root(group_of[static_cast<size_t>(p)]) == r && is_row[static_cast<size_t>(p)];
+          ok = ok && (row_member || immediate_of(g, in).defined());
         }
         if (!ok) continue;
         groups[static_cast<size_t>(r)].members.push_back(static_cast<int>(i));
@@ -331,9 +330,7 @@ int fuse_elementwise(Graph& g) {
   }
 
   // Who reads each value (for the outputs of each group).
-  std::vector<std::vector<int>> readers(g.values.size());
-  for (size_t i = 0; i < n; ++i)
-    for (int in : g.nodes[i].inputs) readers[static_cast<size_t>(in)].push_back(static_cast<int>(i));
+  const std::vector<std::vector<int>> readers = readers_of(g);
   std::vector<char> returned(g.values.size(), 0);
   for (int o : g.outputs) returned[static_cast<size_t>(o)] = 1;
 

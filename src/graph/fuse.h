@@ -30,7 +30,7 @@ struct FusedStep {
   DType dtype = DType::Float32;  // output dtype
   /// Scratch slot of the block evaluator holding this step's block (slots are reused once a
   /// step's last reader has run; steps that are node outputs keep theirs to the end). -1 for a
-  /// reduction step, which writes its node output directly.
+  /// reduction step no other step reads, which writes its node output directly.
   int slot = 0;
   /// The output shape of a reduction step (its node output's) or of a row step; empty for the
   /// other elementwise steps, whose output has the program's shape.
@@ -84,13 +84,14 @@ struct FusedProgram {
 /// shape, directly or through an Expand view (absorbed: read with stride 0, never materialized).
 /// A float32/float64 sum joins a group when it reduces a value the group computes or reads at
 /// the group's shape, its axes have a ReduceLayout, its run (len or inner) is at most
-/// kMaxFusedReduceRun elements and a column sum has at least kMinFusedColumns columns; what
-/// reads the sum then stays outside the group. Fused sums add in the order of eager mode's
-/// reduction kernels, so their results are eager's bit for bit. Values used
-/// outside a group, or returned, become its outputs. Only groups of two or more nodes are
-/// formed. Ends with dead-code elimination (drops absorbed Expand/full nodes), so value ids are
-/// renumbered; leaves verify() passing. Returns the number of primitive nodes absorbed into
-/// fused nodes.
+/// kMaxFusedReduceRun elements and a column sum has at least kMinFusedColumns columns. A row
+/// sum kept as [..., 1] may also start a group, and its readers join it as row steps or
+/// broadcast readers (FusedProgram); what reads any other sum stays outside the group. Fused
+/// sums add in the order of eager mode's reduction kernels, so their results are eager's bit
+/// for bit. Values used outside a group, or returned, become its outputs. Only groups of two or
+/// more nodes are formed. Ends with dead-code elimination (drops absorbed Expand/full nodes), so
+/// value ids are renumbered; leaves verify() passing. Returns the number of primitive nodes
+/// absorbed into fused nodes.
 TESSERA_API int fuse_elementwise(Graph& g);
 
 /// The longest row (Rows) or column count (Columns) of a fused reduction: a block of the

@@ -181,6 +181,21 @@ std::vector<int> use_counts(const Graph& g) {
   return uses;
 }
 
+std::vector<std::vector<int>> readers_of(const Graph& g) {
+  std::vector<std::vector<int>> readers(g.values.size());
+  for (size_t n = 0; n < g.nodes.size(); ++n)
+    for (int in : g.nodes[n].inputs) readers[static_cast<size_t>(in)].push_back(static_cast<int>(n));
+  return readers;
+}
+
+bool swaps_last_two_axes(const Axes& perm) {
+  const size_t r = perm.size();
+  if (r < 2) return false;
+  for (size_t i = 0; i + 2 < r; ++i)
+    if (perm[i] != static_cast<int64_t>(i)) return false;
+  return perm[r - 1] == static_cast<int64_t>(r - 2) && perm[r - 2] == static_cast<int64_t>(r - 1);
+}
+
 const GraphNode* producer_of(const Graph& g, int id) {
   const Value& v = g.values[static_cast<size_t>(id)];
   return v.kind == Value::Kind::NodeOutput ? &g.nodes[static_cast<size_t>(v.node)] : nullptr;
@@ -442,11 +457,8 @@ int swap_transposed_matmuls(Graph& g) {
     if (mm.fused || mm.epilogue || mm.op != OpId::Matmul || !instead[m].empty()) continue;
     const auto& perm = std::get<PermuteAttrs>(p.attrs).perm;
     const size_t r = perm.size();
-    if (r < 2) continue;
-    bool swap = perm[r - 1] == static_cast<int64_t>(r - 2) && perm[r - 2] == static_cast<int64_t>(r - 1);
-    for (size_t i = 0; i + 2 < r; ++i) swap &= perm[i] == static_cast<int64_t>(i);
     const int a = mm.inputs[0], b = mm.inputs[1];
-    if (!swap || g.values[static_cast<size_t>(a)].shape.size() != r ||
+    if (!swaps_last_two_axes(perm) || g.values[static_cast<size_t>(a)].shape.size() != r ||
         g.values[static_cast<size_t>(b)].shape.size() != r)
       continue;
     auto transposed = [&](int x) {  // the permute view of x: its layout, last two axes swapped
@@ -470,21 +482,18 @@ int swap_transposed_matmuls(Graph& g) {
   return rewrites;
 }
 
-
 // The matmul writes C[b, h, t, :] where the permute puts it, so the permute's output is dense.
 int permute_matmul_outputs(Graph& g) {
   const std::vector<int> uses = use_counts(g);
-  std::vector<std::vector<int>> readers(g.values.size());
-  for (size_t n = 0; n < g.nodes.size(); ++n)
-    for (int in : g.nodes[n].inputs) readers[static_cast<size_t>(in)].push_back(static_cast<int>(n));
+  const std::vector<std::vector<int>> readers = readers_of(g);
   int changed = 0;
   for (GraphNode& p : g.nodes) {
     if (p.fused || p.op != OpId::Permute) continue;
     const int mv = p.inputs[0], pv = p.outputs[0];
     Value& out = g.values[static_cast<size_t>(mv)];
-    if (out.kind != Value::Kind::NodeOutput || uses[static_cast<size_t>(mv)] != 1 || out.strided_output) continue;
-    const GraphNode& mm = g.nodes[static_cast<size_t>(out.node)];
-    if (mm.fused || mm.epilogue || mm.op != OpId::Matmul || uses[static_cast<size_t>(pv)] == 0) continue;
+    if (!plain_producer(g, mv, OpId::Matmul) || uses[static_cast<size_t>(mv)] != 1 || out.strided_output ||
+        uses[static_cast<size_t>(pv)] == 0)
+      continue;
     if (out.dtype != DType::Float32 && out.dtype != DType::Float64) continue;
     const auto& perm = std::get<PermuteAttrs>(p.attrs).perm;
     const size_t r = perm.size();

@@ -1,4 +1,4 @@
-// Helpers of the rewrite passes (ir.cpp, pool_rewrites.cpp): a pass collects, per node, the
+// Helpers of the rewrite passes (ir.cpp, pool_rewrites.cpp, causal.cpp, fuse.cpp): a pass collects, per node, the
 // nodes that stand in for it and a map from old value ids to their replacements, then splices.
 #pragma once
 
@@ -13,6 +13,13 @@ std::vector<int> identity(size_t n);
 
 /// How many times each value is read: once per node input slot naming it, once per graph output.
 std::vector<int> use_counts(const Graph& g);
+
+/// The nodes reading each value, once per input slot naming it, in node order (graph outputs
+/// are not listed).
+std::vector<std::vector<int>> readers_of(const Graph& g);
+
+/// Whether perm swaps the last two axes and keeps the others in place (a matrix transpose).
+bool swaps_last_two_axes(const Axes& perm);
 
 /// The node producing value id, or nullptr for graph inputs and constants.
 const GraphNode* producer_of(const Graph& g, int id);

@@ -27,6 +27,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -237,42 +238,31 @@ struct Problem {
     a_rs = a.strides()[na - 2], a_cs = a.strides()[na - 1];
     b_rs = b.strides()[nb - 2], b_cs = b.strides()[nb - 1];
   }
-  // C's row stride, and the element offset of batch entry g in C (graph mode may hand the kernel
-  // an output whose batch axes are permuted: Value::strided_output; columns are contiguous).
+  // C's row stride (graph mode may hand the kernel an output whose batch axes are permuted:
+  // Value::strided_output; its columns are contiguous).
   int64_t ldc() const { return c->strides()[c->strides().size() - 2]; }
   bool c_dense() const { return c->is_contiguous(); }
-  void c_offsets(std::vector<int64_t>& co) const {
-    co.resize(static_cast<size_t>(nbatch));
-    const Strides& cs = c->strides();
+  // Element offsets of every batch entry for batch strides bs (odometer over the batch shape).
+  void batch_offsets(std::span<const int64_t> bs, std::vector<int64_t>& out) const {
+    out.resize(static_cast<size_t>(nbatch));
     Shape idx(batch.size(), 0);
     int64_t o = 0;
     for (int64_t g = 0; g < nbatch; ++g) {
-      co[static_cast<size_t>(g)] = o;
+      out[static_cast<size_t>(g)] = o;
       for (size_t d = batch.size(); d-- > 0;) {
-        o += cs[d];
+        o += bs[d];
         if (++idx[d] < batch[d]) break;
-        o -= cs[d] * batch[d];
+        o -= bs[d] * batch[d];
         idx[d] = 0;
       }
     }
   }
-  // Element offsets of every batch entry (odometer over the batch shape).
+  // ... of A's and B's batch entries, and of C's (whose leading axes are the batch axes).
   void offsets(std::vector<int64_t>& ao, std::vector<int64_t>& bo) const {
-    ao.resize(static_cast<size_t>(nbatch));
-    bo.resize(static_cast<size_t>(nbatch));
-    Shape idx(batch.size(), 0);
-    int64_t oa = 0, ob = 0;
-    for (int64_t g = 0; g < nbatch; ++g) {
-      ao[static_cast<size_t>(g)] = oa;
-      bo[static_cast<size_t>(g)] = ob;
-      for (size_t d = batch.size(); d-- > 0;) {
-        oa += a_bs[d], ob += b_bs[d];
-        if (++idx[d] < batch[d]) break;
-        oa -= a_bs[d] * batch[d], ob -= b_bs[d] * batch[d];
-        idx[d] = 0;
-      }
-    }
+    batch_offsets(a_bs, ao);
+    batch_offsets(b_bs, bo);
   }
+  void c_offsets(std::vector<int64_t>& co) const { batch_offsets(std::span(c->strides()).first(batch.size()), co); }
   // The row stride with which all (batch, row) pairs of A form one matrix, when B is shared by
   // every batch entry and A's batch axes are laid out like extra rows.
   std::optional<int64_t> folded_row_stride() const {
@@ -595,7 +585,7 @@ void matmul_kernel(const KernelCall& call) {
   Problem P = make_problem(a, b, c);
   if (const auto* ma = std::get_if<MatmulAttrs>(&call.attrs)) P.structure = ma->structure;
   const bool float_blas = c.dtype() == DType::Float32 || c.dtype() == DType::Float64;
-  if (!c.is_contiguous() && (!float_blas || c.strides().back() != 1 || P.m == 0))
+  if (!c.is_contiguous() && (!float_blas || c.strides().back() != 1))
     raise<Error>("matmul", "a preallocated output with strides " + shape_str(c.strides()) + " for " +
                                std::string(dtype_name(c.dtype())) + shape_str(c.shape()) +
                                ": only float32/float64 outputs with contiguous rows may be strided");

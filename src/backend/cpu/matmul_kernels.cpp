@@ -91,6 +91,31 @@ template <int MR>
     for (int64_t j = 0; j < nc; ++j) cr[j] = acc[r][j] + (beta == 0 ? 0.f : beta * cr[j]);
   }
 }
+// MR rows x 32 columns (two 16-column panels, the second `next` floats after the first), each A
+// element broadcast once for both; beta = 0 and full panels only.
+template <int MR>
+[[gnu::always_inline]] inline void tiny_block2(int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* bp,
+                                               int64_t bstride, int64_t next, float* c, int64_t ldc) {
+  VecNR acc[MR][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = VecNR{};
+  for (int64_t p = 0; p < k; ++p) {
+    VecNR b0, b1;
+    std::memcpy(&b0, bp + p * bstride, sizeof(b0));
+    std::memcpy(&b1, bp + p * bstride + next, sizeof(b1));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) {
+      const float av = a[r * a_rs + p * a_cs];
+      acc[r][0] += av * b0;
+      acc[r][1] += av * b1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    std::memcpy(c + r * ldc, &acc[r][0], sizeof(VecNR));
+    std::memcpy(c + r * ldc + kNR, &acc[r][1], sizeof(VecNR));
+  }
+}
 // C[m, n] = A B + beta C with A, B given by element strides. One clone per ISA level (the CPU
 // layer is compiled for baseline x86-64).
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void tiny_sgemm(
@@ -151,6 +176,64 @@ __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) vo
         break;
     }
   }
+}
+
+// R rows (from i0) of C = A B for one triangular product: k runs only over the part of A that can
+// be nonzero (LowerA: p < i0 + R; UpperA: p >= i0), and a lower result computes only the
+// 16-column panels left of i0 + R, writing zeros right of them. B is read as 16-column panels
+// (bstride between rows, `next` between panels).
+template <int R>
+[[gnu::always_inline]] inline void triangular_rows(MatmulStructure s, int64_t i0, int64_t n, int64_t k, const float* a,
+                                                   int64_t a_rs, int64_t a_cs, const float* b, int64_t bstride,
+                                                   int64_t next, float* c, int64_t ldc) {
+  const int64_t panels = (n + kNR - 1) / kNR, i1 = i0 + R;
+  int64_t p0 = 0, p1 = k, q1 = panels;
+  if (s == MatmulStructure::LowerA) p1 = std::min(k, i1);
+  if (s == MatmulStructure::UpperA) p0 = i0;
+  if (s == MatmulStructure::LowerResult) q1 = std::min(panels, (i1 + kNR - 1) / kNR);
+  const float* ab = a + i0 * a_rs + p0 * a_cs;
+  for (int64_t q = 0; q < q1;) {
+    const int64_t j0 = q * kNR;
+    const float* bp = b + q * next + p0 * bstride;
+    if (q + 1 < q1 && n - j0 >= 2 * kNR) {
+      tiny_block2<R>(p1 - p0, ab, a_rs, a_cs, bp, bstride, next, c + i0 * ldc + j0, ldc);
+      q += 2;
+    } else {
+      tiny_block<R>(p1 - p0, ab, a_rs, a_cs, bp, bstride, 0.f, c + i0 * ldc + j0, ldc, std::min<int64_t>(kNR, n - j0));
+      ++q;
+    }
+  }
+  if (q1 < panels)
+    for (int64_t r = 0; r < R; ++r) std::fill(c + (i0 + r) * ldc + q1 * kNR, c + (i0 + r) * ldc + n, 0.f);
+}
+
+// C = A B for one triangular product (MatmulStructure, primitives.h), A and B given by element
+// strides, in register blocks of 8 rows x 32 (or 16) columns. Blocks of 8 rows skip nearly the
+// whole masked triangle, where row blocks of a library GEMM are small, separately packed
+// products. B is read in place when `pack` is null (its rows contiguous, n a multiple of 16:
+// triangular_pack_floats == 0), else packed once per call, zero-padded, into `pack`.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void triangular_sgemm(
+    MatmulStructure s, int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
+    int64_t b_rs, int64_t b_cs, float* c, int64_t ldc, float* pack) {
+  constexpr int MR = 8;
+  const int64_t panels = (n + kNR - 1) / kNR;
+  const bool in_place = !pack;
+  if (!in_place)
+    for (int64_t q = 0; q < panels; ++q)
+      for (int64_t p = 0; p < k; ++p) {
+        float* d = pack + (q * k + p) * kNR;
+        for (int64_t j = 0; j < kNR; ++j) d[j] = q * kNR + j < n ? b[p * b_rs + (q * kNR + j) * b_cs] : 0.f;
+      }
+  const float* bp = in_place ? b : pack;
+  const int64_t bstride = in_place ? b_rs : kNR, next = in_place ? kNR : k * kNR;
+  int64_t i = 0;
+  for (; i + MR <= m; i += MR) triangular_rows<MR>(s, i, n, k, a, a_rs, a_cs, bp, bstride, next, c, ldc);
+  for (; i < m; ++i) triangular_rows<1>(s, i, n, k, a, a_rs, a_cs, bp, bstride, next, c, ldc);
+}
+
+// Floats of B panels triangular_sgemm packs for a k x n B with column stride b_cs (0: none).
+int64_t triangular_pack_floats(int64_t n, int64_t k, int64_t b_cs) {
+  return b_cs == 1 && n % kNR == 0 ? 0 : (n + kNR - 1) / kNR * kNR * k;
 }
 
 void check_blas_int(int64_t v) {
@@ -284,11 +367,12 @@ struct Problem {
 };
 
 // ---------------------------------------------------------------- float32 / float64
-// Rows per block of a triangular product. Blocks multiply only the part of A that can be nonzero
-// (LowerA, UpperA) or compute only the result columns that are read (LowerResult). Smaller
-// blocks skip more of the triangle but make smaller GEMMs; for the 128 x 128 products of
-// attention (64 batches, 2 threads), 32-row blocks take ~0.62 of the dense product's time when A
-// is triangular, and 64-row blocks ~0.85 for a lower result (smaller ones gained nothing there).
+// Rows per block of a float64 triangular product (float32 ones run triangular_sgemm's 8-row
+// register blocks). Blocks multiply only the part of A that can be nonzero (LowerA, UpperA) or
+// compute only the result columns that are read (LowerResult), as separate library GEMMs: for
+// the 128 x 128 products of attention (64 batches, 2 threads), 32-row blocks took ~0.62 of the
+// dense product's time when A is triangular, 64-row blocks ~0.85 for a lower result. These are
+// also the smallest products given a structure at all.
 constexpr int64_t kTriangleBlockA = 32;
 constexpr int64_t kTriangleBlockResult = 64;
 
@@ -306,10 +390,17 @@ bool structure_applies(const Problem& P) {
   return false;
 }
 
-// One product C = A B with triangular structure s, C row-major with n columns, as row blocks.
+// One product C = A B with triangular structure s, C row-major with n columns: float32 in 8-row
+// register blocks (triangular_sgemm; pack: triangular_pack_floats of scratch, or null), float64
+// as row blocks of library GEMMs.
 template <typename T>
 void gemm_triangular(MatmulStructure s, int64_t m, int64_t n, int64_t k, const T* A, const BlasLayout& la, const T* B,
-                     const BlasLayout& lb, T* C, int64_t ldc) {
+                     const BlasLayout& lb, T* C, int64_t ldc, T* pack) {
+  if constexpr (std::is_same_v<T, float>) {
+    triangular_sgemm(s, m, n, k, A, la.trans ? 1 : la.ld, la.trans ? la.ld : 1, B, lb.trans ? 1 : lb.ld,
+                     lb.trans ? lb.ld : 1, C, ldc, pack);
+    return;
+  }
   auto a_at = [&](int64_t i, int64_t p) { return A + (la.trans ? p * la.ld + i : i * la.ld + p); };
   auto b_at = [&](int64_t p, int64_t j) { return B + (lb.trans ? j * lb.ld + p : p * lb.ld + j); };
   const int64_t rb = s == MatmulStructure::LowerResult ? kTriangleBlockResult : kTriangleBlockA;
@@ -352,12 +443,21 @@ void matmul_blas(Problem& P) {
   P.offsets(ao, bo);
   P.c_offsets(co);
   const int64_t ldc = P.ldc();
+  // float32 triangular products pack B's panels into one buffer per thread (allocated here, not
+  // inside the parallel region); nested in a caller's parallel region everything runs inline.
+  const bool nested = omp_in_parallel();
+  int64_t pack_floats = 0;
+  std::vector<T> packs;
+  if constexpr (std::is_same_v<T, float>)
+    if (triangular) pack_floats = triangular_pack_floats(P.n, P.k, lb->trans ? lb->ld : 1);
+  if (pack_floats) packs.resize(static_cast<size_t>(pack_floats * (nested ? 1 : std::max(1, num_threads()))));
   auto one = [&](int64_t g) {
     const T* a = A + ao[static_cast<size_t>(g)];
     const T* b = B + bo[static_cast<size_t>(g)];
     T* c = C + co[static_cast<size_t>(g)];
+    T* pack = pack_floats ? packs.data() + (nested ? 0 : omp_get_thread_num()) * pack_floats : nullptr;
     if (triangular)
-      gemm_triangular(P.structure, P.m, P.n, P.k, a, *la, b, *lb, c, ldc);
+      gemm_triangular(P.structure, P.m, P.n, P.k, a, *la, b, *lb, c, ldc, pack);
     else
       gemm(la->trans, lb->trans, P.m, P.n, P.k, a, la->ld, b, lb->ld, T(0), c, ldc);
   };

@@ -378,6 +378,8 @@ struct CompiledFunction::Impl {
     if (options.plan_memory) {  // layouts the planned executor allocates (Value::strided_output)
       stats.rewrites += graph::permute_matmul_outputs(g);
       after("permute_matmul_outputs");
+      stats.rewrites += graph::place_concat_inputs(g);
+      after("place_concat_inputs");
     }
   }
 
@@ -535,6 +537,10 @@ struct CompiledFunction::Impl {
       if (!e.planned || view) {
         out.assign(node.outputs.size(), Tensor());
         graph::run_node(g, node, in, out);
+      } else if (plan.elided[n]) {  // a concat whose parts their producers wrote in place
+        const int v = node.outputs[0];
+        out.assign(
+            1, at_bytes(g.values[static_cast<size_t>(v)], arena.impl().storage, plan.offset[static_cast<size_t>(v)]));
       } else {
         out.clear();
         for (int v : node.outputs) {
@@ -570,7 +576,8 @@ struct CompiledFunction::Impl {
   }
 
   // A tensor of v's shape and dtype at byte offset `bytes` of storage: contiguous, or with the
-  // strides a layout pass chose (Value::strided_output, a permutation of a dense layout).
+  // strides a layout pass chose (Value::strided_output: a permutation of a dense layout, or a
+  // slice of a concat's buffer).
   static Tensor at_bytes(const graph::Value& v, const std::shared_ptr<Storage>& storage, int64_t bytes) {
     auto impl = std::make_shared<TensorImpl>();
     impl->shape = v.shape;

@@ -114,7 +114,10 @@ std::string Graph::str() const {
     os << " = " << node_label(n) << "(";
     for (size_t k = 0; k < n.inputs.size(); ++k) os << (k ? ", " : "") << "%" << n.inputs[k];
     std::string a = n.fused ? "" : attrs_str(n.attrs);
-    os << ")" << (a.empty() ? "" : " {" + a + "}") << " : " << meta(values[static_cast<size_t>(n.outputs[0])]) << "\n";
+    const Value& v = values[static_cast<size_t>(n.outputs[0])];
+    os << ")" << (a.empty() ? "" : " {" + a + "}") << " : " << meta(v);
+    if (v.placed_in >= 0) os << " in %" << v.placed_in << " at " << v.placed_at;
+    os << "\n";
   }
   os << "return";
   for (size_t i = 0; i < outputs.size(); ++i) os << (i ? ", " : " ") << "%" << outputs[i];

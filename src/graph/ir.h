@@ -24,9 +24,14 @@ struct Value {
   int node = -1;    // NodeOutput: the producing node
   int index = 0;    // NodeOutput: which output; Input: position in the argument list
   Tensor constant;  // Constant: the captured tensor
-  /// Set by a layout pass (permute_matmul_outputs) on a node output: the kernel writes it with
-  /// `strides` (a permutation of a dense layout), and the executor allocates it that way.
+  /// Set by a layout pass (permute_matmul_outputs, place_concat_inputs) on a node output: the
+  /// kernel writes it with `strides` (a permutation of a dense layout, or a slice of the buffer
+  /// named by placed_in), and the executor allocates it that way.
   bool strided_output = false;
+  /// Set by place_concat_inputs: the value is written straight into the buffer of value
+  /// placed_in (a concat's output), starting placed_at elements into it, with `strides`.
+  int placed_in = -1;
+  int64_t placed_at = 0;
 };
 
 struct FusedProgram;  // fuse.h
@@ -102,6 +107,14 @@ int swap_transposed_matmuls(Graph& g);
 /// an epilogue whose only reader is the permute, whose other readers are reshapes. Run last, on
 /// the final graph. Returns the number of matmuls changed.
 TESSERA_API int permute_matmul_outputs(Graph& g);
+
+/// concat(x1, ..., xn) whose every input is a float matmul's result, directly or through
+/// permute/reshape views, read by nothing else: each matmul writes its part straight into the
+/// concat's buffer (Value::placed_in, strides of that slice), and the memory plan elides the
+/// concat (MemoryPlan::elided; attention's q/k/v gradients). The concat's output must not be
+/// returned (its buffer is an arena slot that lives from the first matmul on). Run last, after
+/// permute_matmul_outputs, on the final graph. Returns the number of concats placed.
+TESSERA_API int place_concat_inputs(Graph& g);
 
 /// add(pad(a), pad(b), ...) whose zero pads along one axis tile it exactly (each pad and inner
 /// add used once) becomes concat(a, b, ...) along that axis: the gradient of splitting a tensor

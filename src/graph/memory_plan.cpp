@@ -233,6 +233,7 @@ MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaSt
   const int n = static_cast<int>(g.nodes.size());
   MemoryPlan plan;
   plan.offset.assign(nv, -1);
+  plan.elided.assign(static_cast<size_t>(g.nodes.size()), 0);
   plan.inplace_of.assign(nv, -1);
   plan.storage_of.resize(nv);
   std::iota(plan.storage_of.begin(), plan.storage_of.end(), 0);
@@ -273,6 +274,26 @@ MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaSt
       plan.naive_bytes += alias[static_cast<size_t>(v)] ? 0 : value_bytes(out);
       if (alias[static_cast<size_t>(v)]) {
         plan.storage_of[static_cast<size_t>(v)] = plan.storage_of[static_cast<size_t>(node.inputs[0])];
+        continue;
+      }
+      // Written into a concat's buffer (place_concat_inputs): the buffer opens with its first part.
+      if (const int c = out.placed_in; c >= 0) {
+        if (escapes[static_cast<size_t>(c)] || g.values[static_cast<size_t>(c)].kind != Value::Kind::NodeOutput)
+          raise<ValueError>("plan_memory", "value %" + std::to_string(v) + " is placed in %" + std::to_string(c) +
+                                               ", which is not an intermediate node output");
+        if (buffer_of[static_cast<size_t>(c)] < 0) {
+          buffer_of[static_cast<size_t>(c)] = static_cast<int>(bufs.size());
+          const int64_t bytes = value_bytes(g.values[static_cast<size_t>(c)]);
+          bufs.push_back({c, k, k, bytes, align_up(bytes)});
+        }
+        plan.storage_of[static_cast<size_t>(v)] = c;
+        continue;
+      }
+      if (buffer_of[static_cast<size_t>(v)] >= 0) {  // a concat whose parts are already in place
+        for (int in : node.inputs)
+          if (g.values[static_cast<size_t>(base[static_cast<size_t>(in)])].placed_in != v)
+            raise<ValueError>("plan_memory", "concat %" + std::to_string(v) + " has an input not placed in it");
+        plan.elided[static_cast<size_t>(k)] = 1;
         continue;
       }
       int source = -1;
@@ -370,9 +391,13 @@ MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaSt
     }
   }
   for (size_t i = 0; i < arena.size(); ++i) plan.offset[static_cast<size_t>(arena_root[i])] = off[i];
-  // In-place values sit where their storage's owner does.
-  for (size_t v = 0; v < nv; ++v)
+  // In-place values sit where their storage's owner does, placed ones at their slice of it.
+  for (size_t v = 0; v < nv; ++v) {
     if (plan.inplace_of[v] >= 0) plan.offset[v] = plan.offset[static_cast<size_t>(plan.storage_of[v])];
+    if (const int c = g.values[v].placed_in; c >= 0 && !alias[v])
+      plan.offset[v] = plan.offset[static_cast<size_t>(c)] +
+                       g.values[v].placed_at * static_cast<int64_t>(dtype_size(g.values[v].dtype));
+  }
   return plan;
 }
 

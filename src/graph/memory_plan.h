@@ -5,7 +5,10 @@
 //  - view (a View op whose output is an alias: storage_of[v] != v and inplace_of[v] == -1):
 //    make the view of its input as eager does; it allocates nothing.
 //  - offset[v] >= 0: v is a contiguous tensor at byte offset[v] of the arena (in-place values
-//    share their source's offset; a Reshape that must copy also gets a slot here).
+//    share their source's offset; a Reshape that must copy also gets a slot here), or a strided
+//    one (Value::strided_output): a value placed in a concat's buffer sits at its slice's offset.
+//  - elided[k]: node k (a concat whose parts are already in its buffer) is not run; its output
+//    is the arena tensor at its offset.
 //  - storage_of[v] is a graph input (then it was donated): v is written in place into that
 //    input's buffer (same shape, contiguous).
 //  - otherwise (offset -1, storage_of[v] == v): v escapes to the caller (a graph output, or the
@@ -40,6 +43,9 @@ struct MemoryPlan {
   /// Per value id: the value that owns the storage it lives in (itself, the base of a view
   /// chain, or the in-place source's owner).
   std::vector<int> storage_of;
+  /// Per node: 1 for a concat whose inputs were all written into its buffer by their producers
+  /// (place_concat_inputs, Value::placed_in): the executor places its output and skips it.
+  std::vector<char> elided;
   int64_t arena_bytes = 0;  // size of the arena the offsets fit in (a multiple of kArenaAlignment)
   /// Max over node steps k of the bytes of the buffers the plan allocates that are live while
   /// node k runs: arena buffers (exact, unaligned byte sizes; a buffer reused in place counts

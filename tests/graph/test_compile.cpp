@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/dispatch.h"
+#include "graph/memory_plan.h"
 #include "graph_builder.h"
 #include "harness/harness.h"
 #include "tessera/tessera.h"
@@ -302,6 +303,77 @@ TEST(Compile, MatmulKernelWritesPermutedOutputsAndRejectsOtherLayouts) {
   ts::testing::expect_error<ts::Error>(
       [&] { ts::detail::run_kernel(OpId::Matmul, ints, ts::MatmulAttrs{}, std::span<ts::Tensor>(&bad, 1)); },
       {"[matmul]", "strided"});
+}
+
+TEST(Compile, ConcatOfMatmulResultsIsWrittenInPlace) {
+  // Parts of a concat computed by matmuls (one through the head-merge views) are written into
+  // the concat's buffer; the concat node is skipped. Along the last and a middle axis.
+  auto body = [](const TensorList& in) {
+    ts::Tensor heads = ts::matmul(in[0], in[1]).permute({0, 2, 1, 3}).reshape({2, 40, 72});
+    ts::Tensor plain = ts::matmul(in[2], in[3]);  // [2, 40, 24]
+    ts::Tensor c = ts::concat({heads, plain}, 2);
+    ts::Tensor rows = ts::concat({ts::matmul(in[2] * 2.0, in[3]), ts::matmul(in[4], in[3])}, 1);  // [2, 48, 24]
+    return TensorList{ts::matmul(c, in[5]), ts::sum(rows * rows)};
+  };
+  TensorList in = {rand({2, 3, 40, 16}, 20), rand({2, 3, 16, 24}, 21), rand({2, 40, 16}, 22),
+                   rand({16, 24}, 23),       rand({2, 8, 16}, 24),     rand({96, 8}, 25)};
+  auto f = ts::compile(body);
+  for (int call = 0; call < 2; ++call) {
+    TensorList got = f(in), want = body(in);
+    EXPECT_TRUE(ts::allclose(got[0], want[0], 1e-5, 1e-6));
+    EXPECT_TRUE(ts::allclose(got[1], want[1], 1e-5, 1e-6));
+  }
+  auto placed = [](const std::string& text) {  // the dump marks "... : float32[...] in %c at k"
+    int64_t n = 0;
+    for (size_t at = text.find(" in %"); at != std::string::npos; at = text.find(" in %", at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(placed(f.graph_text()), 4);
+  auto unplanned = ts::compile(body, {.plan_memory = false});
+  EXPECT_TRUE(ts::allclose(unplanned(in)[0], body(in)[0], 1e-5, 1e-6));
+  EXPECT_EQ(placed(unplanned.graph_text()), 0);
+}
+
+TEST(Compile, ConcatPlacementNeedsEveryPartAMatmulReadOnlyThere) {
+  auto build = [](int variant) {
+    auto b = std::make_shared<graph::testing::GraphBuilder>();
+    const int a = b->input(rand({2, 3, 40, 16}, 6)), w = b->input(rand({2, 3, 16, 24}, 7));
+    const int x = b->input(rand({2, 40, 16}, 8)), v = b->input(rand({16, 24}, 9));
+    const int mm = b->op(OpId::Matmul, {a, w});
+    const int merged = b->reshape(b->permute(mm, {0, 2, 1, 3}), {2, 40, 72});
+    const int mm2 = b->op(OpId::Matmul, {x, v});
+    const int second = variant == 2 ? b->op(OpId::Add, {mm2, mm2}) : mm2;  // 2: not a matmul's
+    const int c = b->op(OpId::Concat, {merged, second}, ts::AxisAttrs{2});
+    const int s = b->op(OpId::Sum, {c}, ts::ReduceAttrs{{2}, false});
+    b->g.outputs = {variant == 1 ? c : s};          // 1: the concat is returned
+    if (variant == 3) b->g.outputs.push_back(mm2);  // 3: a part read elsewhere
+    return std::make_tuple(b, mm, mm2, c);
+  };
+  auto [b, mm, mm2, c] = build(0);
+  EXPECT_EQ(graph::place_concat_inputs(b->g), 1);
+  b->g.verify();
+  const auto& vals = b->g.values;
+  EXPECT_EQ(vals[static_cast<size_t>(mm)].placed_in, c);
+  EXPECT_EQ(vals[static_cast<size_t>(mm)].placed_at, 0);
+  EXPECT_EQ(vals[static_cast<size_t>(mm)].strides, (ts::Strides{40 * 96, 24, 96, 1}));
+  EXPECT_EQ(vals[static_cast<size_t>(mm2)].placed_at, 72);
+  EXPECT_EQ(vals[static_cast<size_t>(mm2)].strides, (ts::Strides{40 * 96, 96, 1}));
+  const graph::MemoryPlan plan = graph::plan_memory(b->g);
+  const size_t concat_node = static_cast<size_t>(vals[static_cast<size_t>(c)].node);
+  EXPECT_TRUE(plan.elided[concat_node]);
+  EXPECT_EQ(std::count(plan.elided.begin(), plan.elided.end(), 1), 1);
+  EXPECT_EQ(plan.offset[static_cast<size_t>(mm2)], plan.offset[static_cast<size_t>(c)] + 72 * 4);
+  EXPECT_EQ(plan.offset[static_cast<size_t>(mm)], plan.offset[static_cast<size_t>(c)]);
+  EXPECT_EQ(plan.planned_peak_bytes, 2 * 40 * 96 * 4 + 2 * 40 * 4);  // the concat and the sum
+  EXPECT_EQ(graph::place_concat_inputs(b->g), 0);                    // already placed
+  for (int variant : {1, 2, 3}) {
+    SCOPED_TRACE(variant);
+    auto [other, m1, m2, cc] = build(variant);
+    EXPECT_EQ(graph::place_concat_inputs(other->g), 0);
+    EXPECT_EQ(other->g.values[static_cast<size_t>(m1)].placed_in, -1);
+    EXPECT_FALSE(
+        graph::plan_memory(other->g).elided[static_cast<size_t>(other->g.values[static_cast<size_t>(cc)].node)]);
+  }
 }
 
 TEST(Compile, GradientOfSplitIsOneConcat) {

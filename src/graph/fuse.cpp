@@ -55,9 +55,9 @@ bool elementwise(const GraphNode& n) {
 }
 
 // A sum the group evaluator can compute in the group's pass: float32/float64, dtype kept, axes
-// with a ReduceLayout over a run of at most kMaxFusedReduceRun elements (columns: at least
-// kMinFusedColumns), and an output smaller than the operand (a sum over size-1 axes only is a
-// reshape, left to simplify).
+// with a ReduceLayout over a run of at most kMaxFusedReduceRun elements (float32 columns: at
+// least kMinFusedColumns; float64 ones any number, fuse.h), and an output smaller than the
+// operand (a sum over size-1 axes only is a reshape, left to simplify).
 bool fusible_reduction(const Graph& g, const GraphNode& n, ReduceLayout& layout) {
   if (n.fused || n.epilogue || n.op != OpId::Sum || n.inputs.size() != 1 || n.outputs.size() != 1) return false;
   const Value& in = g.values[static_cast<size_t>(n.inputs[0])];
@@ -66,7 +66,8 @@ bool fusible_reduction(const Graph& g, const GraphNode& n, ReduceLayout& layout)
       shape_numel(out.shape) >= shape_numel(in.shape))
     return false;
   if (!reduce_layout(in.shape, std::get<ReduceAttrs>(n.attrs).axes, layout)) return false;
-  if (layout.kind == ReduceLayout::Kind::Columns && layout.inner < kMinFusedColumns) return false;
+  if (layout.kind == ReduceLayout::Kind::Columns && layout.inner < kMinFusedColumns && in.dtype != DType::Float64)
+    return false;
   return layout.unit() <= kMaxFusedReduceRun;
 }
 

@@ -84,7 +84,7 @@ struct FusedProgram {
 /// shape, directly or through an Expand view (absorbed: read with stride 0, never materialized).
 /// A float32/float64 sum joins a group when it reduces a value the group computes or reads at
 /// the group's shape, its axes have a ReduceLayout, its run (len or inner) is at most
-/// kMaxFusedReduceRun elements and a column sum has at least kMinFusedColumns columns. A row
+/// kMaxFusedReduceRun elements and a float32 column sum has at least kMinFusedColumns columns. A row
 /// sum kept as [..., 1] may also start a group, and its readers join it as row steps or
 /// broadcast readers (FusedProgram); what reads any other sum stays outside the group. Fused
 /// sums add in the order of eager mode's reduction kernels, so their results are eager's bit
@@ -97,9 +97,12 @@ TESSERA_API int fuse_elementwise(Graph& g);
 /// The longest row (Rows) or column count (Columns) of a fused reduction: a block of the
 /// evaluator holds whole rows.
 inline constexpr int64_t kMaxFusedReduceRun = 16384;
-/// The fewest columns of a fused column sum. Narrower ones (a norm's full sum, a few columns)
-/// stay reduction nodes: the reduction kernels sum them in vector lanes, faster than row by row,
-/// in an order a row-by-row pass would not reproduce.
+/// The fewest columns of a fused float32 column sum. Narrower float32 ones (a full sum, a few
+/// columns) stay reduction nodes: the reduction kernels sum them in vector lanes, faster than row
+/// by row, in an order a row-by-row pass would not reproduce. Narrow float64 sums (a gradient
+/// norm's sum of squares) do fuse: the evaluator sums each block with the reduction kernels'
+/// loops and combines the blocks' sums pairwise, to float64 accuracy but not in eager mode's
+/// order (not bit for bit; float32 values computed from them almost always agree).
 inline constexpr int64_t kMinFusedColumns = 64;
 
 /// The shortest row whose sum steps of the same group may read: full-shape steps reading a row

@@ -465,12 +465,43 @@ TEST(FuseReduce, SumsThatCannotFuseStayNodes) {
   int eb = b.op(OpId::Exp, {bi});
   b.ret(b.op(OpId::Sum, {b.op(OpId::Neg, {eb})}, ts::ReduceAttrs{{1}, false}));  // a row too long
   int sq = b.op(OpId::Mul, {xi, xi});
-  b.ret(b.op(OpId::Sum, {sq}, ts::ReduceAttrs{{0, 1, 2}, false}));  // a full sum (one column)
-  b.ret(b.op(OpId::Sum, {sq}, ts::ReduceAttrs{{0, 1}, false}));     // 6 columns
+  b.ret(b.op(OpId::Sum, {sq}, ts::ReduceAttrs{{0, 1, 2}, false}));  // a float32 full sum (one column)
+  b.ret(b.op(OpId::Sum, {sq}, ts::ReduceAttrs{{0, 1}, false}));     // 6 float32 columns
   graph::fuse_elementwise(b.g);
   b.g.verify();
   EXPECT_EQ(count_op(b.g, OpId::Sum), 5) << b.g.str();
   expect_outputs_match(b, run_graph(b.g, b.inputs()));
+}
+
+TEST(FuseReduce, NarrowFloat64SumsFuseToFloat64AccuracyWithAnyThreadCount) {
+  // A gradient norm's sum of squares in float64 (a full sum) and a 6-column float64 sum join
+  // their chains: summed per block and the blocks pairwise, so they match eager to float64
+  // rounding (not its order), and give the same bits with 1, 2 and 3 threads.
+  Tensor g = rand({300, 1000}, 66), h = rand({1200, 6}, 67);
+  Builder b;
+  int gi = b.input(g), hi = b.input(h);
+  int g64 = b.op(OpId::Cast, {gi}, ts::CastAttrs{DType::Float64});
+  b.ret(b.op(OpId::Sum, {b.op(OpId::Mul, {g64, g64})}, ts::ReduceAttrs{{0, 1}, false}));
+  int h64 = b.op(OpId::Cast, {hi}, ts::CastAttrs{DType::Float64});
+  b.ret(b.op(OpId::Sum, {b.op(OpId::Exp, {h64})}, ts::ReduceAttrs{{0}, false}));
+  EXPECT_EQ(graph::fuse_elementwise(b.g), 6);
+  b.g.verify();
+  EXPECT_EQ(count_op(b.g, OpId::Sum), 0) << b.g.str();
+  ASSERT_EQ(count_fused(b.g), 2) << b.g.str();
+  for (const auto& n : b.g.nodes) EXPECT_EQ(n.fused->outputs.size(), 1u) << "the float64 chain is never written";
+  const std::vector<Tensor> want = b.expected();
+  const int saved = ts::get_num_threads();
+  std::vector<std::vector<Tensor>> got;
+  for (int threads : {1, 2, 3}) {
+    ts::set_num_threads(threads);
+    got.push_back(run_graph(b.g, b.inputs()));
+    ts::set_num_threads(saved);
+  }
+  for (size_t k = 0; k < want.size(); ++k) {
+    EXPECT_TRUE(ts::allclose(got[0][k], want[k], 1e-14, 0)) << k;
+    EXPECT_TRUE(ts::equal(got[1][k], got[0][k])) << k;
+    EXPECT_TRUE(ts::equal(got[2][k], got[0][k])) << k;
+  }
 }
 
 TEST(FuseReduce, AReaderOfASumStartsAnotherGroup) {

@@ -18,7 +18,9 @@
 // read the row values at stride 0 with one call per row (row outputs are copied out after the
 // block). A column sum adds rows into leaves of 16 and combines the leaves pairwise after the
 // pass, in the order of the reduction kernels' column path. Either way the result is eager
-// mode's bit for bit, whatever the thread count.
+// mode's bit for bit, whatever the thread count. A narrow float64 column sum (a full sum) is
+// instead summed per block by the reduction kernels' loops, and the blocks' sums pairwise after
+// the pass: the same for any thread count, but not eager's order.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -288,8 +290,11 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   // every column sum, so no leaf straddles two threads. A thread adds a leaf's rows into a running
   // row (two buffers in turn, starting from a row of zeros) and stores the finished leaf; the
   // leaves are combined after the pass.
+  // Narrow float64 column sums (fewer than kMinFusedColumns columns, fuse.h) instead sum each
+  // block with the reduction kernels' loops into one leaf per block.
   struct ColumnSum {
     int64_t inner = 0, leaves = 0, at = 0;  // at: its running rows' offset in a thread's scratch
+    bool per_block = false;
     std::unique_ptr<char[], AlignedFree> leaf_sums;
   };
   std::vector<ColumnSum> columns(out.size());
@@ -300,6 +305,17 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
     ColumnSum& c = columns[static_cast<size_t>(k)];
     const int64_t osize = static_cast<int64_t>(out[static_cast<size_t>(k)].itemsize());
     c.inner = l.inner;
+    if (l.inner < graph::kMinFusedColumns) {
+      if (out[static_cast<size_t>(k)].dtype() != DType::Float64) return false;
+      c.per_block = true;
+      c.leaves = nblocks;
+      c.leaf_sums.reset(static_cast<char*>(
+          ::operator new[](static_cast<size_t>(nblocks * l.inner * osize), std::align_val_t{64}, std::nothrow)));
+      if (!c.leaf_sums)
+        raise<OutOfMemoryError>("run_fused",
+                                "no memory for the partial sums of " + std::to_string(nblocks) + " blocks");
+      continue;
+    }
     c.leaves = (numel / l.inner + kLeafRows - 1) / kLeafRows;
     c.at = column_bytes;
     column_bytes += 2 * ((l.inner * osize + 63) / 64 * 64);
@@ -384,6 +400,9 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
                               : static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b / l.len * osize;
               reduce_contiguous(OpId::Sum, st.dtype, src, n / l.len, l.len, 1, dst);
               result[s] = dst;
+            } else if (const ColumnSum& cs = columns[static_cast<size_t>(k)]; cs.per_block) {
+              reduce_contiguous(OpId::Sum, st.dtype, src, 1, n / l.inner, l.inner,
+                                cs.leaf_sums.get() + blk * l.inner * osize);
             } else {
               add_leaf_rows(k, src, b / l.inner, n / l.inner, osize, st.dtype);
             }

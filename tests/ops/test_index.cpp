@@ -274,6 +274,27 @@ TEST(Scatter, DuplicateIndicesResolveDeterministically) {
   EXPECT_CLOSE(last, ref_scatter(to_ref(zero), 0, to_ref(big_idx), to_ref(big_src), false), ts::DType::Float32);
 }
 
+TEST(Scatter, IndexBroadcastOverRowsMatchesTheElementWalk) {
+  // An embedding's gradient: one index per row, expanded over the row (stride 0), onto
+  // contiguous rows. Rows are added in one loop each; the result must be the element-by-element
+  // walk's (the same index made contiguous) bit for bit, duplicates in index order.
+  for (ts::DType dt : {ts::DType::Float32, ts::DType::Float16, ts::DType::Int64}) {
+    SCOPED_TRACE(std::string(ts::dtype_name(dt)));
+    ts::Tensor rows = ts::remainder(make_input({3000, 1}, ts::DType::Int64, Layout::Contiguous, 7, 0, 1000), 40);
+    ts::Tensor expanded = ts::expand(rows, {3000, 300}), walked = expanded.contiguous();
+    ts::Tensor src = make_input({3000, 300}, dt, Layout::Contiguous, 8, -50, 50);
+    ts::Tensor x = make_input({40, 300}, dt, Layout::Contiguous, 9, -50, 50);
+    EXPECT_TRUE(ts::equal(ts::scatter_add(x, 0, expanded, src), ts::scatter_add(x, 0, walked, src)));
+    EXPECT_TRUE(ts::equal(ts::scatter(x, 0, expanded, src), ts::scatter(x, 0, walked, src)));
+  }
+  ts::Tensor bad = ts::expand(ts::tensor<int64_t>({0, 5}, {2, 1}), {2, 4});
+  expect_error<ts::IndexError>(
+      [&] {
+        ts::scatter_add(ts::zeros({3, 4}), 0, bad, ts::ones({2, 4}));
+      },
+      {"[scatter_add]", "5"});
+}
+
 TEST(ScatterAdd, AccumulatesHalfPrecisionInFloat32AndWrapsIntegers) {
   // 1000 additions of 0.1 in float16 round to 100 only when accumulated in higher precision.
   ts::Tensor x = ts::zeros({1}, ts::DType::Float16);

@@ -251,6 +251,7 @@ bool scatter_run(Acc* acc, const Tensor& x, const Tensor& index, const Tensor& s
   const S* sb = static_cast<const S*>(src.impl().data());
   std::atomic<bool> bad{false};
   const int64_t ias = im.axis_stride, sas = sm.axis_stride, oas = om.axis_stride;
+  const bool row_index = g.inner > 1 && im.inner.linear() && im.inner.step == 0 && om.inner.unit() && sm.inner.unit();
   auto put = [](Acc& dst, Acc val) {
     if constexpr (C == Combine::Assign)
       dst = val;
@@ -271,6 +272,22 @@ bool scatter_run(Acc* acc, const Tensor& x, const Tensor& index, const Tensor& s
           continue;
         }
         put(oo[v * oas], static_cast<Acc>(so[j * sas]));
+      }
+      if (local_bad) bad.store(true, std::memory_order_relaxed);
+      return;
+    }
+    if (row_index) {
+      // One index per axis position, broadcast over contiguous inner rows (an embedding's
+      // gradient): each source row goes onto its output row in one vector loop, in index order.
+      for (int64_t j = 0; j < g.A; ++j) {
+        int64_t v = norm_index(io[j * ias], g.n);
+        if (v < 0) {
+          local_bad = true;
+          continue;
+        }
+        Acc* dst = oo + v * oas + i0;
+        const S* from = so + j * sas + i0;
+        for (int64_t i = 0; i < i1 - i0; ++i) put(dst[i], static_cast<Acc>(from[i]));
       }
       if (local_bad) bad.store(true, std::memory_order_relaxed);
       return;

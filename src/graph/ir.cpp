@@ -96,6 +96,20 @@ void Graph::verify() const {
   }
   for (int in : inputs) check_id(in, "a graph input");
   for (int out : outputs) check_id(out, "a graph output");
+  // A value placed in a concat's buffer (place_concat_inputs) is a strided node output inside it.
+  for (size_t i = 0; i < values.size(); ++i) {
+    const Value& v = values[i];
+    if (v.placed_in < 0) continue;
+    check_id(v.placed_in, "a placed value");
+    const Value& c = values[static_cast<size_t>(v.placed_in)];
+    const bool concat = c.kind == Value::Kind::NodeOutput && nodes[static_cast<size_t>(c.node)].op == OpId::Concat &&
+                        !nodes[static_cast<size_t>(c.node)].fused;
+    if (v.kind != Value::Kind::NodeOutput || !v.strided_output || !concat || v.placed_at < 0 ||
+        v.placed_at >= shape_numel(c.shape))
+      raise<ValueError>("graph.verify", "value %" + std::to_string(i) + " is placed in %" +
+                                            std::to_string(v.placed_in) + " at " + std::to_string(v.placed_at) +
+                                            ", which is not a slice of a concat's output");
+  }
 }
 
 namespace {

@@ -366,6 +366,8 @@ TEST(Compile, ConcatPlacementNeedsEveryPartAMatmulReadOnlyThere) {
   EXPECT_EQ(plan.offset[static_cast<size_t>(mm)], plan.offset[static_cast<size_t>(c)]);
   EXPECT_EQ(plan.planned_peak_bytes, 2 * 40 * 96 * 4 + 2 * 40 * 4);  // the concat and the sum
   EXPECT_EQ(graph::place_concat_inputs(b->g), 0);                    // already placed
+  b->g.values[static_cast<size_t>(mm2)].placed_in = mm;              // not a concat's output: verify says so
+  ts::testing::expect_error<ts::ValueError>([&] { b->g.verify(); }, {"[graph.verify]", "not a slice of a concat"});
   for (int variant : {1, 2, 3}) {
     SCOPED_TRACE(variant);
     auto [other, m1, m2, cc] = build(variant);

@@ -58,8 +58,9 @@ struct CompileOptions {
   std::string dump_dir;
   bool fuse = true;         // epilogue and elementwise fusion passes
   bool plan_memory = true;  // memory planner (in-place reuse, planned peak)
-  /// Times every node of every replay (a steady_clock read per node, about 50 ns); profile()
-  /// reports the totals. Off: the setting of set_graph_profiling() (the CLI's --profile).
+  /// Times every node of every replay, i.e. every call after the one that traced the plan, whose
+  /// first kernel runs include one-time costs (a steady_clock read per node, about 50 ns);
+  /// profile() reports the totals. Off: the setting of set_graph_profiling() (the CLI's --profile).
   bool profile = false;
 };
 
@@ -104,7 +105,8 @@ class TESSERA_API CompiledFunction {
   /// Number of nodes in that graph (a fused kernel counts once).
   size_t graph_nodes() const;
   /// With CompileOptions::profile: the time per (op, input shapes) in the graph of the most
-  /// recent call, summed over its calls, most expensive first (empty when not profiling).
+  /// recent call, summed over its replays (not the call that traced it), most expensive first
+  /// (empty when not profiling or before the first replay).
   std::vector<OpProfile> profile() const;
 
  private:

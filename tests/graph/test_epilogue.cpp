@@ -168,6 +168,44 @@ TEST(Epilogue, ConvolutionBatchNormResidualRelu) {
   EXPECT_TRUE(ts::allclose(run_graph(b.g, b.in)[0], want, 1e-5, 1e-5));
 }
 
+TEST(Epilogue, DepthwiseConvolutionRunsItsEpiloguePerPlane) {
+  // MobileNet's depthwise block: conv (groups = channels) -> batch norm -> relu6 (two clamps),
+  // then a residual add and a relu or a gelu; the depthwise loop applies every step to each
+  // output plane with the fused pass's own inner loops. Exact steps give eager's bits; gelu's
+  // erf may take the scalar path for a plane's last few elements where eager's vector loop ran,
+  // so it agrees to float32 rounding. Strides 1 and 2: planes of 400 and 100 elements (runs of
+  // several planes per thread).
+  for (int64_t stride : {1, 2}) {
+    for (OpId act : {OpId::Relu, OpId::Gelu}) {
+      SCOPED_TRACE(std::to_string(stride) + " " + std::string(ts::op_name(act)));
+      Builder b;
+      const int64_t c = 24, side = 20, out_side = stride == 1 ? 20 : 10;
+      const int x = b.input(rand({2, c, side, side}, 1)), w = b.input(rand({c, 1, 3, 3}, 2));
+      const int scale = b.input(rand({c, 1, 1}, 3)), shift = b.input(rand({c, 1, 1}, 4));
+      const int lo = b.input(ts::full({}, 0.0)), hi = b.input(ts::full({}, 0.5));
+      const int identity = b.input(rand({2, c, out_side, out_side}, 5));
+      ts::ConvAttrs attrs;
+      attrs.padding = {1, 1};
+      attrs.stride = {stride, stride};
+      attrs.groups = c;
+      const int conv = b.op(OpId::Conv2d, {x, w}, attrs);
+      const int bn = b.op(OpId::Add, {b.op(OpId::Mul, {conv, scale}), shift});
+      const int clamped = b.op(OpId::Minimum, {b.op(OpId::Maximum, {bn, lo}), hi});
+      const int y = b.ret(b.op(act, {b.op(OpId::Add, {clamped, identity})}));
+      const Tensor want = b.env[static_cast<size_t>(y)];
+      EXPECT_EQ(graph::fuse_epilogues(b.g), 6);
+      const graph::GraphNode* n = fused_node(b.g);
+      ASSERT_NE(n, nullptr);
+      EXPECT_EQ(step_ops(*n), (std::vector<OpId>{OpId::Mul, OpId::Add, OpId::Maximum, OpId::Minimum, OpId::Add, act}));
+      const Tensor got = run_graph(b.g, b.in)[0];
+      if (act == OpId::Relu)
+        EXPECT_TRUE(ts::equal(got, want));
+      else
+        EXPECT_TRUE(ts::allclose(got, want, 1e-6, 1e-7));
+    }
+  }
+}
+
 TEST(Epilogue, TinyProductsRunEagersKernelsBitForBit) {
   Linear l(8, 16, 12);
   const int y = l.b.ret(l.b.op(OpId::Relu, {l.pre}));

@@ -22,6 +22,7 @@
 
 #include "../../core/dispatch.h"
 #include "cpu_backend.h"
+#include "elementwise_table.h"
 #include "gemm.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "parallel.h"
@@ -540,9 +541,100 @@ void conv_transpose2d_kernel(const KernelCall& c) { conv_common(c, true); }
 
 void conv_force_algorithm(int algo) { g_forced.store(algo); }
 
-// A float32 convolution that oneDNN runs (not the GEMM paths) with a graph-mode epilogue as
-// post-ops (epilogue.h), up to its first full-size operand: returns the steps fused, or -1 when
-// eager's kernel should run instead.
+namespace {
+
+// One epilogue step applied to an output plane (one image's channel) with the elementwise
+// table's inner loop, the loop the fused pass after an unfused convolution would run, so the
+// values are the same bit for bit. The operand: none (unary), a scalar or per-channel value (read
+// at stride 0), or the plane of a full tensor.
+struct PlaneStep {
+  InnerLoop loop = nullptr;
+  enum class Kind : uint8_t { Unary, Scalar, Channel, Full } kind = Kind::Unary;
+  const char* data = nullptr;
+};
+
+// The epilogue as plane steps for a float32 [N, O, Ho, Wo] output, or false when a step has no
+// float32 loop or an operand is not one of those forms.
+bool plane_steps(const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out, std::vector<PlaneStep>& ps) {
+  const ElementwiseTable& table = elementwise_table();
+  const int64_t channels = out.shape()[1];
+  for (const graph::EpilogueStep& st : e.steps) {
+    PlaneStep p;
+    p.loop = table.loops[static_cast<int>(st.op)][static_cast<int>(DType::Float32)];
+    if (!p.loop) return false;
+    if (st.operand >= 0) {
+      if (static_cast<size_t>(st.operand) >= in.size()) return false;
+      const Tensor& t = in[static_cast<size_t>(st.operand)];
+      if (t.dtype() != DType::Float32 || !t.is_contiguous()) return false;
+      p.data = static_cast<const char*>(t.raw_data());
+      if (t.numel() == 1)
+        p.kind = PlaneStep::Kind::Scalar;
+      else if (t.shape() == out.shape())
+        p.kind = PlaneStep::Kind::Full;
+      else if (t.numel() == channels)
+        p.kind = PlaneStep::Kind::Channel;
+      else
+        return false;
+    }
+    ps.push_back(p);
+  }
+  return true;
+}
+
+// Runs the steps over plane q (P elements at y + q * P) of channel q % channels, in place.
+void run_plane_steps(const std::vector<PlaneStep>& ps, float* y, int64_t q, int64_t P, int64_t channels) {
+  constexpr int64_t f = sizeof(float);
+  ElementwiseFlags flags;
+  char* plane = reinterpret_cast<char*>(y + q * P);
+  for (const PlaneStep& p : ps) {
+    char* ptrs[3] = {plane, plane, nullptr};
+    int64_t strides[3] = {f, f, 0};
+    switch (p.kind) {
+      case PlaneStep::Kind::Unary:
+        break;
+      case PlaneStep::Kind::Scalar:
+        ptrs[2] = const_cast<char*>(p.data);
+        break;
+      case PlaneStep::Kind::Channel:
+        ptrs[2] = const_cast<char*>(p.data) + (q % channels) * f;
+        break;
+      case PlaneStep::Kind::Full:
+        ptrs[2] = const_cast<char*>(p.data) + q * P * f;
+        strides[2] = f;
+        break;
+    }
+    p.loop(ptrs, strides, P, &flags);
+  }
+}
+
+// A float32 depthwise convolution (the direct loop) with the whole epilogue applied to each output
+// plane right after it is computed, while it is in cache: returns the steps fused, or -1.
+int depthwise_with_epilogue(const Geom& g, const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out) {
+  std::vector<PlaneStep> ps;
+  if (!plane_steps(e, in, out, ps)) return -1;
+  const Tensor x = contig(in[0]), w = contig(in[1]);
+  const float* xp = x.data<float>();
+  const float* wp = w.data<float>();
+  float* y = static_cast<float*>(out.raw_data());
+  const int64_t P = g.Ho * g.Wo, K = g.kh * g.kw;
+  // Planes in runs of up to ~64 KiB of output, each run's epilogue right after it.
+  const int64_t run = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P));
+  parallel_for(0, g.N * g.groups, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P * K)),
+               [&](int64_t b, int64_t end) {
+                 for (int64_t q0 = b; q0 < end; q0 += run) {
+                   const int64_t q1 = std::min(end, q0 + run);
+                   depthwise(xp, wp, y, g, q0, q1);
+                   for (int64_t q = q0; q < q1; ++q) run_plane_steps(ps, y, q, P, g.O);
+                 }
+               });
+  return static_cast<int>(e.steps.size());
+}
+
+}  // namespace
+
+// A float32 convolution with a graph-mode epilogue (epilogue.h): oneDNN's with the steps up to its
+// first full-size operand as post-ops, or the depthwise loop with every step applied per output
+// plane. Returns the steps fused, or -1 when eager's kernel should run instead.
 int conv2d_with_post_ops(const Attrs& attrs, const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out) {
   if (in[0].dtype() != DType::Float32 || in[1].dtype() != DType::Float32) return -1;
   Tensor y = out;
@@ -550,6 +642,8 @@ int conv2d_with_post_ops(const Attrs& attrs, const graph::Epilogue& e, std::span
   const Geom g = make_geom(call, false);
   if (g.C == 0) return -1;
   const Algo algo = pick_algo(g, false);
+  if (algo == Algo::Gemm && g.Cg() == 1 && g.Og() == 1 && out.is_contiguous())
+    return depthwise_with_epilogue(g, e, in, out);
   if (algo == Algo::Gemm) return -1;
   const PostOps po = make_post_ops(e, in, {g.N, g.O, g.Ho, g.Wo}, 1, false);
   if (po.steps == 0) return -1;

@@ -206,6 +206,29 @@ TEST(Epilogue, DepthwiseConvolutionRunsItsEpiloguePerPlane) {
   }
 }
 
+TEST(Epilogue, PointwiseConvolutionRunsItsEpiloguePerColumnBlock) {
+  // A 1x1 convolution whose output per image is larger than the L2 cache (64 x 4096 floats) runs
+  // its GEMM in column blocks and the epilogue (batch norm, relu6, residual add) on each block
+  // right after; a smaller one (16 channels) runs one GEMM and a fused pass. Both agree with the
+  // ops run one by one to float32 rounding.
+  for (int64_t out_channels : {64, 16}) {
+    SCOPED_TRACE(out_channels);
+    Builder b;
+    const int x = b.input(rand({2, 24, 64, 64}, 1)), w = b.input(rand({out_channels, 24, 1, 1}, 2));
+    const int scale = b.input(rand({out_channels, 1, 1}, 3)), shift = b.input(rand({out_channels, 1, 1}, 4));
+    const int lo = b.input(ts::full({}, 0.0)), hi = b.input(ts::full({}, 0.5));
+    const int identity = b.input(rand({2, out_channels, 64, 64}, 5));
+    const int conv = b.op(OpId::Conv2d, {x, w}, ts::ConvAttrs{});
+    const int bn = b.op(OpId::Add, {b.op(OpId::Mul, {conv, scale}), shift});
+    const int clamped = b.op(OpId::Minimum, {b.op(OpId::Maximum, {bn, lo}), hi});
+    const int y = b.ret(b.op(OpId::Add, {clamped, identity}));
+    const Tensor want = b.env[static_cast<size_t>(y)];
+    EXPECT_EQ(graph::fuse_epilogues(b.g), 5);
+    ASSERT_NE(fused_node(b.g), nullptr);
+    EXPECT_TRUE(ts::allclose(run_graph(b.g, b.in)[0], want, 1e-5, 1e-6));
+  }
+}
+
 TEST(Epilogue, TinyProductsRunEagersKernelsBitForBit) {
   Linear l(8, 16, 12);
   const int y = l.b.ret(l.b.op(OpId::Relu, {l.pre}));

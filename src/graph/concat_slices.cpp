@@ -67,6 +67,10 @@ int place_concat_inputs(Graph& g) {
     for (int x : node.inputs) {
       Part part{-1, {}, along * c.strides[axis]};
       along += g.values[static_cast<size_t>(x)].shape[axis];
+      if (shape_numel(g.values[static_cast<size_t>(x)].shape) == 0) {  // nothing to write: copy as before
+        ok = false;
+        break;
+      }
       Strides st = c.strides;  // the slice of the concat's buffer that x is
       int v = x;
       std::vector<std::pair<int, Strides>> chain{{v, st}};

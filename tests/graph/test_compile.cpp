@@ -366,7 +366,16 @@ TEST(Compile, ConcatPlacementNeedsEveryPartAMatmulReadOnlyThere) {
   EXPECT_EQ(plan.offset[static_cast<size_t>(mm)], plan.offset[static_cast<size_t>(c)]);
   EXPECT_EQ(plan.planned_peak_bytes, 2 * 40 * 96 * 4 + 2 * 40 * 4);  // the concat and the sum
   EXPECT_EQ(graph::place_concat_inputs(b->g), 0);                    // already placed
-  b->g.values[static_cast<size_t>(mm2)].placed_in = mm;              // not a concat's output: verify says so
+  {  // an empty part (here the last one, along axis 0): nothing to place, the concat copies
+    graph::testing::GraphBuilder e;
+    const int w = e.input(rand({8, 6}, 10));
+    const int full = e.op(OpId::Matmul, {e.input(rand({2, 4, 8}, 11)), w});
+    const int empty = e.op(OpId::Matmul, {e.input(rand({0, 4, 8}, 12)), w});
+    e.g.outputs = {e.op(OpId::Sum, {e.op(OpId::Concat, {full, empty}, ts::AxisAttrs{0})}, ts::ReduceAttrs{{0}, false})};
+    EXPECT_EQ(graph::place_concat_inputs(e.g), 0);
+    e.g.verify();
+  }
+  b->g.values[static_cast<size_t>(mm2)].placed_in = mm;  // not a concat's output: verify says so
   ts::testing::expect_error<ts::ValueError>([&] { b->g.verify(); }, {"[graph.verify]", "not a slice of a concat"});
   for (int variant : {1, 2, 3}) {
     SCOPED_TRACE(variant);

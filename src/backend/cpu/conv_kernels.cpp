@@ -553,6 +553,15 @@ struct PlaneStep {
   const char* data = nullptr;
 };
 
+// Whether shape, right-aligned with [N, O, Ho, Wo], has O entries along the channel axis only.
+bool per_channel(const Shape& shape, int64_t channels) {
+  const size_t r = shape.size();
+  if (r < 3 || r > 4 || shape[r - 3] != channels) return false;
+  for (size_t d = 0; d < r; ++d)
+    if (d != r - 3 && shape[d] != 1) return false;
+  return true;
+}
+
 // The epilogue as plane steps for a float32 [N, O, Ho, Wo] output, or false when a step has no
 // float32 loop or an operand is not one of those forms.
 bool plane_steps(const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out, std::vector<PlaneStep>& ps) {
@@ -571,7 +580,7 @@ bool plane_steps(const graph::Epilogue& e, std::span<const Tensor> in, const Ten
         p.kind = PlaneStep::Kind::Scalar;
       else if (t.shape() == out.shape())
         p.kind = PlaneStep::Kind::Full;
-      else if (t.numel() == channels)
+      else if (per_channel(t.shape(), channels))
         p.kind = PlaneStep::Kind::Channel;
       else
         return false;

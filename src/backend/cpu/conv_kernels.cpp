@@ -619,15 +619,33 @@ void run_plane_steps(const std::vector<PlaneStep>& ps, float* y, int64_t q, int6
   }
 }
 
+// A convolution's float32 input and weight (contiguous), its output and its epilogue as plane steps.
+struct EpilogueOperands {
+  std::vector<PlaneStep> steps;
+  Tensor x, w;
+  const float *xp = nullptr, *wp = nullptr;
+  float* y = nullptr;
+  // nullopt when the epilogue cannot run as plane steps.
+  static std::optional<EpilogueOperands> make(const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out) {
+    EpilogueOperands op;
+    if (!plane_steps(e, in, out, op.steps)) return std::nullopt;
+    op.x = contig(in[0]);
+    op.w = contig(in[1]);
+    op.xp = op.x.data<float>();
+    op.wp = op.w.data<float>();
+    op.y = static_cast<float*>(out.raw_data());
+    return op;
+  }
+};
+
 // A float32 depthwise convolution (the direct loop) with the whole epilogue applied to each output
 // plane right after it is computed, while it is in cache: returns the steps fused, or -1.
 int depthwise_with_epilogue(const Geom& g, const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out) {
-  std::vector<PlaneStep> ps;
-  if (!plane_steps(e, in, out, ps)) return -1;
-  const Tensor x = contig(in[0]), w = contig(in[1]);
-  const float* xp = x.data<float>();
-  const float* wp = w.data<float>();
-  float* y = static_cast<float*>(out.raw_data());
+  auto op = EpilogueOperands::make(e, in, out);
+  if (!op) return -1;
+  const float *xp = op->xp, *wp = op->wp;
+  float* y = op->y;
+  const std::vector<PlaneStep>& ps = op->steps;
   const int64_t P = g.Ho * g.Wo, K = g.kh * g.kw;
   // Planes in runs of up to ~64 KiB of output, each run's epilogue right after it.
   const int64_t run = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P));
@@ -650,12 +668,11 @@ int depthwise_with_epilogue(const Geom& g, const graph::Epilogue& e, std::span<c
 // the steps fused, or -1.
 int pointwise_with_epilogue(const Geom& g, const graph::Epilogue& e, std::span<const Tensor> in, const Tensor& out) {
   if (g.O * g.H * g.W < (int64_t{1} << 18)) return -1;
-  std::vector<PlaneStep> ps;
-  if (!plane_steps(e, in, out, ps)) return -1;
-  const Tensor x = contig(in[0]), w = contig(in[1]);
-  const float* xp = x.data<float>();
-  const float* wp = w.data<float>();
-  float* y = static_cast<float*>(out.raw_data());
+  auto op = EpilogueOperands::make(e, in, out);
+  if (!op) return -1;
+  const float *xp = op->xp, *wp = op->wp;
+  float* y = op->y;
+  const std::vector<PlaneStep>& ps = op->steps;
   const int64_t P = g.H * g.W, cols = std::min(P, std::max<int64_t>(64, 32768 / std::max<int64_t>(1, g.O) / 16 * 16));
   const int64_t blocks = (P + cols - 1) / cols;
   sync_library_threads();

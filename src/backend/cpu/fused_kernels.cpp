@@ -305,22 +305,17 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
     ColumnSum& c = columns[static_cast<size_t>(k)];
     const int64_t osize = static_cast<int64_t>(out[static_cast<size_t>(k)].itemsize());
     c.inner = l.inner;
-    if (l.inner < graph::kMinFusedColumns) {
+    c.per_block = l.inner < graph::kMinFusedColumns;
+    if (c.per_block) {
       if (out[static_cast<size_t>(k)].dtype() != DType::Float64) return false;
-      c.per_block = true;
       c.leaves = nblocks;
-      c.leaf_sums.reset(static_cast<char*>(
-          ::operator new[](static_cast<size_t>(nblocks * l.inner * osize), std::align_val_t{64}, std::nothrow)));
-      if (!c.leaf_sums)
-        raise<OutOfMemoryError>("run_fused",
-                                "no memory for the partial sums of " + std::to_string(nblocks) + " blocks");
-      continue;
+    } else {
+      c.leaves = (numel / l.inner + kLeafRows - 1) / kLeafRows;
+      c.at = column_bytes;
+      column_bytes += 2 * ((l.inner * osize + 63) / 64 * 64);
+      widest = std::max(widest, l.inner * osize);
+      span = std::max(span, kLeafRows / std::gcd(kLeafRows, block / l.inner));
     }
-    c.leaves = (numel / l.inner + kLeafRows - 1) / kLeafRows;
-    c.at = column_bytes;
-    column_bytes += 2 * ((l.inner * osize + 63) / 64 * 64);
-    widest = std::max(widest, l.inner * osize);
-    span = std::max(span, kLeafRows / std::gcd(kLeafRows, block / l.inner));
     c.leaf_sums.reset(static_cast<char*>(
         ::operator new[](static_cast<size_t>(c.leaves * l.inner * osize), std::align_val_t{64}, std::nothrow)));
     if (!c.leaf_sums)

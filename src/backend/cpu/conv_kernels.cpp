@@ -62,6 +62,10 @@ struct Geom {
   int64_t N, C, H, W, O, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, groups;
   int64_t Cg() const { return C / groups; }
   int64_t Og() const { return O / groups; }
+  // One input and one output channel per group (the direct depthwise loop's case).
+  bool depthwise() const { return Cg() == 1 && Og() == 1; }
+  // 1x1, stride 1, unpadded: each group's input is its GEMM operand as it is (no im2col).
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
 
 Geom make_geom(const KernelCall& c, bool transposed) {
@@ -216,12 +220,12 @@ void conv_gemm(const Tensor& xt, const Tensor& wt, const Tensor& yt, const Geom&
   T* y = static_cast<T*>(yt.raw_data());
   int64_t Cg = g.Cg(), Og = g.Og(), K = Cg * g.kh * g.kw, P = g.Ho * g.Wo, HW = g.H * g.W;
   int64_t jobs = g.N * g.groups;
-  if (Cg == 1 && Og == 1) {  // depthwise
+  if (g.depthwise()) {
     parallel_for(0, jobs, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P * K)),
                  [&](int64_t b, int64_t e) { depthwise(x, w, y, g, b, e); });
     return;
   }
-  bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;  // col is x itself
+  const bool direct = g.pointwise();  // col is x itself
   auto gemm_job = [&](int64_t q, T* col, bool parallel_im2col) {
     int64_t n = q / g.groups, gr = q % g.groups;
     const T* xg = x + (n * g.C + gr * Cg) * HW;
@@ -469,9 +473,8 @@ bool run_dnnl(const Tensor& x, const Tensor& w, const Tensor& y, const Geom& g, 
 Algo choose_algo(const Geom& g, bool transposed) {
   bool unit_dilation = g.dh == 1 && g.dw == 1;
   if (!transposed) {
-    if (g.Cg() == 1 && g.Og() == 1) return Algo::Gemm;  // depthwise: the direct loop
-    bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-    if (pointwise && g.groups == 1) return Algo::Gemm;  // one GEMM per image, no im2col
+    if (g.depthwise()) return Algo::Gemm;                   // the direct loop
+    if (g.pointwise() && g.groups == 1) return Algo::Gemm;  // one GEMM per image, no im2col
     if (g.groups == 1 && (g.sh > 1 || g.sw > 1) && g.C >= 32 && unit_dilation) return Algo::Gemm;
     if (g.N * g.C * g.H * g.W <= 4096) return Algo::DnnlPlain;
     return Algo::DnnlBlocked;
@@ -700,9 +703,8 @@ int conv2d_with_post_ops(const Attrs& attrs, const graph::Epilogue& e, std::span
   if (g.C == 0) return -1;
   const Algo algo = pick_algo(g, false);
   if (algo == Algo::Gemm && out.is_contiguous()) {
-    const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-    if (g.Cg() == 1 && g.Og() == 1) return depthwise_with_epilogue(g, e, in, out);
-    if (pointwise && g.groups == 1) return pointwise_with_epilogue(g, e, in, out);
+    if (g.depthwise()) return depthwise_with_epilogue(g, e, in, out);
+    if (g.pointwise() && g.groups == 1) return pointwise_with_epilogue(g, e, in, out);
   }
   if (algo == Algo::Gemm) return -1;
   const PostOps po = make_post_ops(e, in, {g.N, g.O, g.Ho, g.Wo}, 1, false);

@@ -2,6 +2,7 @@
 // compute are written by those matmuls into the concat's own buffer, each at its slice, so the
 // concat node has nothing left to do; the memory planner gives the concat's buffer a lifetime
 // from the first of those matmuls and tells the executor to skip the node (MemoryPlan::elided).
+#include <algorithm>
 #include <optional>
 
 #include "../core/dispatch.h"
@@ -33,6 +34,27 @@ std::optional<Strides> view_input_strides(const Graph& g, const GraphNode& view,
   return st;
 }
 
+// A concat input x traced back to the matmul that computes it, through permute/reshape views,
+// each value read only by the next: (value, strides) from the matmul's output to x, given the
+// strides of x's slice of the concat's buffer; nullopt when x is not such a part.
+std::optional<std::vector<std::pair<int, Strides>>> trace_part(const Graph& g, const std::vector<int>& uses, int x,
+                                                               Strides st) {
+  std::vector<std::pair<int, Strides>> chain{{x, st}};
+  for (int v = x;;) {
+    if (uses[static_cast<size_t>(v)] != 1) return std::nullopt;
+    if (plain_producer(g, v, OpId::Matmul)) break;
+    const GraphNode* p = producer_of(g, v);
+    if (!p || p->fused || (p->op != OpId::Permute && p->op != OpId::Reshape)) return std::nullopt;
+    auto in_st = view_input_strides(g, *p, st);
+    if (!in_st) return std::nullopt;
+    st = *in_st;
+    v = p->inputs[0];
+    chain.emplace_back(v, st);
+  }
+  std::reverse(chain.begin(), chain.end());
+  return chain;
+}
+
 }  // namespace
 
 int place_concat_inputs(Graph& g) {
@@ -55,61 +77,29 @@ int place_concat_inputs(Graph& g) {
         shape_numel(c.shape) == 0 || c.strides != contiguous_strides(c.shape))
       continue;
     const size_t axis = static_cast<size_t>(std::get<AxisAttrs>(node.attrs).axis);
-    // Per input: the matmul output, the views from it to the concat (in order), and all strides.
-    struct Part {
-      int matmul_out;
-      std::vector<std::pair<int, Strides>> strides;  // (value, strides), matmul output first
-      int64_t at;
-    };
-    std::vector<Part> parts;
+    // Per input: (value, strides) from its matmul's output to it, and its first element in c.
+    std::vector<std::pair<std::vector<std::pair<int, Strides>>, int64_t>> parts;
     int64_t along = 0;
-    bool ok = true;
     for (int x : node.inputs) {
-      Part part{-1, {}, along * c.strides[axis]};
-      along += g.values[static_cast<size_t>(x)].shape[axis];
-      if (shape_numel(g.values[static_cast<size_t>(x)].shape) == 0) {  // nothing to write: copy as before
-        ok = false;
-        break;
-      }
-      Strides st = c.strides;  // the slice of the concat's buffer that x is
-      int v = x;
-      std::vector<std::pair<int, Strides>> chain{{v, st}};
-      while (ok) {
-        if (uses[static_cast<size_t>(v)] != 1) ok = false;
-        if (!ok) break;
-        if (plain_producer(g, v, OpId::Matmul)) break;
-        const GraphNode* p = producer_of(g, v);
-        if (!p || p->fused || (p->op != OpId::Permute && p->op != OpId::Reshape)) {
-          ok = false;
-          break;
-        }
-        auto in_st = view_input_strides(g, *p, st);
-        if (!in_st) {
-          ok = false;
-          break;
-        }
-        st = *in_st;
-        v = p->inputs[0];
-        chain.emplace_back(v, st);
-      }
-      if (!ok) break;
-      const Value& m = g.values[static_cast<size_t>(v)];
+      const Value& xv = g.values[static_cast<size_t>(x)];
+      const int64_t at = along * c.strides[axis];
+      along += xv.shape[axis];
+      if (shape_numel(xv.shape) == 0) break;  // nothing to write: the concat copies as before
+      auto chain = trace_part(g, uses, x, c.strides);
+      if (!chain) break;
+      const auto& [m, st] = chain->front();
+      const Value& mv = g.values[static_cast<size_t>(m)];
       // The kernels write C with unit column stride (matmul_kernels.cpp) and one output per node.
-      if (m.placed_in >= 0 || m.dtype != c.dtype || st.back() != 1 || m.shape.size() < 2) {
-        ok = false;
-        break;
-      }
-      part.matmul_out = v;
-      part.strides.assign(chain.rbegin(), chain.rend());
-      parts.push_back(std::move(part));
+      if (mv.placed_in >= 0 || mv.dtype != c.dtype || st.back() != 1 || mv.shape.size() < 2) break;
+      parts.emplace_back(std::move(*chain), at);
     }
-    if (!ok || parts.empty()) continue;
-    for (const Part& part : parts) {
-      for (const auto& [v, st] : part.strides) g.values[static_cast<size_t>(v)].strides = st;
-      Value& m = g.values[static_cast<size_t>(part.matmul_out)];
+    if (parts.size() != node.inputs.size()) continue;
+    for (const auto& [chain, at] : parts) {
+      for (const auto& [v, st] : chain) g.values[static_cast<size_t>(v)].strides = st;
+      Value& m = g.values[static_cast<size_t>(chain.front().first)];
       m.strided_output = true;
       m.placed_in = cv;
-      m.placed_at = part.at;
+      m.placed_at = at;
     }
     ++placed;
   }

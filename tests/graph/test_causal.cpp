@@ -70,10 +70,11 @@ TEST(TriangularMatmul, BlocksGiveTheDenseProduct) {
         expect_close(run_matmul(lower, bt, MatmulStructure::LowerA), run_matmul(lower, bt, MatmulStructure::Dense),
                      tol);
       }
-      // Lower result: q k^T with k a transposed view (packed) and with a row-major B (in place when
-      // t is a multiple of 16). On and below the diagonal as dense; above it each entry is the
-      // dense value or zero (never garbage), and rows far from the last column have zeros.
-      const Tensor q = rand({3, t, 16}, 3, dt), k = rand({3, t, 16}, 4, dt), kt = rand({3, 16, t}, 8, dt);
+      // Lower result: q k^T with k a transposed view (packed: by transposed 16 x 16 tiles and a
+      // 40 % 16 row tail when t is a multiple of 16) and with a row-major B (in place when t is a
+      // multiple of 16). On and below the diagonal as dense; above it each entry is the dense value
+      // or zero (never garbage), and rows far from the last column have zeros.
+      const Tensor q = rand({3, t, 40}, 3, dt), k = rand({3, t, 40}, 4, dt), kt = rand({3, 40, t}, 8, dt);
       for (const Tensor& right : {k.transpose(-2, -1), kt}) {
         SCOPED_TRACE(std::to_string(t) + " lower result " + std::string(ts::dtype_name(dt)));
         const Tensor got = run_matmul(q, right, MatmulStructure::LowerResult);

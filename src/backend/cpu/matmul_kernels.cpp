@@ -207,18 +207,74 @@ template <int R>
     for (int64_t r = 0; r < R; ++r) std::fill(c + (i0 + r) * ldc + q1 * kNR, c + (i0 + r) * ldc + n, 0.f);
 }
 
+// One stage of a 16 x 16 transpose held in 16 vectors (row r in v[r]): swaps the off-diagonal
+// S x S blocks of every 2S x 2S block. The four stages (S = 8, 4, 2, 1) together transpose.
+#define TESSERA_LO8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define TESSERA_HI8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define TESSERA_LO4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define TESSERA_HI4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define TESSERA_LO2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define TESSERA_HI2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define TESSERA_LO1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define TESSERA_HI1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+#define TESSERA_TRANSPOSE_STAGE(v, S)                          \
+  for (int r = 0; r < 16; ++r)                                 \
+    if (!(r & S)) {                                            \
+      const VecNR a = v[r], b = v[r + S];                      \
+      v[r] = __builtin_shufflevector(a, b, TESSERA_LO##S);     \
+      v[r + S] = __builtin_shufflevector(a, b, TESSERA_HI##S); \
+    }
+
+// pack[(q * k + p) * 16 + j] = B[p, 16 q + j] for every 16-column panel q of a k x n B whose
+// columns are contiguous (B^T row-major, column stride b_cs; n a multiple of 16): 16 x 16 tiles
+// transposed in registers, the k % 16 last rows element by element.
+[[gnu::always_inline]] inline void pack_transposed_panels(int64_t n, int64_t k, const float* b, int64_t b_cs,
+                                                          float* pack) {
+  for (int64_t q = 0; q < n / kNR; ++q) {
+    const float* col = b + q * kNR * b_cs;  // B[:, 16 q]
+    float* dst = pack + q * k * kNR;
+    int64_t p = 0;
+    for (; p + kNR <= k; p += kNR) {
+      VecNR v[kNR];
+#pragma GCC unroll 16
+      for (int j = 0; j < kNR; ++j) std::memcpy(&v[j], col + j * b_cs + p, sizeof(VecNR));
+      TESSERA_TRANSPOSE_STAGE(v, 8)
+      TESSERA_TRANSPOSE_STAGE(v, 4)
+      TESSERA_TRANSPOSE_STAGE(v, 2)
+      TESSERA_TRANSPOSE_STAGE(v, 1)
+#pragma GCC unroll 16
+      for (int r = 0; r < kNR; ++r) std::memcpy(dst + (p + r) * kNR, &v[r], sizeof(VecNR));
+    }
+    for (; p < k; ++p)
+      for (int64_t j = 0; j < kNR; ++j) dst[p * kNR + j] = col[j * b_cs + p];
+  }
+}
+#undef TESSERA_TRANSPOSE_STAGE
+#undef TESSERA_LO8
+#undef TESSERA_HI8
+#undef TESSERA_LO4
+#undef TESSERA_HI4
+#undef TESSERA_LO2
+#undef TESSERA_HI2
+#undef TESSERA_LO1
+#undef TESSERA_HI1
+
 // C = A B for one triangular product (MatmulStructure, primitives.h), A and B given by element
 // strides, in register blocks of 8 rows x 32 (or 16) columns. Blocks of 8 rows skip nearly the
 // whole masked triangle, where row blocks of a library GEMM are small, separately packed
 // products. B is read in place when `pack` is null (its rows contiguous, n a multiple of 16:
-// triangular_pack_floats == 0), else packed once per call, zero-padded, into `pack`.
+// triangular_pack_floats == 0), else packed once per call, zero-padded, into `pack`: by 16 x 16
+// tiles transposed in registers when B's columns are contiguous (k^T of attention's q k^T; the
+// element loop took ~20% of such a product in cache), element by element otherwise.
 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void triangular_sgemm(
     MatmulStructure s, int64_t m, int64_t n, int64_t k, const float* a, int64_t a_rs, int64_t a_cs, const float* b,
     int64_t b_rs, int64_t b_cs, float* c, int64_t ldc, float* pack) {
   constexpr int MR = 8;
   const int64_t panels = (n + kNR - 1) / kNR;
   const bool in_place = !pack;
-  if (!in_place)
+  if (!in_place && b_rs == 1 && n % kNR == 0)
+    pack_transposed_panels(n, k, b, b_cs, pack);
+  else if (!in_place)
     for (int64_t q = 0; q < panels; ++q)
       for (int64_t p = 0; p < k; ++p) {
         float* d = pack + (q * k + p) * kNR;
@@ -512,7 +568,9 @@ std::optional<dnnl::matmul> matmul_primitive(const PrimKey& key, const PostOps* 
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   std::optional<dnnl::matmul> made;
-  const dnnl::matmul::desc desc(key.a_md(), key.b_md(), key.c_md());
+  const dnnl::matmul::desc desc = post && post->bias.data
+                                      ? dnnl::matmul::desc(key.a_md(), key.b_md(), post->bias.md, key.c_md())
+                                      : dnnl::matmul::desc(key.a_md(), key.b_md(), key.c_md());
   if (!post) {
     made = dnnl::matmul(dnnl::matmul::primitive_desc(desc, dnnl_engine()));
   } else {
@@ -712,7 +770,7 @@ int matmul_with_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, c
     m *= P.nbatch;
   }
   if (m * P.n * P.k <= kTinyFlops) return -1;  // eager's loop, then one fused pass: cheaper than a primitive
-  const PostOps post = make_post_ops(e, in, {m, P.n}, 1, true);
+  const PostOps post = make_post_ops(e, in, {m, P.n}, 1, true, true);
   if (post.steps == 0) return -1;
   sync_library_threads();
   const PrimKey key = prim_key(P, m, *la, *lb, dnnl::memory::data_type::f32, post.key);

@@ -65,11 +65,23 @@ int evaluate(OpId op, const Attrs& attrs, const graph::Epilogue& e, std::span<co
 }  // namespace
 
 PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, const dnnl::memory::dims& out_dims,
-                      size_t channel, bool full_operands) {
+                      size_t channel, bool full_operands, bool native_bias) {
   PostOps p;
   dnnl::post_ops ops;
   const int64_t out_numel = shape_numel(out_dims);
-  size_t i = 0;  // the steps appended so far: the loop stops at the first without a post-op
+  size_t i = 0;  // the steps taken so far: the loop stops at the first without a post-op
+  if (native_bias && !e.steps.empty() && e.steps[0].op == OpId::Add && e.steps[0].operand >= 0 &&
+      static_cast<size_t>(e.steps[0].operand) < in.size()) {
+    const Tensor& x = in[static_cast<size_t>(e.steps[0].operand)];
+    if (x.dtype() == DType::Float32 && x.is_contiguous() && x.numel() == out_dims[channel] && x.numel() > 1) {
+      dnnl::memory::dims dims(out_dims.size(), 1);
+      dims[channel] = out_dims[channel];
+      p.bias = {-1, dnnl::memory::desc(dims, dnnl::memory::data_type::f32, row_major(dims)), x.raw_data()};
+      p.key.push_back('B');
+      i = 1;
+    }
+  }
+  const size_t first = i;
   for (; i < e.steps.size(); ++i) {
     const graph::EpilogueStep& st = e.steps[i];
     if (st.operand < 0) {
@@ -77,7 +89,7 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
       auto alg = eltwise_alg(st.op, alpha);
       if (!alg) break;
       ops.append_eltwise(1.f, *alg, alpha, 0.f);
-      p.key += "u" + std::to_string(static_cast<int>(st.op));
+      p.key.append(1, 'u').append(std::to_string(static_cast<int>(st.op)));
       continue;
     }
     auto alg = binary_alg(st.op);
@@ -98,8 +110,8 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
     }
     dnnl::memory::desc md(dims, dnnl::memory::data_type::f32, row_major(dims));
     ops.append_binary(*alg, md);
-    p.operands.push_back({static_cast<int>(i), md, x.raw_data()});
-    p.key += std::string("b") + std::to_string(static_cast<int>(st.op)) + form;
+    p.operands.push_back({static_cast<int>(i - first), md, x.raw_data()});
+    p.key.append(1, 'b').append(std::to_string(static_cast<int>(st.op))).append(1, form);
   }
   p.steps = static_cast<int>(i);
   p.attr.set_post_ops(ops);
@@ -109,6 +121,7 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
 void add_post_op_args(const PostOps& p, const dnnl::engine& eng, std::unordered_map<int, dnnl::memory>& args) {
   for (const auto& o : p.operands)
     args.insert({DNNL_ARG_ATTR_MULTIPLE_POST_OP(o.index) | DNNL_ARG_SRC_1, dnnl::memory(o.md, eng, o.data)});
+  if (p.bias.data) args.insert({DNNL_ARG_BIAS, dnnl::memory(p.bias.md, eng, p.bias.data)});
 }
 
 bool is_reference_impl(const dnnl::primitive_desc_base& pd) {

@@ -23,16 +23,21 @@ struct PostOps {
     void* data;
   };
   std::vector<Operand> operands;
+  // A leading add of a per-channel vector passed as the primitive's bias argument (bias.data
+  // null: none); the post-ops then start at the epilogue's second step.
+  Operand bias{-1, {}, nullptr};
 };
 
 /// The post-ops computing the longest prefix of e that has them, on a result of dims out_dims
 /// (the primitive's destination, plain row-major) whose channel axis is `channel`; in are the
 /// fused node's inputs. A prefix ends at a step without a post-op, a strided operand, or a full
 /// operand when full_operands is false (a blocked convolution output would read it slowly).
+/// With native_bias, a first step adding a per-channel vector becomes PostOps::bias for a
+/// primitive that takes a bias argument (cheaper than a binary post-op, the same result).
 PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, const dnnl::memory::dims& out_dims,
-                      size_t channel, bool full_operands);
+                      size_t channel, bool full_operands, bool native_bias = false);
 
-/// Adds the operands' memories to a primitive's execution arguments.
+/// Adds the operands' (and the bias's) memories to a primitive's execution arguments.
 void add_post_op_args(const PostOps& p, const dnnl::engine& eng, std::unordered_map<int, dnnl::memory>& args);
 
 /// Whether a primitive descriptor picked a reference (unoptimized) implementation: a fused node

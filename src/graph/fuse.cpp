@@ -433,9 +433,9 @@ namespace {
 std::string ref_str(const FusedProgram& p, const FusedRef& r) {
   switch (r.kind) {
     case FusedRef::Kind::Input:
-      return "$" + std::to_string(r.index);
+      return std::string(1, '$') += std::to_string(r.index);
     case FusedRef::Kind::Step:
-      return "s" + std::to_string(r.index);
+      return std::string(1, 's') += std::to_string(r.index);
     case FusedRef::Kind::Immediate: {
       const Tensor& t = p.immediates[static_cast<size_t>(r.index)];
       if (!t.has_storage() || !backend_for(t.device()).host_accessible()) return "imm" + std::to_string(r.index);

@@ -365,7 +365,9 @@ std::string to_dot(const Graph& g) {
        << dtype_name(v.dtype) << shape_str(v.shape) << "\"];\n";
     for (int in : node.inputs) {
       const Value& src = g.values[static_cast<size_t>(in)];
-      os << "  " << (src.kind == Value::Kind::NodeOutput ? "n" + std::to_string(src.node) : "v" + std::to_string(in))
+      os << "  "
+         << (src.kind == Value::Kind::NodeOutput ? std::string(1, 'n') += std::to_string(src.node)
+                                                 : std::string(1, 'v') += std::to_string(in))
          << " -> n" << n << ";\n";
     }
   }

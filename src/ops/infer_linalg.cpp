@@ -13,7 +13,10 @@ namespace tessera::ops {
 namespace {
 
 std::string i2s(int64_t v) { return std::to_string(v); }
-std::string pair_str(const std::array<int64_t, 2>& p) { return "(" + i2s(p[0]) + ", " + i2s(p[1]) + ")"; }
+std::string pair_str(const std::array<int64_t, 2>& p) {
+  std::string s(1, '(');
+  return s.append(i2s(p[0])).append(", ").append(i2s(p[1])).append(1, ')');
+}
 
 void same_dtype(const char* op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())

@@ -51,7 +51,7 @@ std::vector<uint8_t> gzip_stored(const std::vector<uint8_t>& data) {
   }
   crc = ~crc;
   const auto n = static_cast<uint16_t>(data.size());
-  std::vector<uint8_t> g = {0x1f,
+  const uint8_t header[] = {0x1f,
                             0x8b,
                             8,
                             0,
@@ -66,9 +66,12 @@ std::vector<uint8_t> gzip_stored(const std::vector<uint8_t>& data) {
                             static_cast<uint8_t>(n >> 8),
                             static_cast<uint8_t>(~n & 0xff),
                             static_cast<uint8_t>((~n >> 8) & 0xff)};
-  g.insert(g.end(), data.begin(), data.end());
+  std::vector<uint8_t> g(sizeof(header) + data.size() + 8);
+  size_t at = 0;
+  for (uint8_t b : header) g[at++] = b;
+  for (uint8_t b : data) g[at++] = b;
   for (uint32_t v : {crc, static_cast<uint32_t>(data.size())})
-    for (int k = 0; k < 4; ++k) g.push_back(static_cast<uint8_t>(v >> (8 * k)));
+    for (int k = 0; k < 4; ++k) g[at++] = static_cast<uint8_t>(v >> (8 * k));
   return g;
 }
 

@@ -70,18 +70,6 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
   dnnl::post_ops ops;
   const int64_t out_numel = shape_numel(out_dims);
   size_t i = 0;  // the steps taken so far: the loop stops at the first without a post-op
-  if (native_bias && !e.steps.empty() && e.steps[0].op == OpId::Add && e.steps[0].operand >= 0 &&
-      static_cast<size_t>(e.steps[0].operand) < in.size()) {
-    const Tensor& x = in[static_cast<size_t>(e.steps[0].operand)];
-    if (x.dtype() == DType::Float32 && x.is_contiguous() && x.numel() == out_dims[channel] && x.numel() > 1) {
-      dnnl::memory::dims dims(out_dims.size(), 1);
-      dims[channel] = out_dims[channel];
-      p.bias = {-1, dnnl::memory::desc(dims, dnnl::memory::data_type::f32, row_major(dims)), x.raw_data()};
-      p.key.push_back('B');
-      i = 1;
-    }
-  }
-  const size_t first = i;
   for (; i < e.steps.size(); ++i) {
     const graph::EpilogueStep& st = e.steps[i];
     if (st.operand < 0) {
@@ -109,8 +97,14 @@ PostOps make_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, cons
       break;
     }
     dnnl::memory::desc md(dims, dnnl::memory::data_type::f32, row_major(dims));
+    if (native_bias && i == 0 && st.op == OpId::Add && form == 'c') {
+      p.bias = {-1, md, x.raw_data()};
+      p.key.push_back('B');
+      continue;
+    }
     ops.append_binary(*alg, md);
-    p.operands.push_back({static_cast<int>(i - first), md, x.raw_data()});
+    // Post-op position: the bias argument, when taken, is not one.
+    p.operands.push_back({static_cast<int>(i) - (p.bias.data ? 1 : 0), md, x.raw_data()});
     p.key.append(1, 'b').append(std::to_string(static_cast<int>(st.op))).append(1, form);
   }
   p.steps = static_cast<int>(i);

@@ -380,6 +380,8 @@ struct CompiledFunction::Impl {
       after("permute_matmul_outputs");
       stats.rewrites += graph::place_concat_inputs(g);
       after("place_concat_inputs");
+      stats.rewrites += graph::pad_row_pitches(g);
+      after("pad_row_pitches");
     }
   }
 
@@ -554,7 +556,7 @@ struct CompiledFunction::Impl {
             const Tensor& donor = env[static_cast<size_t>(root)];
             out.push_back(at_bytes(val, donor.impl().storage, donor.offset() * static_cast<int64_t>(donor.itemsize())));
           } else if (val.strided_output) {
-            Tensor buf = detail::alloc_tensor(std::vector<int64_t>{shape_numel(val.shape)}, val.dtype, val.device);
+            Tensor buf = detail::alloc_tensor(std::vector<int64_t>{graph::value_extent(val)}, val.dtype, val.device);
             out.push_back(at_bytes(val, buf.impl().storage, buf.offset() * static_cast<int64_t>(buf.itemsize())));
           } else {
             out.push_back(detail::alloc_tensor(val.shape, val.dtype, val.device));

@@ -198,6 +198,16 @@ bool row_value(const FusedProgram& p, size_t s) {
   return row_shape_of(p.shape, st.reduced_shape);
 }
 
+int64_t padded_row_pitch(const Tensor& t) {
+  const Shape& sh = t.shape();
+  const Strides& st = t.strides();
+  const size_t r = sh.size();
+  if (r < 2 || sh[r - 1] < 1 || (sh[r - 1] > 1 && st[r - 1] != 1) || st[r - 2] <= sh[r - 1]) return 0;
+  for (size_t d = r - 2; d-- > 0;)
+    if (sh[d] != 1 && st[d] != st[d + 1] * sh[d + 1]) return 0;
+  return st[r - 2];
+}
+
 void register_fused_evaluator(std::string_view backend_name, FusedEvaluator fn) {
   BackendRegistry<FusedEvaluator>::set(backend_name, fn);
 }
@@ -447,11 +457,23 @@ std::string ref_str(const FusedProgram& p, const FusedRef& r) {
   return "?";
 }
 
-// A device-independent copy of src (contiguous) into dst (contiguous, same size).
+// A device-independent copy of src (contiguous) into dst (same shape: contiguous, or padded
+// rows on a host-accessible device).
 void copy_into(const Tensor& dst, const Tensor& src) {
   size_t bytes = static_cast<size_t>(src.numel()) * src.itemsize();
   if (!bytes) return;
   Backend& be = backend_for(dst.device());
+  if (const int64_t pitch = padded_row_pitch(dst)) {
+    if (!be.host_accessible())
+      raise<ValueError>("run_fused", "padded rows of " + shape_str(dst.shape()) + " on " + dst.device().str() +
+                                         ", which the host cannot address");
+    const size_t row = static_cast<size_t>(dst.shape().back()) * src.itemsize();
+    const size_t pitch_bytes = static_cast<size_t>(pitch) * src.itemsize();
+    auto* d = static_cast<char*>(dst.impl().data());
+    const auto* s = static_cast<const char*>(src.impl().data());
+    for (size_t r = 0; r < bytes / row; ++r) std::memmove(d + r * pitch_bytes, s + r * row, row);
+    return;
+  }
   if (be.host_accessible()) {
     std::memmove(dst.impl().data(), src.impl().data(), bytes);
     return;
@@ -522,10 +544,11 @@ void run_fused(const GraphNode& node, std::span<const Tensor> in, std::span<Tens
     if (!t.defined()) continue;
     DType want = p.steps[static_cast<size_t>(p.outputs[k])].dtype;
     const Shape& shape = fused_output_shape(p, k);
-    if (t.dtype() != want || t.shape() != shape || !t.is_contiguous() || !(t.device() == p.device))
+    const bool layout_ok = t.is_contiguous() || padded_row_pitch(t) > 0;
+    if (t.dtype() != want || t.shape() != shape || !layout_ok || !(t.device() == p.device))
       raise<ValueError>("run_fused", "output " + std::to_string(k) + " is " + std::string(dtype_name(t.dtype())) +
-                                         shape_str(t.shape()) + (t.is_contiguous() ? "" : " (strided)") +
-                                         ", program writes contiguous " + std::string(dtype_name(want)) +
+                                         shape_str(t.shape()) + (layout_ok ? "" : " (strided)") +
+                                         ", program writes contiguous or row-padded " + std::string(dtype_name(want)) +
                                          shape_str(shape) + " on " + p.device.str());
   }
   if (FusedEvaluator fn = fused_evaluator(backend_for(p.device).name())) {

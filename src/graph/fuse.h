@@ -119,8 +119,9 @@ TESSERA_API bool row_value(const FusedProgram& p, size_t s);
 
 /// Evaluates node.fused on in (the node's input values, in node.inputs order). out has one
 /// entry per node output: an undefined entry is allocated here (contiguous); a defined entry
-/// is a preallocated contiguous tensor of the output's shape and dtype, which may share its
-/// buffer with an input of the same shape, dtype and contiguous layout (in-place execution).
+/// is a preallocated tensor of the output's shape and dtype, contiguous or with padded rows
+/// (padded_row_pitch), which may share its buffer with an input of the same shape, dtype and
+/// contiguous layout (in-place execution).
 /// Throws ValueError when in/out do not match the program (count, shape, dtype, device).
 TESSERA_API void run_fused(const GraphNode& node, std::span<const Tensor> in, std::span<Tensor> out);
 
@@ -128,8 +129,13 @@ TESSERA_API void run_fused(const GraphNode& node, std::span<const Tensor> in, st
 /// "fused[s0=mul($0,$1); s1=add(s0,$2); s2=relu(s1) -> s2]" ($k: node input k).
 TESSERA_API std::string fused_str(const FusedProgram& p);
 
+/// The row pitch of t when it is laid out as rows of its last axis with padding after each row
+/// (strides [.., pitch, 1] with pitch > the row length, dense above: pad_row_pitches), else 0.
+TESSERA_API int64_t padded_row_pitch(const Tensor& t);
+
 /// A backend's block evaluator for fused programs. It receives inputs already checked against
-/// the program and every output allocated (contiguous); it returns false, before writing
+/// the program and every output allocated (contiguous, or padded rows: padded_row_pitch); it
+/// returns false, before writing
 /// anything, when it cannot run this program (e.g. a missing inner loop), and run_fused then
 /// evaluates the steps one by one with detail::execute (which raises eager mode's error).
 using FusedEvaluator = bool (*)(const FusedProgram& p, std::span<const Tensor> in, std::span<const Tensor> out);

@@ -13,6 +13,14 @@
 
 namespace tessera::graph {
 
+int64_t value_extent(const Value& v) {
+  const int64_t n = shape_numel(v.shape);
+  if (!v.strided_output || v.placed_in >= 0 || n == 0 || v.strides.size() != v.shape.size()) return n;
+  int64_t last = 0;
+  for (size_t d = 0; d < v.shape.size(); ++d) last += (v.shape[d] - 1) * v.strides[d];
+  return std::max(n, last + 1);
+}
+
 namespace {
 
 // A node's name in the dumps: its op (with its epilogue), or its fused program.
@@ -131,6 +139,9 @@ std::string Graph::str() const {
     const Value& v = values[static_cast<size_t>(n.outputs[0])];
     os << ")" << (a.empty() ? "" : " {" + a + "}") << " : " << meta(v);
     if (v.placed_in >= 0) os << " in %" << v.placed_in << " at " << v.placed_at;
+    for (int o : n.outputs)  // layouts chosen by a layout pass (permuted or padded)
+      if (const Value& w = values[static_cast<size_t>(o)]; w.strided_output && w.placed_in < 0)
+        os << " %" << o << " strides " << shape_str(w.strides);
     os << "\n";
   }
   os << "return";

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tessera/primitives.h"
@@ -33,6 +34,11 @@ struct Value {
   int placed_in = -1;
   int64_t placed_at = 0;
 };
+
+/// Elements of the buffer a value owns: its element count, or for a strided_output not placed in
+/// another value's buffer the span of its strides (more than the count for padded rows,
+/// pad_row_pitches).
+TESSERA_API int64_t value_extent(const Value& v);
 
 struct FusedProgram;  // fuse.h
 struct Epilogue;      // epilogue.h
@@ -115,6 +121,18 @@ TESSERA_API int permute_matmul_outputs(Graph& g);
 /// returned (its buffer is an arena slot that lives from the first matmul on). Run last, after
 /// permute_matmul_outputs, on the final graph. Returns the number of concats placed.
 TESSERA_API int place_concat_inputs(Graph& g);
+
+/// The row pitch (in elements) a backend wants for a [rows, cols] matrix of dtype that its GEMMs
+/// read along the rows, or 0 for the dense pitch (row_pitch.cpp).
+using MatmulRowPitch = int64_t (*)(int64_t rows, int64_t cols, DType dtype);
+TESSERA_API void register_matmul_row_pitch(std::string_view backend_name, MatmulRowPitch fn);
+
+/// Float node outputs of a fused pass or elementwise op, read (through permute/reshape views)
+/// only by matmuls, one of which walks them down their rows (a transposed A, or B as stored):
+/// where the device's backend asks for it (register_matmul_row_pitch), the rows get a padded
+/// pitch (Value::strided_output; the views' strides follow). Not for returned values. Run with
+/// the other layout passes, on the final graph. Returns the number of values padded.
+TESSERA_API int pad_row_pitches(Graph& g);
 
 /// add(pad(a), pad(b), ...) whose zero pads along one axis tile it exactly (each pad and inner
 /// add used once) becomes concat(a, b, ...) along that axis: the gradient of splitting a tensor

@@ -22,7 +22,8 @@ namespace tessera::graph {
 
 namespace {
 
-int64_t value_bytes(const Value& v) { return shape_numel(v.shape) * static_cast<int64_t>(dtype_size(v.dtype)); }
+// Bytes of a value's buffer (padded rows included, pad_row_pitches).
+int64_t value_bytes(const Value& v) { return value_extent(v) * static_cast<int64_t>(dtype_size(v.dtype)); }
 
 int64_t align_up(int64_t bytes) { return (bytes + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
 
@@ -314,7 +315,7 @@ MemoryPlan plan_memory(const Graph& g, const std::vector<bool>& donated, ArenaSt
           // Element i must land on element i's bytes; run_fused's contract asks for one dtype.
           if (node.fused || scatter ? in.dtype != out.dtype : dtype_size(in.dtype) != dtype_size(out.dtype)) continue;
           if (in.kind == Value::Kind::Constant || (in.kind == Value::Kind::Input && !is_donated[su])) continue;
-          if (!is_contiguous(in)) continue;
+          if (!is_contiguous(in) || !is_contiguous(out)) continue;
           const int root = plan.storage_of[su];
           // Arena memory is not the caller's: an escaping value may only reuse donated storage.
           if (escapes[static_cast<size_t>(v)] && g.values[static_cast<size_t>(root)].kind != Value::Kind::Input)

@@ -387,6 +387,73 @@ TEST(Compile, ConcatPlacementNeedsEveryPartAMatmulReadOnlyThere) {
   }
 }
 
+TEST(Compile, MatricesReadDownTheirRowsByMatmulsGetPaddedRows) {
+  // A weight-gradient-like product walks its operand down the rows: 1024 float32 columns put
+  // those rows 4 KiB apart, and the CPU backend asks for 16 more elements per row. An
+  // elementwise op's output and a fused pass's output (also summed in the same pass) get them;
+  // results stay eager's, on the traced call and on replays.
+  auto body = [](const TensorList& in) {
+    ts::Tensor h = ts::gelu(in[0]);                                      // [2, 256, 1024]
+    ts::Tensor y = ts::matmul(h, in[1]);                                 // reads h along its rows
+    ts::Tensor dw = ts::matmul(h.reshape({512, 1024}).transpose(0, 1), in[2]);  // down the rows
+    ts::Tensor dz = in[0] * ts::exp(in[0]);                              // a fused pass
+    ts::Tensor colsum = ts::sum(dz, {0, 1});
+    ts::Tensor dw2 = ts::matmul(in[2].transpose(0, 1), dz.reshape({512, 1024}));
+    return TensorList{y, dw, dw2, colsum};
+  };
+  TensorList in = {rand({2, 256, 1024}, 30), rand({1024, 8}, 31), rand({512, 8}, 32)};
+  auto f = ts::compile(body);
+  for (int call = 0; call < 2; ++call) {
+    TensorList got = f(in), want = body(in);
+    for (size_t k = 0; k < got.size(); ++k) {
+      SCOPED_TRACE(k);
+      EXPECT_TRUE(ts::allclose(got[k], want[k], 1e-5, 1e-5));
+    }
+  }
+  const std::string ir = f.graph_text();
+  EXPECT_EQ(count(ir, "strides [266240,1040,1]"), 2u) << ir;  // h and dz, each 256 * 1040 per batch
+  auto unplanned = ts::compile(body, {.plan_memory = false});
+  EXPECT_TRUE(ts::allclose(unplanned(in)[2], body(in)[2], 1e-5, 1e-5));
+  EXPECT_EQ(count(unplanned.graph_text(), "strides [266240,1040,1]"), 0u);
+}
+
+TEST(Compile, RowPaddingNeedsMatmulReadersOnlyOneOfThemDownTheRows) {
+  // variant 0 pads; each other variant breaks one condition and pads nothing.
+  auto build = [](int variant) {
+    auto b = std::make_shared<graph::testing::GraphBuilder>();
+    const int64_t rows = variant == 3 ? 128 : 512, cols = variant == 4 ? 1000 : 1024;
+    const int a = b->input(rand({rows, cols}, 40)), w = b->input(rand({rows, 8}, 41));
+    // exp(exp(a)): the outer exp could reuse the inner one's buffer if its layout were the same.
+    const int x = variant == 6 ? b->op(OpId::Matmul, {a, b->input(rand({cols, cols}, 42))})
+                               : b->op(OpId::Exp, {b->op(OpId::Exp, {a})});
+    const int xt = b->permute(x, {1, 0});
+    const int dw = variant == 5 ? b->op(OpId::Matmul, {x, b->input(rand({cols, 8}, 43))})  // along the rows only
+                                : b->op(OpId::Matmul, {xt, w});
+    b->g.outputs = {dw};
+    if (variant == 1) b->g.outputs.push_back(b->op(OpId::Add, {x, x}));  // 1: a reader that is no matmul
+    if (variant == 2) b->g.outputs.push_back(x);                           // 2: returned
+    return std::make_tuple(b, x, xt);
+  };
+  auto [b, x, xt] = build(0);
+  EXPECT_EQ(graph::pad_row_pitches(b->g), 1);
+  b->g.verify();
+  const auto& vals = b->g.values;
+  EXPECT_TRUE(vals[static_cast<size_t>(x)].strided_output);
+  EXPECT_EQ(vals[static_cast<size_t>(x)].strides, (ts::Strides{1040, 1}));
+  EXPECT_EQ(vals[static_cast<size_t>(xt)].strides, (ts::Strides{1, 1040}));  // the view follows
+  EXPECT_EQ(graph::value_extent(vals[static_cast<size_t>(x)]), 511 * 1040 + 1024);
+  const graph::MemoryPlan plan = graph::plan_memory(b->g);
+  EXPECT_EQ(plan.inplace_of[static_cast<size_t>(x)], -1);  // not over the inner exp: other layout
+  EXPECT_GE(plan.planned_peak_bytes, (511 * 1040 + 1024) * 4);
+  EXPECT_EQ(graph::pad_row_pitches(b->g), 0);  // already padded
+  for (int variant : {1, 2, 3, 4, 5, 6}) {
+    SCOPED_TRACE(variant);
+    auto [other, v, vt] = build(variant);
+    EXPECT_EQ(graph::pad_row_pitches(other->g), 0);
+    EXPECT_FALSE(other->g.values[static_cast<size_t>(v)].strided_output);
+  }
+}
+
 TEST(Compile, GradientOfSplitIsOneConcat) {
   // d/dx of a function of x's parts: zero pads of each part's gradient summed -> concat.
   auto loss = [](const ts::Tensor& x) {

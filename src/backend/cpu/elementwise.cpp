@@ -18,7 +18,7 @@ void run_elementwise(const Tensor& out, std::span<const Tensor> ins, InnerLoop l
   for (size_t i = 0; i < ins.size(); ++i) base[i + 1] = static_cast<char*>(ins[i].impl().data());
 
   // Fast path: everything contiguous with the same shape, or inputs that are 0-d / 1-element.
-  bool flat = true;
+  bool flat = out.is_contiguous();
   int64_t flat_strides[kMaxOperands];
   flat_strides[0] = static_cast<int64_t>(out.itemsize());
   for (size_t i = 0; i < ins.size(); ++i) {

@@ -18,7 +18,7 @@ namespace tessera::cpu {
 inline constexpr int kMaxOperands = 4;
 using InnerLoop = void (*)(char** ptrs, const int64_t* strides, int64_t n, const void* ctx);
 
-/// out must be contiguous with the broadcast shape of ins.
+/// out has the broadcast shape of ins; it may be strided (graph mode's padded rows).
 void run_elementwise(const Tensor& out, std::span<const Tensor> ins, InnerLoop loop, const void* ctx = nullptr,
                      int64_t grain = 32768);
 

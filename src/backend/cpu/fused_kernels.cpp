@@ -10,7 +10,8 @@
 // The next block's flat inputs are prefetched while a block computes.
 // Outputs are written directly by their step, except an output whose buffer overlaps an input
 // (in-place execution): its block is computed in scratch and copied after the block's steps,
-// so every read of a block happens before its writes.
+// so every read of a block happens before its writes. An output with padded rows (graph mode's
+// pad_row_pitches) is computed in scratch too and copied out row segment by row segment.
 //
 // Reduction steps (sums, fuse.h) make blocks hold whole rows: a block is a multiple of every
 // reduction's run. Steps run in program order. A row sum reduces the block's rows with the
@@ -157,6 +158,16 @@ std::pair<const char*, const char*> byte_range(const Tensor& t) {
   return {p + lo, p + hi};
 }
 
+// Copies elements [b, b + n) of an output (in index order, contiguous at src) to its rows of
+// `pitch` elements of which the first `cols` are the row's.
+void copy_to_rows(char* dst, const char* src, int64_t b, int64_t n, int64_t cols, int64_t pitch, int64_t itemsize) {
+  for (int64_t i = b, end = b + n; i < end;) {
+    const int64_t row = i / cols, col = i % cols, len = std::min(cols - col, end - i);
+    std::memcpy(dst + (row * pitch + col) * itemsize, src + (i - b) * itemsize, static_cast<size_t>(len * itemsize));
+    i += len;
+  }
+}
+
 struct AlignedFree {
   void operator()(char* p) const { ::operator delete[](p, std::align_val_t{64}, std::nothrow); }
 };
@@ -254,6 +265,7 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   // Per step: the output it writes directly (-1: its scratch slot).
   std::vector<int> direct(nsteps, -1);
   std::vector<int> copied_outputs;
+  std::vector<int64_t> pitch(out.size(), 0);  // padded rows: copied out row by row
   // The last step reading each input directly (gathered inputs are copied at the block start).
   std::vector<int> last_read(in.size(), -1);
   for (size_t s = 0; s < nsteps; ++s)
@@ -281,7 +293,13 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
       (st.slot >= 0 ? row_outputs : reduced_outputs).push_back(static_cast<int>(k));
       continue;
     }
-    bool overlaps = false;
+    if (!out[k].is_contiguous()) {
+      pitch[k] = graph::padded_row_pitch(out[k]);
+      if (!pitch[k]) return false;
+    }
+    // Padded rows: computed in scratch and copied out row segment by row segment (later steps
+    // may read the step's block, which must then be contiguous).
+    bool overlaps = pitch[k] != 0;
     for (size_t i = 0; i < in.size(); ++i) {
       auto [ilo, ihi] = byte_range(in[i]);
       if (!(olo < ihi && ilo < ohi)) continue;
@@ -458,8 +476,12 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
         for (int k : copied_outputs) {
           const int s = p.outputs[static_cast<size_t>(k)];
           const int64_t osize = static_cast<int64_t>(dtype_size(p.steps[static_cast<size_t>(s)].dtype));
-          std::memcpy(static_cast<char*>(out[static_cast<size_t>(k)].impl().data()) + b * osize,
-                      result[static_cast<size_t>(s)], static_cast<size_t>(n * osize));
+          char* dst = static_cast<char*>(out[static_cast<size_t>(k)].impl().data());
+          if (const int64_t rp = pitch[static_cast<size_t>(k)])
+            copy_to_rows(dst, result[static_cast<size_t>(s)], b, n, out[static_cast<size_t>(k)].shape().back(), rp,
+                         osize);
+          else
+            std::memcpy(dst + b * osize, result[static_cast<size_t>(s)], static_cast<size_t>(n * osize));
         }
       }
     }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -122,16 +123,24 @@ TESSERA_API int permute_matmul_outputs(Graph& g);
 /// permute_matmul_outputs, on the final graph. Returns the number of concats placed.
 TESSERA_API int place_concat_inputs(Graph& g);
 
-/// The row pitch (in elements) a backend wants for a [rows, cols] matrix of dtype that its GEMMs
-/// read along the rows, or 0 for the dense pitch (row_pitch.cpp).
-using MatmulRowPitch = int64_t (*)(int64_t rows, int64_t cols, DType dtype);
+/// How one matmul reads a matrix (pad_row_pitches asks the backend with every reader's).
+struct MatmulRead {
+  int operand = 0;                // 0: the left factor A ([.., M, K]), 1: the right one B ([.., K, N])
+  bool reduces_down_rows = false;  // the product's reduction axis runs down the matrix's rows
+  bool other_transposed = false;   // the other factor is read transposed (e.g. x W^T)
+  bool epilogue = false;           // the product carries fused epilogue steps
+};
+/// The row pitch (in elements) a backend wants for a [rows, cols] matrix of dtype that only
+/// matmuls read, as `reads` says, or 0 for the dense pitch (row_pitch.cpp).
+using MatmulRowPitch = int64_t (*)(int64_t rows, int64_t cols, DType dtype, std::span<const MatmulRead> reads);
 TESSERA_API void register_matmul_row_pitch(std::string_view backend_name, MatmulRowPitch fn);
 
 /// Float node outputs of a fused pass or elementwise op, read (through permute/reshape views)
-/// only by matmuls, one of which walks them down their rows (a transposed A, or B as stored):
-/// where the device's backend asks for it (register_matmul_row_pitch), the rows get a padded
-/// pitch (Value::strided_output; the views' strides follow). Not for returned values. Run with
-/// the other layout passes, on the final graph. Returns the number of values padded.
+/// only by matmuls: where the device's backend asks for it given how those matmuls read them
+/// (register_matmul_row_pitch; the CPU's asks when one walks them down their rows, a transposed
+/// A or B as stored), the rows get a padded pitch (Value::strided_output; the views' strides
+/// follow). Not for returned values. Run with the other layout passes, on the final graph.
+/// Returns the number of values padded.
 TESSERA_API int pad_row_pitches(Graph& g);
 
 /// add(pad(a), pad(b), ...) whose zero pads along one axis tile it exactly (each pad and inner

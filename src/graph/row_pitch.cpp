@@ -52,6 +52,53 @@ std::optional<Strides> view_output_strides(const Graph& g, const GraphNode& view
   return st;
 }
 
+// The strides a value's rows get with `pitch` elements per row (dense above the rows).
+Strides padded_strides(const Shape& shape, int64_t pitch) {
+  const size_t r = shape.size();
+  Strides st(r);
+  st[r - 1] = 1;
+  st[r - 2] = pitch;
+  for (size_t d = r - 2; d-- > 0;) st[d] = st[d + 1] * shape[d + 1];
+  return st;
+}
+
+// Follows value v, laid out with strides st, through its permute/reshape readers: every value on
+// the way with its strides (v first) into layouts, and how each matmul at the end reads it into
+// reads. False when a reader is neither, a view would have to copy, or a value is returned.
+bool follow_readers(const Graph& g, const std::vector<std::vector<int>>& readers, const std::vector<char>& returned,
+                    int v, const Strides& st, std::vector<std::pair<int, Strides>>& layouts,
+                    std::vector<MatmulRead>& reads) {
+  layouts.assign(1, {v, st});
+  reads.clear();
+  for (size_t i = 0; i < layouts.size(); ++i) {
+    const auto [x, xs] = layouts[i];
+    if (returned[static_cast<size_t>(x)]) return false;
+    for (int u : readers[static_cast<size_t>(x)]) {
+      const GraphNode& rn = g.nodes[static_cast<size_t>(u)];
+      if (!rn.fused && !rn.epilogue && (rn.op == OpId::Permute || rn.op == OpId::Reshape)) {
+        auto os = view_output_strides(g, rn, xs);
+        if (!os) return false;
+        layouts.emplace_back(rn.outputs[0], *os);
+        continue;
+      }
+      if (rn.fused || rn.op != OpId::Matmul || rn.inputs.size() < 2 || (rn.inputs[0] != x && rn.inputs[1] != x) ||
+          std::count(rn.inputs.begin(), rn.inputs.end(), x) != 1)
+        return false;
+      MatmulRead read;
+      read.operand = rn.inputs[0] == x ? 0 : 1;
+      const size_t xr = xs.size();
+      // A transposed, or B as stored: the reduction axis runs down the rows.
+      read.reduces_down_rows = xr >= 2 && (read.operand == 0 ? xs[xr - 2] == 1 && xs[xr - 1] != 1 : xs[xr - 1] == 1);
+      const Value& other = g.values[static_cast<size_t>(rn.inputs[read.operand == 0 ? 1 : 0])];
+      const size_t orr = other.strides.size();
+      read.other_transposed = orr >= 2 && other.shape[orr - 1] > 1 && other.strides[orr - 1] != 1;
+      read.epilogue = rn.epilogue != nullptr;
+      reads.push_back(read);
+    }
+  }
+  return !reads.empty();
+}
+
 }  // namespace
 
 void register_matmul_row_pitch(std::string_view backend_name, MatmulRowPitch fn) {
@@ -62,6 +109,8 @@ int pad_row_pitches(Graph& g) {
   const std::vector<std::vector<int>> readers = readers_of(g);
   std::vector<char> returned(g.values.size(), 0);
   for (int o : g.outputs) returned[static_cast<size_t>(o)] = 1;
+  std::vector<std::pair<int, Strides>> layouts;
+  std::vector<MatmulRead> reads;
   int padded = 0;
   for (const GraphNode& node : g.nodes) {
     if (!writes_strided_output(node)) continue;
@@ -74,41 +123,12 @@ int pad_row_pitches(Graph& g) {
       const MatmulRowPitch pitch_of = BackendRegistry<MatmulRowPitch>::get(backend_for(val.device).name());
       const int64_t cols = val.shape[r - 1];
       if (!pitch_of || cols == 0) continue;
-      const int64_t pitch = pitch_of(shape_numel(val.shape) / cols, cols, val.dtype);
-      if (pitch <= cols) continue;
-      Strides st(r);
-      st[r - 1] = 1;
-      st[r - 2] = pitch;
-      for (size_t d = r - 2; d-- > 0;) st[d] = st[d + 1] * val.shape[d + 1];
-      // Every reader, through permute/reshape views, must be a GEMM operand, and one of them
-      // must read the matrix along its rows (the axis padding helps).
-      std::vector<std::pair<int, Strides>> layouts{{v, st}};
-      bool ok = true, along_rows = false;
-      for (size_t i = 0; i < layouts.size() && ok; ++i) {
-        const auto [x, xs] = layouts[i];
-        if (returned[static_cast<size_t>(x)]) ok = false;
-        for (int u : readers[static_cast<size_t>(x)]) {
-          if (!ok) break;
-          const GraphNode& rn = g.nodes[static_cast<size_t>(u)];
-          const bool view = !rn.fused && !rn.epilogue && (rn.op == OpId::Permute || rn.op == OpId::Reshape);
-          if (view) {
-            auto os = view_output_strides(g, rn, xs);
-            if (!os) ok = false;
-            else layouts.emplace_back(rn.outputs[0], *os);
-            continue;
-          }
-          if (rn.fused || rn.op != OpId::Matmul || rn.inputs.size() < 2 ||
-              (rn.inputs[0] != x && rn.inputs[1] != x) ||
-              std::count(rn.inputs.begin(), rn.inputs.end(), x) != 1) {
-            ok = false;
-            break;
-          }
-          const size_t xr = xs.size();
-          // A ([.., M, K]) transposed, or B ([.., K, N]) as stored: K runs down the rows.
-          along_rows |= rn.inputs[0] == x ? xr >= 2 && xs[xr - 2] == 1 && xs[xr - 1] != 1 : xs[xr - 1] == 1;
-        }
-      }
-      if (!ok || !along_rows) continue;
+      // First with a probe pitch (any pitch above the row length gives the same reads), then
+      // with the backend's.
+      if (!follow_readers(g, readers, returned, v, padded_strides(val.shape, cols + 1), layouts, reads)) continue;
+      const int64_t pitch = pitch_of(shape_numel(val.shape) / cols, cols, val.dtype, reads);
+      if (pitch <= cols || !follow_readers(g, readers, returned, v, padded_strides(val.shape, pitch), layouts, reads))
+        continue;
       for (const auto& [x, xs] : layouts) g.values[static_cast<size_t>(x)].strides = xs;
       g.values[static_cast<size_t>(v)].strided_output = true;
       ++padded;

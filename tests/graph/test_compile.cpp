@@ -418,7 +418,8 @@ TEST(Compile, MatricesReadDownTheirRowsByMatmulsGetPaddedRows) {
 }
 
 TEST(Compile, RowPaddingNeedsMatmulReadersOnlyOneOfThemDownTheRows) {
-  // variant 0 pads; each other variant breaks one condition and pads nothing.
+  // variant 0 pads; each other variant breaks one condition (of the pass or of the CPU
+  // backend's cpu_matmul_row_pitch) and pads nothing.
   auto build = [](int variant) {
     auto b = std::make_shared<graph::testing::GraphBuilder>();
     const int64_t rows = variant == 3 ? 128 : 512, cols = variant == 4 ? 1000 : 1024;
@@ -432,6 +433,10 @@ TEST(Compile, RowPaddingNeedsMatmulReadersOnlyOneOfThemDownTheRows) {
     b->g.outputs = {dw};
     if (variant == 1) b->g.outputs.push_back(b->op(OpId::Add, {x, x}));  // 1: a reader that is no matmul
     if (variant == 2) b->g.outputs.push_back(x);                           // 2: returned
+    if (variant == 7) {  // 7: also read as A of x W^T, which oneDNN's primitive wants dense
+      const int wt = b->permute(b->input(rand({8, cols}, 44)), {1, 0});
+      b->g.outputs.push_back(b->op(OpId::Matmul, {x, wt}));
+    }
     return std::make_tuple(b, x, xt);
   };
   auto [b, x, xt] = build(0);
@@ -446,7 +451,7 @@ TEST(Compile, RowPaddingNeedsMatmulReadersOnlyOneOfThemDownTheRows) {
   EXPECT_EQ(plan.inplace_of[static_cast<size_t>(x)], -1);  // not over the inner exp: other layout
   EXPECT_GE(plan.planned_peak_bytes, (511 * 1040 + 1024) * 4);
   EXPECT_EQ(graph::pad_row_pitches(b->g), 0);  // already padded
-  for (int variant : {1, 2, 3, 4, 5, 6}) {
+  for (int variant : {1, 2, 3, 4, 5, 6, 7}) {
     SCOPED_TRACE(variant);
     auto [other, v, vt] = build(variant);
     EXPECT_EQ(graph::pad_row_pitches(other->g), 0);

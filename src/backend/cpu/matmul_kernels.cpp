@@ -790,18 +790,27 @@ int matmul_with_post_ops(const graph::Epilogue& e, std::span<const Tensor> in, c
 
 namespace {
 
-// Graph mode's row pitch for matrices that GEMMs read down their rows (pad_row_pitches): rows a
-// multiple of 4 KiB apart share the L1's sets (and a few of L2's), and dnnl_sgemm's packing of
-// such a panel misses on every row. Measured on the 2-core Zen 4 (dnnl_sgemm, 2 threads,
+// Graph mode's row pitch for matrices only matmuls read (pad_row_pitches). Rows a multiple of
+// 4 KiB apart share the L1's sets (and a few of L2's), and dnnl_sgemm's packing of a panel that
+// runs down such rows misses on every row. Measured on the 2-core Zen 4 (dnnl_sgemm, 2 threads,
 // interleaved, operands in hugepages): [256,2048]^T x [2048,1024] 5.3-5.4 -> 4.7-4.8 ms with the
 // [2048,1024] operand's rows 64 bytes longer, [1024,2048]^T x [2048,256] 5.3-5.4 -> 4.9 ms; while
 // other tenants loaded the host the first fell to 7.0 ms unpadded and stayed at 5.1 padded.
 // Padding the other operand or the result changed nothing (within 2%), nor did it for products
-// whose 4 KiB-pitch operand is read along its columns. Matrices under 256 rows stay in cache.
-int64_t cpu_matmul_row_pitch(int64_t rows, int64_t cols, DType dtype) {
+// that read the 4 KiB-pitch operand along its rows (dnnl_sgemm, "N" A). But oneDNN's matmul
+// primitive, which runs x W^T and every epilogue (prefer_primitive_f32, matmul_with_post_ops),
+// leaves its brgemm kernel for gemm:jit when A's rows are padded: [2048,1024] x [1024,256]^T +
+// bias 5.1 -> 7.0 ms. So a matrix such a product reads as A keeps dense rows. Matrices under
+// 256 rows stay in cache.
+int64_t cpu_matmul_row_pitch(int64_t rows, int64_t cols, DType dtype, std::span<const graph::MatmulRead> reads) {
   const int64_t itemsize = static_cast<int64_t>(dtype_size(dtype));
   if (rows < 256 || cols * itemsize % 4096 != 0) return 0;
-  return cols + 64 / itemsize;
+  bool down_rows = false;
+  for (const graph::MatmulRead& r : reads) {
+    if (r.operand == 0 && !r.reduces_down_rows && (r.other_transposed || r.epilogue)) return 0;  // the primitive's A
+    down_rows |= r.reduces_down_rows;
+  }
+  return down_rows ? cols + 64 / itemsize : 0;
 }
 
 [[maybe_unused]] const bool kRowPitchRegistered =

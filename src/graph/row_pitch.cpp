@@ -1,4 +1,4 @@
-// pad_row_pitches (ir.h): padded rows for matrices that GEMMs read down their columns.
+// pad_row_pitches (ir.h): padded rows for matrices that GEMMs read down their rows.
 //
 // A GEMM that walks a matrix along its rows (the reduction axis of a weight gradient,
 // dW = dY^T H, where H's rows are tokens) reads addresses one row pitch apart. When that pitch
@@ -6,11 +6,12 @@
 // those reads fall into the same few cache sets and the GEMM's packing misses on every element
 // (src/backend/cpu/matmul_kernels.cpp, cpu_matmul_row_pitch, has the measurements).
 //
-// Graph mode owns the layout of its intermediates, so where the backend asks for it
-// (register_matmul_row_pitch) a matrix read that way gets a padded row pitch: its producer writes
-// it with that pitch (a fused pass or an elementwise kernel: both write strided outputs), the
-// views on the way to the GEMMs keep it, and the GEMMs take it as their leading dimension.
-// Eager tensors stay contiguous.
+// Graph mode owns the layout of its intermediates. For a matrix that only matmuls read, the pass
+// tells the backend how each reads it (MatmulRead) and the backend answers with a row pitch
+// (register_matmul_row_pitch): the CPU's pads when one product walks the matrix down its rows and
+// none needs it dense. The producer then writes it with that pitch (a fused pass or an
+// elementwise kernel: both write strided outputs), the views on the way to the GEMMs keep it, and
+// the GEMMs take it as their leading dimension. Eager tensors stay contiguous.
 #include <algorithm>
 #include <optional>
 

@@ -396,7 +396,7 @@ TEST(Compile, MatricesReadDownTheirRowsByMatmulsGetPaddedRows) {
     ts::Tensor h = ts::gelu(in[0]);                                      // [2, 256, 1024]
     ts::Tensor y = ts::matmul(h, in[1]);                                 // reads h along its rows
     ts::Tensor dw = ts::matmul(h.reshape({512, 1024}).transpose(0, 1), in[2]);  // down the rows
-    ts::Tensor dz = in[0] * ts::exp(in[0]);                              // a fused pass
+    ts::Tensor dz = in[0] * ts::exp(in[0]);  // a fused pass, which also sums dz's columns
     ts::Tensor colsum = ts::sum(dz, {0, 1});
     ts::Tensor dw2 = ts::matmul(in[2].transpose(0, 1), dz.reshape({512, 1024}));
     return TensorList{y, dw, dw2, colsum};

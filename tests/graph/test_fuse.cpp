@@ -673,3 +673,39 @@ TEST(Fuse, DISABLED_AdamTiming) {
   }
   ts::set_num_threads(saved);
 }
+
+TEST(Fuse, PaddedRowOutputsAreWrittenAtTheirPitch) {
+  // Graph mode's pad_row_pitches hands the evaluator outputs whose rows are padded: a step's
+  // block is written row segment by row segment (a column sum of it then reads the padded
+  // rows), or, when a later step other than such a sum reads it, computed in scratch and
+  // copied out row by row. Rows of 64 elements padded to 80; 300 rows span several blocks.
+  Tensor x = rand({300, 64}, 70);
+  Builder b;
+  int xi = b.input(x);
+  int m = b.op(OpId::Mul, {xi, b.op(OpId::Exp, {xi})});
+  b.ret(m);
+  b.ret(b.op(OpId::Sum, {m}, ts::ReduceAttrs{{0}, false}));
+  int t = b.op(OpId::Tanh, {xi});
+  b.ret(t);
+  b.ret(b.op(OpId::Mul, {t, b.scalar(2.0)}));
+  graph::fuse_elementwise(b.g);
+  ASSERT_EQ(count_fused(b.g), 2) << b.g.str();  // (exp, mul, column sum) and (tanh, mul)
+  for (const graph::GraphNode& node : b.g.nodes) {
+    std::vector<Tensor> out;
+    for (int v : node.outputs) {
+      const graph::Value& val = b.g.values[static_cast<size_t>(v)];
+      out.push_back(val.shape == ts::Shape{300, 64} ? ts::slice(ts::full({300, 80}, 7.0), 1, 0, 64)  // padded rows
+                                                    : ts::empty(val.shape));
+    }
+    graph::run_fused(node, b.inputs(), out);
+    for (size_t k = 0; k < out.size(); ++k) {
+      const auto at = std::find(b.g.outputs.begin(), b.g.outputs.end(), node.outputs[k]);
+      ASSERT_NE(at, b.g.outputs.end());
+      EXPECT_TRUE(ts::equal(out[k], b.expected()[static_cast<size_t>(at - b.g.outputs.begin())])) << k;
+      if (out[k].shape() != ts::Shape{300, 64}) continue;
+      EXPECT_EQ(graph::padded_row_pitch(out[k]), 80);
+      const float* row = out[k].data<float>();  // the padding is left alone
+      for (int64_t r = 0; r < 300; r += 37) EXPECT_EQ(row[r * 80 + 64], 7.0f) << r;
+    }
+  }
+}

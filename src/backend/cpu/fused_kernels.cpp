@@ -11,7 +11,8 @@
 // Outputs are written directly by their step, except an output whose buffer overlaps an input
 // (in-place execution): its block is computed in scratch and copied after the block's steps,
 // so every read of a block happens before its writes. An output with padded rows (graph mode's
-// pad_row_pitches) is computed in scratch too and copied out row segment by row segment.
+// pad_row_pitches) is written row segment by row segment, or, when a later step other than a
+// column sum over those rows reads it, computed in scratch and copied out row by row.
 //
 // Reduction steps (sums, fuse.h) make blocks hold whole rows: a block is a multiple of every
 // reduction's run. Steps run in program order. A row sum reduces the block's rows with the
@@ -265,7 +266,7 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
   // Per step: the output it writes directly (-1: its scratch slot).
   std::vector<int> direct(nsteps, -1);
   std::vector<int> copied_outputs;
-  std::vector<int64_t> pitch(out.size(), 0);  // padded rows: copied out row by row
+  std::vector<int64_t> pitch(out.size(), 0);  // padded rows (elements per row), else 0
   // The last step reading each input directly (gathered inputs are copied at the block start).
   std::vector<int> last_read(in.size(), -1);
   for (size_t s = 0; s < nsteps; ++s)
@@ -297,15 +298,25 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
       pitch[k] = graph::padded_row_pitch(out[k]);
       if (!pitch[k]) return false;
     }
-    // Padded rows: computed in scratch and copied out row segment by row segment (later steps
-    // may read the step's block, which must then be contiguous).
-    bool overlaps = pitch[k] != 0;
+    // Padded rows are written row segment by row segment when the step's only later readers
+    // are column sums over those rows (they then read the padded rows); otherwise the step
+    // computes in scratch and its block is copied out row by row.
+    bool overlaps = false;
+    if (pitch[k]) {
+      const int64_t cols = out[k].shape().back();
+      for (size_t t = static_cast<size_t>(s) + 1; t < nsteps && !overlaps; ++t)
+        for (const FusedRef& r : p.steps[t].args)
+          if (r.kind == FusedRef::Kind::Step && r.index == s)
+            overlaps |= !p.steps[t].reduction() || layouts[t].kind != graph::ReduceLayout::Kind::Columns ||
+                        layouts[t].inner != cols || layouts[t].inner < graph::kMinFusedColumns;
+      overlaps |= reads_rows[static_cast<size_t>(s)] != 0;  // one loop call per row already
+    }
     for (size_t i = 0; i < in.size(); ++i) {
       auto [ilo, ihi] = byte_range(in[i]);
       if (!(olo < ihi && ilo < ohi)) continue;
       // In place over an input with the same layout that no later step reads: write directly
       // (step s reads element j before writing it); otherwise compute in scratch and copy.
-      const bool same = plans[i].mode == InputPlan::Mode::Flat && in[i].impl().data() == out[k].impl().data() &&
+      const bool same = !pitch[k] && plans[i].mode == InputPlan::Mode::Flat && in[i].impl().data() == out[k].impl().data() &&
                         in[i].itemsize() == out[k].itemsize() && last_read[i] <= s;
       overlaps |= !same;
     }
@@ -372,7 +383,8 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
     std::memset(column_scratch + zeros_at, 0, static_cast<size_t>(widest));
     std::vector<char*> running(out.size(), nullptr);  // a column sum's running leaf row
     // Adds rows [g, g + rows) of a column sum (k) at src into its leaves.
-    auto add_leaf_rows = [&](int k, const char* src, int64_t g, int64_t rows, int64_t osize, DType dt) {
+    auto add_leaf_rows = [&](int k, const char* src, int64_t src_row_bytes, int64_t g, int64_t rows, int64_t osize,
+                             DType dt) {
       ColumnSum& c = columns[static_cast<size_t>(k)];
       const int64_t pitch = (c.inner * osize + 63) / 64 * 64, bytes = c.inner * osize;
       char* pair = column_scratch + c.at;
@@ -380,14 +392,15 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
       for (int64_t r = 0; r < rows; ++r, ++g) {
         const char* prev = g % kLeafRows == 0 ? column_scratch + zeros_at : run;
         char* dst = run == pair ? pair + pitch : pair;
-        add_row(table.loops[static_cast<int>(OpId::Add)][static_cast<int>(dt)], dst, prev, src + r * bytes, c.inner,
-                osize);
+        add_row(table.loops[static_cast<int>(OpId::Add)][static_cast<int>(dt)], dst, prev, src + r * src_row_bytes,
+                c.inner, osize);
         run = dst;
         if (g % kLeafRows == kLeafRows - 1 || g == numel / c.inner - 1)
           std::memcpy(c.leaf_sums.get() + g / kLeafRows * bytes, run, static_cast<size_t>(bytes));
       }
     };
     std::vector<char*> result(nsteps);  // where each step's block is, this block
+    std::vector<int64_t> result_pitch(nsteps, 0);  // bytes between its rows when in padded rows
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t first = c * span, last = std::min(nblocks, first + span);
       for (int64_t blk = first; blk < last; ++blk) {
@@ -431,7 +444,10 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
               reduce_contiguous(OpId::Sum, st.dtype, src, 1, n / l.inner, l.inner,
                                 cs.leaf_sums.get() + blk * l.inner * osize);
             } else {
-              add_leaf_rows(k, src, b / l.inner, n / l.inner, osize, st.dtype);
+              const int64_t rp = st.args[0].kind == FusedRef::Kind::Step
+                                     ? result_pitch[static_cast<size_t>(st.args[0].index)]
+                                     : 0;
+              add_leaf_rows(k, src, rp ? rp : l.inner * osize, b / l.inner, n / l.inner, osize, st.dtype);
             }
             continue;
           }
@@ -443,6 +459,23 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
           result[s] = ptrs[0];
           if (st.row) {  // one value per row of the block
             loops[s](ptrs, strides, n / rlen[s], &flags);
+            continue;
+          }
+          if (const int64_t rp = direct[s] < 0 ? 0 : pitch[static_cast<size_t>(direct[s])]) {
+            // Padded rows: one call per row segment, at its place; column sums read them there.
+            const Tensor& o = out[static_cast<size_t>(direct[s])];
+            const int64_t cols = o.shape().back();
+            char* base = static_cast<char*>(o.impl().data());
+            char* seg[kMaxOperands];
+            for (int64_t i = b, end = b + n; i < end;) {
+              const int64_t len = std::min(cols - i % cols, end - i);
+              seg[0] = base + (i / cols * rp + i % cols) * osize;
+              for (size_t a = 1; a <= st.args.size(); ++a) seg[a] = ptrs[a] + (i - b) * strides[a];
+              loops[s](seg, strides, len, &flags);
+              i += len;
+            }
+            result[s] = base + b / cols * rp * osize;  // a block of whole rows when a column sum reads it
+            result_pitch[s] = rp * osize;
             continue;
           }
           const int64_t len = reads_rows[s];

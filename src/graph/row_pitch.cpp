@@ -1,6 +1,6 @@
 // pad_row_pitches (ir.h): padded rows for matrices that GEMMs read down their rows.
 //
-// A GEMM that walks a matrix along its rows (the reduction axis of a weight gradient,
+// A GEMM that walks a matrix down its rows (the reduction axis of a weight gradient,
 // dW = dY^T H, where H's rows are tokens) reads addresses one row pitch apart. When that pitch
 // is a multiple of a cache's set stride (a float32 matrix of 1024 columns: 4 KiB on the CPU),
 // those reads fall into the same few cache sets and the GEMM's packing misses on every element

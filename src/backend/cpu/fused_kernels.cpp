@@ -310,6 +310,8 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
             overlaps |= !p.steps[t].reduction() || layouts[t].kind != graph::ReduceLayout::Kind::Columns ||
                         layouts[t].inner != cols || layouts[t].inner < graph::kMinFusedColumns;
       overlaps |= reads_rows[static_cast<size_t>(s)] != 0;  // one loop call per row already
+      // Another output of the same step is copied from the step's block, which must be dense.
+      overlaps |= std::count(p.outputs.begin(), p.outputs.end(), s) > 1;
     }
     for (size_t i = 0; i < in.size(); ++i) {
       auto [ilo, ihi] = byte_range(in[i]);

@@ -24,11 +24,6 @@ namespace tessera::graph {
 
 namespace {
 
-bool contiguous_layout(const Value& v) {
-  if (v.strides.size() != v.shape.size()) return false;
-  return v.strides == contiguous_strides(v.shape);
-}
-
 // The producer writes any strided output: a fused pass (fused_kernels.cpp copies pitched
 // blocks out) or a plain elementwise op (run_elementwise's general path).
 bool writes_strided_output(const GraphNode& node) {
@@ -119,7 +114,7 @@ int pad_row_pitches(Graph& g) {
       const Value& val = g.values[static_cast<size_t>(v)];
       const size_t r = val.shape.size();
       if (val.kind != Value::Kind::NodeOutput || val.strided_output || val.placed_in >= 0 || r < 2 ||
-          (val.dtype != DType::Float32 && val.dtype != DType::Float64) || !contiguous_layout(val))
+          (val.dtype != DType::Float32 && val.dtype != DType::Float64) || val.strides != contiguous_strides(val.shape))
         continue;
       const MatmulRowPitch pitch_of = BackendRegistry<MatmulRowPitch>::get(backend_for(val.device).name());
       const int64_t cols = val.shape[r - 1];

@@ -159,14 +159,24 @@ std::pair<const char*, const char*> byte_range(const Tensor& t) {
   return {p + lo, p + hi};
 }
 
+// Calls fn(i, len) for each piece [i, i + len) of elements [b, b + n) that lies in one row of
+// `cols` elements (an output with padded rows is written piece by piece).
+template <typename Fn>
+void for_row_segments(int64_t b, int64_t n, int64_t cols, Fn&& fn) {
+  for (int64_t i = b, end = b + n; i < end;) {
+    const int64_t len = std::min(cols - i % cols, end - i);
+    fn(i, len);
+    i += len;
+  }
+}
+
 // Copies elements [b, b + n) of an output (in index order, contiguous at src) to its rows of
 // `pitch` elements of which the first `cols` are the row's.
 void copy_to_rows(char* dst, const char* src, int64_t b, int64_t n, int64_t cols, int64_t pitch, int64_t itemsize) {
-  for (int64_t i = b, end = b + n; i < end;) {
-    const int64_t row = i / cols, col = i % cols, len = std::min(cols - col, end - i);
-    std::memcpy(dst + (row * pitch + col) * itemsize, src + (i - b) * itemsize, static_cast<size_t>(len * itemsize));
-    i += len;
-  }
+  for_row_segments(b, n, cols, [&](int64_t i, int64_t len) {
+    std::memcpy(dst + (i / cols * pitch + i % cols) * itemsize, src + (i - b) * itemsize,
+                static_cast<size_t>(len * itemsize));
+  });
 }
 
 struct AlignedFree {
@@ -318,8 +328,9 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
       if (!(olo < ihi && ilo < ohi)) continue;
       // In place over an input with the same layout that no later step reads: write directly
       // (step s reads element j before writing it); otherwise compute in scratch and copy.
-      const bool same = !pitch[k] && plans[i].mode == InputPlan::Mode::Flat && in[i].impl().data() == out[k].impl().data() &&
-                        in[i].itemsize() == out[k].itemsize() && last_read[i] <= s;
+      const bool same = !pitch[k] && plans[i].mode == InputPlan::Mode::Flat &&
+                        in[i].impl().data() == out[k].impl().data() && in[i].itemsize() == out[k].itemsize() &&
+                        last_read[i] <= s;
       overlaps |= !same;
     }
     if (overlaps || direct[static_cast<size_t>(s)] >= 0)
@@ -401,7 +412,7 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
           std::memcpy(c.leaf_sums.get() + g / kLeafRows * bytes, run, static_cast<size_t>(bytes));
       }
     };
-    std::vector<char*> result(nsteps);  // where each step's block is, this block
+    std::vector<char*> result(nsteps);             // where each step's block is, this block
     std::vector<int64_t> result_pitch(nsteps, 0);  // bytes between its rows when in padded rows
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t first = c * span, last = std::min(nblocks, first + span);
@@ -446,9 +457,8 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
               reduce_contiguous(OpId::Sum, st.dtype, src, 1, n / l.inner, l.inner,
                                 cs.leaf_sums.get() + blk * l.inner * osize);
             } else {
-              const int64_t rp = st.args[0].kind == FusedRef::Kind::Step
-                                     ? result_pitch[static_cast<size_t>(st.args[0].index)]
-                                     : 0;
+              const int64_t rp =
+                  st.args[0].kind == FusedRef::Kind::Step ? result_pitch[static_cast<size_t>(st.args[0].index)] : 0;
               add_leaf_rows(k, src, rp ? rp : l.inner * osize, b / l.inner, n / l.inner, osize, st.dtype);
             }
             continue;
@@ -468,14 +478,12 @@ bool evaluate(const FusedProgram& p, std::span<const Tensor> in, std::span<const
             const Tensor& o = out[static_cast<size_t>(direct[s])];
             const int64_t cols = o.shape().back();
             char* base = static_cast<char*>(o.impl().data());
-            char* seg[kMaxOperands];
-            for (int64_t i = b, end = b + n; i < end;) {
-              const int64_t len = std::min(cols - i % cols, end - i);
+            for_row_segments(b, n, cols, [&](int64_t i, int64_t len) {
+              char* seg[kMaxOperands];
               seg[0] = base + (i / cols * rp + i % cols) * osize;
               for (size_t a = 1; a <= st.args.size(); ++a) seg[a] = ptrs[a] + (i - b) * strides[a];
               loops[s](seg, strides, len, &flags);
-              i += len;
-            }
+            });
             result[s] = base + b / cols * rp * osize;  // a block of whole rows when a column sum reads it
             result_pitch[s] = rp * osize;
             continue;
